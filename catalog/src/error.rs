@@ -1,0 +1,72 @@
+//! The catalog's error type: one enum with structured fields, so callers can say which
+//! zone, table or file went wrong and what to do about it.
+
+/// Errors raised by the catalog.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The warehouse URL could not be understood.
+    #[error("cannot open warehouse '{url}': {reason}")]
+    InvalidWarehouse { url: String, reason: String },
+
+    /// A zone name that the warehouse does not have.
+    #[error("unknown zone '{zone}'; this warehouse has the zones: {}", known.join(", "))]
+    UnknownZone { zone: String, known: Vec<String> },
+
+    /// A table that is already registered.
+    #[error("table '{zone}.{name}' already exists; drop it first, or use IF NOT EXISTS")]
+    TableExists { zone: String, name: String },
+
+    /// A table that is not registered.
+    #[error("table '{zone}.{name}' not found; {}", list_tables(zone, available))]
+    TableNotFound {
+        zone: String,
+        name: String,
+        available: Vec<String>,
+    },
+
+    /// A table name that cannot be used.
+    #[error("invalid table name '{name}': {reason}")]
+    InvalidName { name: String, reason: String },
+
+    /// A commit file that does not parse.
+    #[error("catalog commit '{path}' is corrupt: {source}")]
+    CorruptCommit {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A commit written by a newer strata.
+    #[error(
+        "catalog file '{path}' has format version {found}, but this strata reads versions up to {supported}; upgrade strata"
+    )]
+    UnsupportedFormatVersion {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+
+    /// Too many concurrent writers won the race for the next commit.
+    #[error("gave up committing to the catalog after {attempts} attempts lost to concurrent writers; try again")]
+    Contention { attempts: usize },
+
+    /// The object store failed.
+    #[error("storage error at '{path}': {source}")]
+    Storage {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+fn list_tables(zone: &str, available: &[String]) -> String {
+    if available.is_empty() {
+        format!("zone '{zone}' has no tables")
+    } else {
+        format!("tables in zone '{zone}': {}", available.join(", "))
+    }
+}
+
+/// The catalog's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

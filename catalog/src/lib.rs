@@ -1,0 +1,35 @@
+//! strata's catalog: the zones of a warehouse and the tables registered in them, kept in the
+//! warehouse itself as a log of numbered JSON commits (see `docs/catalog-format.md`).
+//!
+//! No query engine lives here: the catalog knows names, formats, locations and schemas as
+//! data, and leaves reading the tables to `strata-engine`.
+//!
+//! ```no_run
+//! # async fn demo() -> strata_catalog::Result<()> {
+//! use strata_catalog::{Action, Catalog, TableEntry, TableFormat, Warehouse};
+//!
+//! let catalog = Catalog::open(Warehouse::open("/tmp/my-warehouse")?).await?;
+//! let location = catalog.snapshot().zone("raw")?.root.clone() + "sales/";
+//! let entry = TableEntry::new("raw", "sales", TableFormat::Json, &location);
+//! catalog
+//!     .commit("CREATE EXTERNAL TABLE raw.sales", |_state| {
+//!         Ok(vec![Action::PutTable(Box::new(entry.clone()))])
+//!     })
+//!     .await?;
+//! assert!(catalog.snapshot().table("raw", "sales").is_ok());
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod log;
+mod model;
+mod warehouse;
+
+pub use error::{Error, Result};
+pub use log::{CATALOG_DIR, CHECKPOINT_INTERVAL, Catalog, Commit, FORMAT_VERSION};
+pub use model::{
+    Action, CatalogState, DEFAULT_ZONE, DEFAULT_ZONES, PartitionColumn, RAW_ZONE, TableEntry,
+    TableFormat, ZoneEntry, validate_name,
+};
+pub use warehouse::{Warehouse, resolve_url};

@@ -1,0 +1,141 @@
+//! Where a warehouse lives: its root URL resolved to an object store and a prefix in it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// A warehouse root: the URL users gave, the store that serves it and the prefix of the
+/// warehouse inside that store.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    url: Url,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+impl Warehouse {
+    /// Opens a warehouse from a folder path, a `file://` URL or `memory://` (one process only).
+    ///
+    /// A local folder is created if it does not exist.
+    pub fn open(location: &str) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidWarehouse {
+            url: location.to_string(),
+            reason,
+        };
+        let location = location.trim();
+        if location.is_empty() {
+            return Err(invalid("the location is empty".into()));
+        }
+        if let Some(rest) = location.strip_prefix("memory://") {
+            let url = Url::parse(&format!("memory:///{}", rest.trim_matches('/')))
+                .map_err(|e| invalid(e.to_string()))?;
+            return Ok(Self {
+                url: with_trailing_slash(url),
+                store: Arc::new(InMemory::new()),
+                prefix: Path::from(rest.trim_matches('/')),
+            });
+        }
+        let url = resolve_url(location).map_err(invalid)?;
+        match url.scheme() {
+            "file" => {
+                let dir = url
+                    .to_file_path()
+                    .map_err(|_| invalid("not a local path".into()))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| invalid(format!("cannot create folder {}: {e}", dir.display())))?;
+                let dir = dir
+                    .canonicalize()
+                    .map_err(|e| invalid(format!("cannot open folder {}: {e}", dir.display())))?;
+                let prefix = Path::from_absolute_path(&dir)
+                    .map_err(|e| invalid(format!("unusable folder name: {e}")))?;
+                let url = Url::from_directory_path(&dir)
+                    .map_err(|_| invalid("not an absolute path".into()))?;
+                Ok(Self {
+                    url,
+                    store: Arc::new(LocalFileSystem::new()),
+                    prefix,
+                })
+            }
+            other => Err(invalid(format!(
+                "the scheme '{other}://' is not supported; use a folder path or a file:// URL"
+            ))),
+        }
+    }
+
+    /// Builds a warehouse over an existing store (S3 and other stores configured elsewhere).
+    pub fn from_store(url: Url, store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
+        Self {
+            url: with_trailing_slash(url),
+            store,
+            prefix,
+        }
+    }
+
+    /// The warehouse root URL, ending in `/`.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The object store that holds the warehouse.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The warehouse prefix inside its store.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// A path inside the warehouse, from `/`-separated parts relative to its root.
+    pub fn path(&self, relative: &str) -> Path {
+        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_string()).collect();
+        parts.extend(
+            relative
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+        Path::from_iter(parts)
+    }
+
+    /// The URL of a folder inside the warehouse, ending in `/`.
+    pub fn folder_url(&self, relative: &str) -> Url {
+        let rel = relative.trim_matches('/');
+        let joined = self
+            .url
+            .join(&format!("{rel}/"))
+            .unwrap_or_else(|_| self.url.clone());
+        with_trailing_slash(joined)
+    }
+}
+
+/// Turns a user's location (path or URL) into a URL; relative paths are made absolute.
+pub fn resolve_url(location: &str) -> std::result::Result<Url, String> {
+    if location.contains("://") {
+        return Url::parse(location).map_err(|e| format!("not a valid URL: {e}"));
+    }
+    let path = PathBuf::from(location);
+    let abs = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map_err(|e| format!("cannot read the current folder: {e}"))?
+            .join(path)
+    };
+    Url::from_file_path(&abs).map_err(|_| format!("'{}' is not a usable path", abs.display()))
+}
+
+fn with_trailing_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    url
+}

@@ -1,0 +1,120 @@
+//! The engine's error type: one enum with structured fields, so a user sees which table,
+//! file or line went wrong and what to do about it.
+
+use datafusion::error::DataFusionError;
+
+/// Errors raised by the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] strata_catalog::Error),
+
+    /// A file that was listed but could not be read any more.
+    #[error(
+        "file '{path}' of table {table} vanished between listing and reading (it was deleted or replaced while the query ran); run the query again"
+    )]
+    FileVanished { table: String, path: String },
+
+    /// A file whose content cannot be read.
+    #[error("cannot read '{path}'{}: {reason}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    BadFile {
+        path: String,
+        line: Option<u64>,
+        reason: String,
+    },
+
+    /// Two files disagree about a field's type in a way no type holds both.
+    #[error(
+        "field '{field}' is {left_type} in '{left_file}' but {right_type} in '{right_file}'; no type holds both. Move one of the files to its own table, or declare the column types in CREATE EXTERNAL TABLE"
+    )]
+    SchemaConflict {
+        field: String,
+        left_type: String,
+        left_file: String,
+        right_type: String,
+        right_file: String,
+    },
+
+    /// A location with nothing to read.
+    #[error("location '{location}' {reason}; check the path, or put the table's files there first")]
+    EmptyLocation { location: String, reason: String },
+
+    /// Files under one table partitioned in different ways.
+    #[error(
+        "'{left_file}' is partitioned by ({left}) but '{right_file}' by ({right}); files of one table must use the same key=value folders"
+    )]
+    PartitionMismatch {
+        left: String,
+        left_file: String,
+        right: String,
+        right_file: String,
+    },
+
+    /// A table format strata cannot read (yet).
+    #[error("unsupported format '{format}' for {table}; strata reads JSON (NDJSON), CSV and PARQUET here")]
+    UnsupportedFormat { table: String, format: String },
+
+    /// A write to a zone that does not take writes.
+    #[error("{table} is in the raw zone, which is read-only to SQL writes ({statement}); write into processed or curated instead")]
+    ReadOnlyZone { table: String, statement: String },
+
+    /// A statement strata cannot run.
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// A SQL syntax error.
+    #[error("SQL syntax error{}: {message}", line.map(|l| format!(" in the statement starting at line {l}")).unwrap_or_default())]
+    Syntax { message: String, line: Option<usize> },
+
+    /// A query that was cancelled.
+    #[error("query cancelled")]
+    Cancelled,
+
+    /// An error from DataFusion.
+    #[error("{}", describe_datafusion(.0))]
+    DataFusion(#[from] DataFusionError),
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for DataFusionError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::DataFusion(e) => e,
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Error::DataFusion(e.into())
+    }
+}
+
+/// A DataFusion error as a user should read it: strata's own errors come back out of
+/// `External` with their message intact, and DataFusion's prefixes ("Error during planning:",
+/// "External error:") are dropped where they only add noise.
+fn describe_datafusion(e: &DataFusionError) -> String {
+    match e {
+        DataFusionError::External(inner) => inner.to_string(),
+        DataFusionError::Context(ctx, inner) => format!("{ctx}: {}", describe_datafusion(inner)),
+        DataFusionError::Shared(inner) => describe_datafusion(inner),
+        DataFusionError::ArrowError(inner, _) => match &**inner {
+            arrow::error::ArrowError::ExternalError(ext) => ext.to_string(),
+            other => other.to_string(),
+        },
+        DataFusionError::ObjectStore(inner) => match &**inner {
+            object_store::Error::NotFound { path, .. } => format!(
+                "'{path}' was not found: it vanished between listing and reading, or the location is wrong; run the query again or REFRESH the table"
+            ),
+            other => format!("storage error: {other}"),
+        },
+        DataFusionError::Plan(msg) => msg.clone(),
+        DataFusionError::SQL(inner, _) => format!("SQL syntax error: {inner}"),
+        DataFusionError::Diagnostic(_, inner) => describe_datafusion(inner),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,35 @@
+//! strata's SQL engine: a DataFusion session wired to a warehouse's zone catalog.
+//!
+//! Zones (`raw`, `processed`, `curated`) are SQL schemas; their tables are the catalog's
+//! entries, read by DataFusion's listing tables with strata's own NDJSON reader. The
+//! statements DataFusion does not run itself (SHOW ZONES, USE, REFRESH, the catalog side of
+//! CREATE EXTERNAL TABLE and DROP TABLE) run here too, so the REPL, scripts and servers share
+//! one implementation.
+//!
+//! ```no_run
+//! # async fn demo() -> strata_engine::Result<()> {
+//! let session = strata_engine::Session::open("/tmp/my-warehouse").await?;
+//! session
+//!     .sql("CREATE EXTERNAL TABLE raw.sales STORED AS JSON LOCATION '/data/sales/'")
+//!     .await?;
+//! let batches = session
+//!     .sql("SELECT year, month, sum(amount) FROM raw.sales GROUP BY 1, 2")
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+pub mod infer;
+pub mod metrics;
+mod ndjson;
+mod register;
+mod schema;
+mod session;
+pub mod split;
+pub mod table;
+
+pub use error::{Error, Result};
+pub use metrics::{ScanCounters, ScanSummary};
+pub use session::{CATALOG_NAME, Output, Session};
+pub use strata_catalog as catalog;

@@ -1,0 +1,411 @@
+//! The catalog side of table statements: CREATE EXTERNAL TABLE (find the files, their format,
+//! partitions and schema, then commit the entry), DROP TABLE, REFRESH TABLE and REFRESH ZONE
+//! (every folder under a zone root becomes a table). Files are only read here; the catalog
+//! commit comes last, so a failure leaves the catalog as it was.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::logical_expr::CreateExternalTable;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore};
+use strata_catalog::{Action, PartitionColumn, TableEntry, TableFormat, validate_name};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::infer::{self, DEFAULT_INFER_RECORDS};
+use crate::session::{Output, Session, rows};
+use crate::table::{OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, StrataTable, file_format, option_flag};
+
+/// `CREATE EXTERNAL TABLE zone.name STORED AS … LOCATION '…' [PARTITIONED BY (…)] [OPTIONS (…)]`.
+pub(crate) async fn create_external_table(
+    session: &Session,
+    cmd: &CreateExternalTable,
+    sql: &str,
+) -> Result<Output> {
+    let (zone, name) = session.resolve(&cmd.name)?;
+    validate_name(&name)?;
+    session.catalog().snapshot().zone(&zone)?;
+    let qualified = format!("{zone}.{name}");
+    let format: TableFormat = cmd.file_type.parse().map_err(|_| Error::UnsupportedFormat {
+        table: qualified.clone(),
+        format: cmd.file_type.clone(),
+    })?;
+    if format == TableFormat::Delta {
+        return Err(Error::UnsupportedFormat {
+            table: qualified,
+            format: cmd.file_type.clone(),
+        });
+    }
+    let location = match cmd.locations.as_slice() {
+        [one] if !one.trim().is_empty() => one.trim().to_string(),
+        [] | [_] => {
+            return Err(Error::EmptyLocation {
+                location: String::new(),
+                reason: "is empty".into(),
+            });
+        }
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "{qualified}: give one LOCATION (a folder holds many files)"
+            )));
+        }
+    };
+    let exists = session.catalog().snapshot().table(&zone, &name).is_ok();
+    if exists && cmd.if_not_exists && !cmd.or_replace {
+        return Ok(Output::Done(format!("{qualified} already exists; left as it is")));
+    }
+    let mut options: BTreeMap<String, String> = cmd
+        .options
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let url = location_url(&location)?;
+    let mut entry = TableEntry::new(&zone, &name, format, url.as_str());
+    let declared: Vec<Field> = cmd
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| !cmd.table_partition_cols.contains(f.name()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let inferred = inspect(session, &mut entry, &mut options, (!declared.is_empty()).then(|| Schema::new(declared))).await?;
+    if !cmd.table_partition_cols.is_empty() {
+        let discovered: Vec<&str> = entry.partition_columns.iter().map(|p| p.name.as_str()).collect();
+        let declared: Vec<&str> = cmd.table_partition_cols.iter().map(String::as_str).collect();
+        if discovered != declared {
+            return Err(Error::Unsupported(format!(
+                "{qualified} is declared PARTITIONED BY ({}) but its folders are partitioned by ({}); partition columns are found from key=value folders, so PARTITIONED BY may be left out",
+                declared.join(", "),
+                if discovered.is_empty() { "nothing".to_string() } else { discovered.join(", ") }
+            )));
+        }
+    }
+    entry.options = options;
+    let summary = inferred.summary(&entry);
+    let or_replace = cmd.or_replace;
+    let new_entry = entry.clone();
+    let committed = session
+        .catalog()
+        .commit(&format!("CREATE EXTERNAL TABLE {qualified}"), |state| {
+            if state.table(&zone, &name).is_ok() && !or_replace {
+                return Err(strata_catalog::Error::TableExists {
+                    zone: zone.clone(),
+                    name: name.clone(),
+                });
+            }
+            Ok(vec![Action::PutTable(Box::new(new_entry.clone()))])
+        })
+        .await?;
+    let _ = (committed, sql);
+    Ok(Output::Done(format!("registered {qualified}: {summary}")))
+}
+
+/// `DROP TABLE [IF EXISTS] zone.name`: removes the entry; the files stay where they are.
+pub(crate) async fn drop_table(session: &Session, zone: &str, name: &str, if_exists: bool) -> Result<Output> {
+    let mut missing = false;
+    session
+        .catalog()
+        .commit(&format!("DROP TABLE {zone}.{name}"), |state| {
+            match state.table(zone, name) {
+                Ok(_) => Ok(vec![Action::DropTable {
+                    zone: zone.to_string(),
+                    name: name.to_string(),
+                }]),
+                Err(_) if if_exists => {
+                    missing = true;
+                    Ok(vec![])
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+    Ok(Output::Done(if missing {
+        format!("{zone}.{name} does not exist; nothing dropped")
+    } else {
+        format!("dropped {zone}.{name} (its files are left in place)")
+    }))
+}
+
+/// `REFRESH TABLE zone.name`: lists the files again and infers the schema and partitions anew.
+pub(crate) async fn refresh_table(session: &Session, zone: &str, name: &str) -> Result<Output> {
+    let snapshot = session.catalog().snapshot();
+    let old = snapshot.table(zone, name)?.clone();
+    let mut entry = old.clone();
+    let mut options = entry.options.clone();
+    let inferred = inspect(session, &mut entry, &mut options, None).await?;
+    entry.options = options;
+    entry.updated_at = chrono_now();
+    let summary = inferred.summary(&entry);
+    let created_at = old.created_at;
+    session
+        .catalog()
+        .commit(&format!("REFRESH TABLE {zone}.{name}"), |state| {
+            let current = state.table(zone, name)?;
+            let mut e = entry.clone();
+            e.created_at = created_at;
+            e.lineage = current.lineage.clone();
+            Ok(vec![Action::PutTable(Box::new(e))])
+        })
+        .await?;
+    Ok(Output::Done(format!("refreshed {zone}.{name}: {summary}")))
+}
+
+/// `REFRESH ZONE z`: every folder under the zone root that is not registered yet becomes a
+/// table, its format taken from its files. Returns one row per folder.
+pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output> {
+    let snapshot = session.catalog().snapshot();
+    let root = snapshot.zone(zone)?.root.clone();
+    let root_url = Url::parse(&root).map_err(|e| Error::Unsupported(format!("zone {zone} has an invalid root '{root}': {e}")))?;
+    let store = session.store_for(&root_url)?;
+    let prefix = url_path(&root_url)?;
+    let listing = store
+        .list_with_delimiter(Some(&prefix))
+        .await
+        .map_err(|e| Error::DataFusion(e.into()))?;
+    let mut names = vec![];
+    let mut statuses = vec![];
+    let mut formats = vec![];
+    let mut new_entries = vec![];
+    for folder in listing.common_prefixes {
+        let Some(dir) = folder.filename().map(str::to_string) else { continue };
+        if dir.starts_with('_') || dir.starts_with('.') {
+            continue;
+        }
+        let name = dir.to_ascii_lowercase().replace('-', "_");
+        if validate_name(&name).is_err() {
+            names.push(dir.clone());
+            formats.push(String::new());
+            statuses.push("skipped: not a usable table name".to_string());
+            continue;
+        }
+        if snapshot.table(zone, &name).is_ok() {
+            names.push(name);
+            formats.push(snapshot.table(zone, &names[names.len() - 1]).map(|e| e.format.to_string()).unwrap_or_default());
+            statuses.push("already registered".to_string());
+            continue;
+        }
+        let location = format!("{root}{dir}/");
+        if is_delta(&store, &folder).await {
+            names.push(name);
+            formats.push("DELTA".into());
+            statuses.push("skipped: Delta tables are not readable in this build".into());
+            continue;
+        }
+        let files = infer::list_data_files(&store, &folder).await?;
+        let format = match infer::detect_format(&location, &folder, &files) {
+            Ok(f) => f,
+            Err(e) => {
+                names.push(name);
+                formats.push(String::new());
+                statuses.push(format!("skipped: {e}"));
+                continue;
+            }
+        };
+        let mut entry = TableEntry::new(zone, &name, format, &location);
+        entry.discovered = true;
+        let mut options = BTreeMap::new();
+        match inspect(session, &mut entry, &mut options, None).await {
+            Ok(inferred) => {
+                entry.options = options;
+                names.push(name);
+                formats.push(format.to_string());
+                statuses.push(format!("registered: {}", inferred.summary(&entry)));
+                new_entries.push(entry);
+            }
+            Err(e) => {
+                names.push(name);
+                formats.push(format.to_string());
+                statuses.push(format!("skipped: {e}"));
+            }
+        }
+    }
+    if !new_entries.is_empty() {
+        session
+            .catalog()
+            .commit(&format!("REFRESH ZONE {zone}"), |state| {
+                // Another writer may have registered some of these meanwhile: theirs stand.
+                Ok(new_entries
+                    .iter()
+                    .filter(|e| state.table(&e.zone, &e.name).is_err())
+                    .map(|e| Action::PutTable(Box::new(e.clone())))
+                    .collect())
+            })
+            .await?;
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("table", DataType::Utf8, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(names)),
+            Arc::new(StringArray::from(formats)),
+            Arc::new(StringArray::from(statuses)),
+        ],
+    );
+    Ok(rows(schema, batch))
+}
+
+/// What [`inspect`] found.
+struct Inspected {
+    files: usize,
+}
+
+impl Inspected {
+    fn summary(&self, entry: &TableEntry) -> String {
+        let columns = entry
+            .schema
+            .as_ref()
+            .and_then(|s| s.get("fields"))
+            .and_then(|f| f.as_array())
+            .map_or(0, Vec::len);
+        let mut s = format!("{}, {} file{}, {} column{}", entry.format, self.files, plural(self.files), columns, plural(columns));
+        if !entry.partition_columns.is_empty() {
+            let parts: Vec<&str> = entry.partition_columns.iter().map(|p| p.name.as_str()).collect();
+            s.push_str(&format!(", partitioned by {}", parts.join(", ")));
+        }
+        s
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Lists a table's files and fills in its partition columns, file extension and schema
+/// (the declared one, or one inferred from the files), then checks the table can be built.
+async fn inspect(
+    session: &Session,
+    entry: &mut TableEntry,
+    options: &mut BTreeMap<String, String>,
+    declared: Option<Schema>,
+) -> Result<Inspected> {
+    let url = Url::parse(&entry.location).map_err(|e| Error::EmptyLocation {
+        location: entry.location.clone(),
+        reason: format!("is not a valid URL ({e})"),
+    })?;
+    let store = session.store_for(&url)?;
+    let prefix = url_path(&url)?;
+    let files = infer::list_data_files(&store, &prefix).await?;
+    if files.is_empty() {
+        let exists = store.list(Some(&prefix)).next_item_exists().await;
+        return Err(Error::EmptyLocation {
+            location: entry.location.clone(),
+            reason: if exists { "holds no data files".into() } else { "does not exist".into() },
+        });
+    }
+    let wanted: Vec<&ObjectMeta> = files
+        .iter()
+        .filter(|f| {
+            infer::format_of(f.location.filename().unwrap_or_default())
+                .is_none_or(|fmt| fmt == entry.format)
+        })
+        .collect();
+    let files: Vec<ObjectMeta> = wanted.into_iter().cloned().collect();
+    if !options.contains_key(OPT_FILE_EXTENSION) {
+        options.insert(OPT_FILE_EXTENSION.into(), infer::common_extension(&files));
+    }
+    let partitions = infer::discover_partitions(&prefix, &files)?;
+    entry.partition_columns = partitions
+        .iter()
+        .map(|(name, t)| PartitionColumn {
+            name: name.clone(),
+            data_type: t.to_string(),
+        })
+        .collect();
+    entry.options = options.clone();
+    let file_schema = match declared {
+        Some(schema) => schema,
+        None => infer_schema(session, entry, &store, &files).await?,
+    };
+    // Partition values come from folder names; a column of the same name inside the files
+    // would clash with them.
+    let file_schema = Schema::new(
+        file_schema
+            .fields()
+            .iter()
+            .filter(|f| !partitions.iter().any(|(p, _)| p == f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    entry.schema = Some(serde_json::to_value(&file_schema).map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?);
+    StrataTable::try_new(entry.clone(), session.counters())?;
+    Ok(Inspected { files: files.len() })
+}
+
+async fn infer_schema(
+    session: &Session,
+    entry: &TableEntry,
+    store: &Arc<dyn ObjectStore>,
+    files: &[ObjectMeta],
+) -> Result<Schema> {
+    match entry.format {
+        TableFormat::Json => {
+            let max = entry
+                .options
+                .get(OPT_INFER_RECORDS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_INFER_RECORDS);
+            infer::infer_json_schema(store, files, max, option_flag(entry, OPT_SKIP_MALFORMED)).await
+        }
+        _ => {
+            let format = file_format(entry, session.counters())?;
+            let state = session.context().state();
+            let schema = format.infer_schema(&state, store, files).await?;
+            Ok(schema.as_ref().clone())
+        }
+    }
+}
+
+async fn is_delta(store: &Arc<dyn ObjectStore>, folder: &Path) -> bool {
+    let log = Path::from_iter(folder.parts().chain(std::iter::once("_delta_log".into())));
+    store.list(Some(&log)).next_item_exists().await
+}
+
+/// A user's location as a URL: folder paths become `file://` URLs ending in `/`.
+fn location_url(location: &str) -> Result<Url> {
+    let mut url = strata_catalog::resolve_url(location).map_err(|reason| Error::EmptyLocation {
+        location: location.to_string(),
+        reason: format!("is not usable: {reason}"),
+    })?;
+    if url.scheme() == "file"
+        && let Ok(path) = url.to_file_path()
+    {
+        if !path.exists() {
+            return Err(Error::EmptyLocation {
+                location: location.to_string(),
+                reason: "does not exist".into(),
+            });
+        }
+        if path.is_dir() && !url.path().ends_with('/') {
+            let p = format!("{}/", url.path());
+            url.set_path(&p);
+        }
+    }
+    Ok(url)
+}
+
+/// The object store path of a URL.
+pub(crate) fn url_path(url: &Url) -> Result<Path> {
+    Path::from_url_path(url.path()).map_err(|e| Error::Unsupported(format!("unusable path in '{url}': {e}")))
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+trait NextItemExists {
+    async fn next_item_exists(self) -> bool;
+}
+
+impl NextItemExists for futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+    async fn next_item_exists(mut self) -> bool {
+        use futures::StreamExt;
+        matches!(self.next().await, Some(Ok(_)))
+    }
+}

@@ -1,0 +1,357 @@
+//! A session on a warehouse: a DataFusion `SessionContext` whose catalog is the warehouse's
+//! zones, and the statements strata runs itself (SHOW ZONES, USE, REFRESH, and the catalog
+//! side of CREATE EXTERNAL TABLE and DROP TABLE). The REPL, scripts and any server run SQL
+//! through here; nothing is implemented twice.
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::TableReference;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use strata_catalog::{Catalog, DEFAULT_ZONE, RAW_ZONE, Warehouse};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::metrics::{CountingStore, ScanCounters};
+use crate::schema::{Shared, WarehouseCatalog};
+use crate::split::split_statements;
+
+/// The name of the SQL catalog that holds the zones.
+pub const CATALOG_NAME: &str = "strata";
+
+/// What a statement produced.
+pub enum Output {
+    /// A result set.
+    Rows(SendableRecordBatchStream),
+    /// No result set (DDL, USE, SET): a message for people, printed only in table format.
+    Done(String),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Rows(_) => f.write_str("Output::Rows"),
+            Output::Done(m) => write!(f, "Output::Done({m:?})"),
+        }
+    }
+}
+
+impl Output {
+    /// Collects the rows (none for [`Output::Done`]).
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        match self {
+            Output::Rows(stream) => Ok(stream.try_collect().await?),
+            Output::Done(_) => Ok(vec![]),
+        }
+    }
+}
+
+/// A session: one SQL context on one warehouse.
+pub struct Session {
+    ctx: SessionContext,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({})", self.shared.catalog.warehouse().url())
+    }
+}
+
+impl Session {
+    /// Opens a session on the warehouse at a folder path or URL, creating the warehouse on
+    /// first use.
+    pub async fn open(location: &str) -> Result<Self> {
+        Self::open_warehouse(Warehouse::open(location)?).await
+    }
+
+    /// Opens a session on an already configured warehouse.
+    pub async fn open_warehouse(warehouse: Warehouse) -> Result<Self> {
+        let catalog = Catalog::open(warehouse).await?;
+        let counters = Arc::new(ScanCounters::default());
+        // The list-files cache is off: raw zones change under us, and a query must see files
+        // that landed since the last one.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_ZONE)
+            .with_create_default_catalog_and_schema(false);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let file_store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(
+            Arc::new(object_store::local::LocalFileSystem::new()),
+            Arc::clone(&counters),
+        ));
+        ctx.register_object_store(&file_url(), file_store);
+        let warehouse = catalog.warehouse();
+        if warehouse.url().scheme() != "file" {
+            let mut base = warehouse.url().clone();
+            base.set_path("/");
+            ctx.register_object_store(
+                &base,
+                Arc::new(CountingStore::new(
+                    Arc::clone(warehouse.store()),
+                    Arc::clone(&counters),
+                )),
+            );
+        }
+        let shared = Shared::new(catalog, counters);
+        ctx.register_catalog(CATALOG_NAME, Arc::new(WarehouseCatalog::new(Arc::clone(&shared))));
+        Ok(Self { ctx, shared })
+    }
+
+    /// The warehouse catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.shared.catalog
+    }
+
+    /// The DataFusion context, for callers that plan on their own.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// What the last statement read.
+    pub fn counters(&self) -> &Arc<ScanCounters> {
+        &self.shared.counters
+    }
+
+    /// The zone unqualified names resolve to.
+    pub fn current_zone(&self) -> String {
+        self.ctx
+            .state()
+            .config_options()
+            .catalog
+            .default_schema
+            .clone()
+    }
+
+    /// Sets the zone unqualified names resolve to.
+    pub async fn use_zone(&self, zone: &str) -> Result<()> {
+        let zone = zone.trim().trim_matches('"').to_ascii_lowercase();
+        self.shared.catalog.refresh().await?;
+        self.shared.catalog.snapshot().zone(&zone)?;
+        self.ctx
+            .sql(&format!("SET datafusion.catalog.default_schema = '{zone}'"))
+            .await?
+            .collect()
+            .await?;
+        Ok(())
+    }
+
+    /// Runs every statement of `sql` and returns the rows of the last one (tests, embedding).
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut last = vec![];
+        for statement in split_statements(sql) {
+            last = self.execute(&statement.sql).await?.collect().await?;
+        }
+        Ok(last)
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&self, sql: &str) -> Result<Output> {
+        self.shared.counters.reset();
+        self.shared.catalog.refresh().await?;
+        if let Some(output) = self.strata_statement(sql).await? {
+            return Ok(output);
+        }
+        let state = self.ctx.state();
+        let statement = state
+            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+            .map_err(|e| match e {
+                datafusion::error::DataFusionError::SQL(p, _) => Error::Syntax {
+                    message: p.to_string(),
+                    line: None,
+                },
+                other => Error::DataFusion(other),
+            })?;
+        if checks_references(&statement) {
+            for reference in state.resolve_table_references(&statement)? {
+                self.check_reference(&reference)?;
+            }
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
+                return crate::register::create_external_table(self, cmd, sql).await;
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
+                let (zone, name) = self.resolve(&drop.name)?;
+                if self.shared.catalog.snapshot().table(&zone, &name).is_ok() || zone == RAW_ZONE {
+                    return crate::register::drop_table(self, &zone, &name, drop.if_exists).await;
+                }
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                let (zone, name) = self.resolve(&cmd.name)?;
+                if zone == RAW_ZONE {
+                    return Err(Error::ReadOnlyZone {
+                        table: format!("{zone}.{name}"),
+                        statement: "CREATE TABLE".into(),
+                    });
+                }
+                return Err(Error::Unsupported(format!(
+                    "CREATE TABLE {zone}.{name} needs a table format that strata writes (Delta or Parquet), which this build does not write yet; register existing files with CREATE EXTERNAL TABLE, or use CREATE VIEW for a session-local view"
+                )));
+            }
+            LogicalPlan::Dml(dml) => {
+                let (zone, name) = self.resolve(&dml.table_name)?;
+                if zone == RAW_ZONE {
+                    return Err(Error::ReadOnlyZone {
+                        table: format!("{zone}.{name}"),
+                        statement: dml.op.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        let no_result_set = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        if no_result_set {
+            df.collect().await?;
+            return Ok(Output::Done("OK".into()));
+        }
+        Ok(Output::Rows(df.execute_stream().await?))
+    }
+
+    /// Zone and table name of a reference, with the current zone for unqualified names.
+    pub fn resolve(&self, reference: &TableReference) -> Result<(String, String)> {
+        let zone = reference
+            .schema()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.current_zone());
+        if let Some(catalog) = reference.catalog()
+            && catalog != CATALOG_NAME
+        {
+            return Err(Error::Unsupported(format!(
+                "unknown catalog '{catalog}'; tables live in zones of the catalog '{CATALOG_NAME}', as zone.table"
+            )));
+        }
+        Ok((zone, reference.table().to_string()))
+    }
+
+    fn check_reference(&self, reference: &TableReference) -> Result<()> {
+        if reference.catalog().is_some_and(|c| c != CATALOG_NAME)
+            || reference.schema() == Some("information_schema")
+        {
+            return Ok(());
+        }
+        let (zone, name) = self.resolve(reference)?;
+        let snapshot = self.shared.catalog.snapshot();
+        snapshot.zone(&zone)?;
+        if !self.shared.exists(&zone, &name) {
+            return Err(strata_catalog::Error::TableNotFound {
+                zone,
+                name,
+                available: self.shared.names(reference.schema().unwrap_or(&self.current_zone())),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The object store that serves a URL.
+    pub fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        let base = datafusion::execution::object_store::ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
+        Ok(self.ctx.runtime_env().object_store(base)?)
+    }
+
+    /// Statements strata adds to SQL: `SHOW ZONES`, `USE [ZONE] z`, `REFRESH ZONE z`,
+    /// `REFRESH TABLE t`.
+    async fn strata_statement(&self, sql: &str) -> Result<Option<Output>> {
+        let words: Vec<String> = sql
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+        let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
+        match upper.as_slice() {
+            ["SHOW", "ZONES"] => Ok(Some(self.show_zones())),
+            ["USE", "ZONE", _] | ["USE", _] => {
+                let zone = words.last().map(String::as_str).unwrap_or_default();
+                self.use_zone(zone).await?;
+                Ok(Some(Output::Done(format!("zone is now {}", self.current_zone()))))
+            }
+            ["REFRESH", "ZONE", _] => {
+                let zone = words[2].trim_matches('"').to_ascii_lowercase();
+                crate::register::refresh_zone(self, &zone).await.map(Some)
+            }
+            ["REFRESH", "TABLE", _] => {
+                let reference = TableReference::from(words[2].as_str());
+                let (zone, name) = self.resolve(&reference)?;
+                crate::register::refresh_table(self, &zone, &name).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn show_zones(&self) -> Output {
+        let snapshot = self.shared.catalog.snapshot();
+        let names = snapshot.zone_names();
+        let roots: Vec<String> = names
+            .iter()
+            .map(|z| snapshot.zones.get(z).map(|e| e.root.clone()).unwrap_or_default())
+            .collect();
+        let counts: Vec<u64> = names
+            .iter()
+            .map(|z| snapshot.table_names(z).len() as u64)
+            .collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("zone", DataType::Utf8, false),
+            Field::new("root", DataType::Utf8, false),
+            Field::new("tables", DataType::UInt64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(StringArray::from(roots)),
+                Arc::new(UInt64Array::from(counts)),
+            ],
+        );
+        rows(schema, batch)
+    }
+}
+
+/// An output of one in-memory batch.
+pub(crate) fn rows(
+    schema: arrow::datatypes::SchemaRef,
+    batch: std::result::Result<RecordBatch, arrow::error::ArrowError>,
+) -> Output {
+    match batch.and_then(|b| Ok(MemoryStream::try_new(vec![b], schema, None)?)) {
+        Ok(stream) => Output::Rows(Box::pin(stream)),
+        Err(e) => Output::Done(format!("internal error building the result: {e}")),
+    }
+}
+
+/// Statements whose table references must all exist before planning, so the error can list
+/// what the zone does have.
+fn checks_references(statement: &DFStatement) -> bool {
+    match statement {
+        DFStatement::Statement(s) => matches!(
+            **s,
+            SqlStatement::Query(_)
+                | SqlStatement::Insert(_)
+                | SqlStatement::Update(_)
+                | SqlStatement::Delete(_)
+                | SqlStatement::Explain { .. }
+        ),
+        DFStatement::Explain(_) => true,
+        _ => false,
+    }
+}
+
+fn file_url() -> Url {
+    Url::parse("file:///").unwrap_or_else(|_| unreachable!("constant URL"))
+}
