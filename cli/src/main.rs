@@ -1,1 +1,128 @@
-fn main() {}
+//! `strata`: the lakehouse SQL engine's command line. Arguments only; the loops live in
+//! `exec.rs`.
+
+mod command;
+mod demo;
+mod exec;
+mod helper;
+mod print_format;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use strata_engine::Session;
+
+use crate::exec::Printer;
+use crate::print_format::PrintFormat;
+
+/// strata: SQL over a lakehouse warehouse of raw, processed and curated zones.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about)]
+struct Args {
+    /// Warehouse folder or file:// URL [default: $STRATA_WAREHOUSE, else a folder in the
+    /// user's data directory]. Created with its zones on first use.
+    #[arg(long, short = 'w', env = "STRATA_WAREHOUSE")]
+    warehouse: Option<String>,
+
+    /// Run these statements (';'-separated; may be repeated) and exit.
+    #[arg(long = "command", short = 'c')]
+    commands: Vec<String>,
+
+    /// Run the statements of this SQL file (may be repeated) and exit.
+    #[arg(long = "file", short = 'f')]
+    files: Vec<PathBuf>,
+
+    /// How results are printed.
+    #[arg(long, value_enum, default_value = "table")]
+    format: PrintFormat,
+
+    /// Zone that unqualified table names resolve to [default: curated].
+    #[arg(long)]
+    zone: Option<String>,
+
+    /// Open the demo warehouse, holding the sample retail data in its raw zone.
+    #[arg(long)]
+    demo: bool,
+
+    /// Stop a script at its first failing statement (by default the rest still run).
+    #[arg(long)]
+    stop_on_error: bool,
+}
+
+/// Where strata keeps its own folders.
+pub(crate) fn data_dir() -> PathBuf {
+    dirs::data_dir()
+        .or_else(dirs::home_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("strata")
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs what the arguments ask; returns the number of failed statements.
+async fn run(args: Args) -> anyhow::Result<usize> {
+    let location = match (&args.warehouse, args.demo) {
+        (Some(w), _) => w.clone(),
+        (None, true) => demo::default_location().to_string_lossy().to_string(),
+        (None, false) => data_dir().join("warehouse").to_string_lossy().to_string(),
+    };
+    let session = Arc::new(Session::open(&location).await?);
+    if args.demo {
+        demo::seed(&session).await?;
+    }
+    if let Some(zone) = &args.zone {
+        session.use_zone(zone).await?;
+    }
+    let batch = !args.commands.is_empty() || !args.files.is_empty();
+    let interactive = !batch && std::io::stdin().is_terminal();
+    let printer = Printer {
+        format: args.format,
+        footer: args.format == PrintFormat::Table,
+        timing: true,
+        progress: std::io::stderr().is_terminal(),
+    };
+    if batch {
+        let mut failed = 0;
+        for command in &args.commands {
+            failed += exec::run_text(&session, command, None, &printer, args.stop_on_error).await;
+            if failed > 0 && args.stop_on_error {
+                return Ok(failed);
+            }
+        }
+        for file in &args.files {
+            failed += exec::run_file(&session, file, &printer, args.stop_on_error).await?;
+            if failed > 0 && args.stop_on_error {
+                return Ok(failed);
+            }
+        }
+        return Ok(failed);
+    }
+    if !interactive {
+        // Statements piped on standard input.
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(exec::run_text(&session, &text, None, &printer, args.stop_on_error).await);
+    }
+    exec::run_repl(session, printer).await?;
+    Ok(0)
+}

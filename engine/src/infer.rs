@@ -15,6 +15,15 @@ use crate::error::{Error, Result};
 /// Records read from each file to infer a JSON schema, unless a table says otherwise.
 pub const DEFAULT_INFER_RECORDS: usize = 1000;
 
+/// A file's path as users know it: a local path, or a URL for other stores. `base` is any
+/// URL on the same store (the table's location).
+pub fn display_path(base: &str, path: &Path) -> String {
+    match url::Url::parse(base) {
+        Ok(u) if u.scheme() != "file" => format!("{}/{path}", &u[..url::Position::BeforePath]),
+        _ => format!("/{path}"),
+    }
+}
+
 /// Lists the data files under a table's prefix, leaving out hidden and bookkeeping files
 /// (any path part starting with `.` or `_`, such as `_SUCCESS` or `.part-0.crc`).
 pub async fn list_data_files(store: &Arc<dyn ObjectStore>, prefix: &Path) -> Result<Vec<ObjectMeta>> {
@@ -60,7 +69,7 @@ pub fn detect_format(location: &str, prefix: &Path, files: &[ObjectMeta]) -> Res
     for f in files {
         let name = f.location.filename().unwrap_or_default();
         if let Some(format) = format_of(name) {
-            seen.entry(format).or_insert_with(|| f.location.to_string());
+            seen.entry(format).or_insert_with(|| display_path(location, &f.location));
         }
     }
     let _ = prefix;
@@ -104,7 +113,7 @@ pub fn common_extension(files: &[ObjectMeta]) -> String {
 /// Hive partition columns from `key=value/` folders, in folder order, with their types:
 /// integers when every value is an integer (leading zeros allowed, as in `month=03`),
 /// strings otherwise.
-pub fn discover_partitions(prefix: &Path, files: &[ObjectMeta]) -> Result<Vec<(String, DataType)>> {
+pub fn discover_partitions(base: &str, prefix: &Path, files: &[ObjectMeta]) -> Result<Vec<(String, DataType)>> {
     let mut keys: Option<(Vec<String>, String)> = None;
     let mut values: Vec<Vec<String>> = vec![];
     for f in files {
@@ -128,14 +137,14 @@ pub fn discover_partitions(prefix: &Path, files: &[ObjectMeta]) -> Result<Vec<(S
         match &keys {
             None => {
                 values = vec![vec![]; file_keys.len()];
-                keys = Some((file_keys.clone(), f.location.to_string()));
+                keys = Some((file_keys.clone(), display_path(base, &f.location)));
             }
             Some((known, first_file)) if *known != file_keys => {
                 return Err(Error::PartitionMismatch {
                     left: known.join(", "),
                     left_file: first_file.clone(),
                     right: file_keys.join(", "),
-                    right_file: f.location.to_string(),
+                    right_file: display_path(base, &f.location),
                 });
             }
             Some(_) => {}
@@ -206,6 +215,7 @@ fn percent_decode(v: &str) -> String {
 /// field that is an object in one file and a scalar or list in another is an error naming
 /// both files.
 pub async fn infer_json_schema(
+    base: &str,
     store: &Arc<dyn ObjectStore>,
     files: &[ObjectMeta],
     max_records_per_file: usize,
@@ -213,10 +223,10 @@ pub async fn infer_json_schema(
 ) -> Result<Schema> {
     let mut merged: Option<(Fields, FieldOrigins)> = None;
     for file in files {
-        let bytes = crate::ndjson::read_object(store, &file.location, "the table")
+        let path = display_path(base, &file.location);
+        let bytes = crate::ndjson::read_object(store, &file.location, &path, "the table")
             .await
             .map_err(Error::DataFusion)?;
-        let path = file.location.to_string();
         let mut values = vec![];
         for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
             if values.len() >= max_records_per_file {

@@ -38,6 +38,8 @@ use crate::metrics::ScanCounters;
 pub struct JsonReadOptions {
     /// `zone.name`, for error messages.
     pub table: String,
+    /// The table's location URL, to show file paths as users know them.
+    pub location: String,
     /// Skip (and count) malformed lines instead of failing the query.
     pub skip_malformed: bool,
     pub counters: Arc<ScanCounters>,
@@ -79,6 +81,7 @@ impl FileFormat for NdjsonFormat {
         objects: &[ObjectMeta],
     ) -> Result<SchemaRef> {
         let schema = crate::infer::infer_json_schema(
+            &self.options.location,
             store,
             objects,
             crate::infer::DEFAULT_INFER_RECORDS,
@@ -218,8 +221,9 @@ impl FileOpener for NdjsonOpener {
         let options = Arc::clone(&self.options);
         Ok(Box::pin(async move {
             let path = file.object_meta.location.clone();
-            let bytes = read_object(&store, &path, &options.table).await?;
-            let (batches, skipped) = decode_ndjson(&bytes, &path, schema, batch_size, &options)
+            let shown = crate::infer::display_path(&options.location, &path);
+            let bytes = read_object(&store, &path, &shown, &options.table).await?;
+            let (batches, skipped) = decode_ndjson(&bytes, &shown, schema, batch_size, &options)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             options.counters.record_skipped(&path, skipped);
             Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
@@ -231,6 +235,7 @@ impl FileOpener for NdjsonOpener {
 pub(crate) async fn read_object(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
+    shown: &str,
     table: &str,
 ) -> Result<Bytes> {
     let bytes = match store.get(path).await {
@@ -242,7 +247,7 @@ pub(crate) async fn read_object(
         Err(object_store::Error::NotFound { .. }) => {
             return Err(DataFusionError::External(Box::new(Error::FileVanished {
                 table: table.to_string(),
-                path: path.to_string(),
+                path: shown.to_string(),
             })));
         }
         Err(e) => return Err(DataFusionError::ObjectStore(Box::new(e))),
@@ -253,7 +258,7 @@ pub(crate) async fn read_object(
             .read_to_end(&mut out)
             .map_err(|e| {
                 DataFusionError::External(Box::new(Error::BadFile {
-                    path: path.to_string(),
+                    path: shown.to_string(),
                     line: None,
                     reason: format!("not a readable gzip file: {e}"),
                 }))
@@ -269,7 +274,7 @@ pub(crate) async fn read_object(
 /// Returns the batches and the number of lines skipped.
 fn decode_ndjson(
     bytes: &[u8],
-    path: &Path,
+    path: &str,
     schema: SchemaRef,
     batch_size: usize,
     options: &JsonReadOptions,

@@ -10,7 +10,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::logical_expr::CreateExternalTable;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use strata_catalog::{Action, PartitionColumn, TableEntry, TableFormat, validate_name};
 use url::Url;
 
@@ -60,7 +60,12 @@ pub(crate) async fn create_external_table(
     let mut options: BTreeMap<String, String> = cmd
         .options
         .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .map(|(k, v)| {
+            // DataFusion files unknown keys under `format.`; strata's keys are plain.
+            let k = k.to_ascii_lowercase();
+            let k = k.strip_prefix("format.").map(str::to_string).unwrap_or(k);
+            (k, v.clone())
+        })
         .collect();
     let url = location_url(&location)?;
     let mut entry = TableEntry::new(&zone, &name, format, url.as_str());
@@ -291,7 +296,15 @@ async fn inspect(
     })?;
     let store = session.store_for(&url)?;
     let prefix = url_path(&url)?;
-    let files = infer::list_data_files(&store, &prefix).await?;
+    let files = if entry.location.ends_with('/') {
+        infer::list_data_files(&store, &prefix).await?
+    } else {
+        // A single file.
+        match store.head(&prefix).await {
+            Ok(meta) => vec![meta],
+            Err(_) => vec![],
+        }
+    };
     if files.is_empty() {
         let exists = store.list(Some(&prefix)).next_item_exists().await;
         return Err(Error::EmptyLocation {
@@ -310,7 +323,7 @@ async fn inspect(
     if !options.contains_key(OPT_FILE_EXTENSION) {
         options.insert(OPT_FILE_EXTENSION.into(), infer::common_extension(&files));
     }
-    let partitions = infer::discover_partitions(&prefix, &files)?;
+    let partitions = infer::discover_partitions(&entry.location, &prefix, &files)?;
     entry.partition_columns = partitions
         .iter()
         .map(|(name, t)| PartitionColumn {
@@ -351,7 +364,7 @@ async fn infer_schema(
                 .get(OPT_INFER_RECORDS)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_INFER_RECORDS);
-            infer::infer_json_schema(store, files, max, option_flag(entry, OPT_SKIP_MALFORMED)).await
+            infer::infer_json_schema(&entry.location, store, files, max, option_flag(entry, OPT_SKIP_MALFORMED)).await
         }
         _ => {
             let format = file_format(entry, session.counters())?;

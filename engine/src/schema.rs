@@ -64,6 +64,11 @@ impl Shared {
         local.get(&(zone.to_string(), name.to_string())).cloned()
     }
 
+    /// Whether a name is a session-local table or view.
+    pub fn is_local(&self, zone: &str, name: &str) -> bool {
+        self.local_table(zone, name).is_some()
+    }
+
     /// Whether a name is taken in a zone, by a registered table or a session-local one.
     pub fn exists(&self, zone: &str, name: &str) -> bool {
         self.catalog.snapshot().table(zone, name).is_ok() || self.local_table(zone, name).is_some()

@@ -187,7 +187,8 @@ impl Session {
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
                 let (zone, name) = self.resolve(&drop.name)?;
-                if self.shared.catalog.snapshot().table(&zone, &name).is_ok() || zone == RAW_ZONE {
+                // Session-local views and tables are DataFusion's to drop; the rest are entries.
+                if !self.shared.is_local(&zone, &name) {
                     return crate::register::drop_table(self, &zone, &name, drop.if_exists).await;
                 }
             }

@@ -72,6 +72,7 @@ pub fn file_format(entry: &TableEntry, counters: &Arc<ScanCounters>) -> Result<A
     Ok(match entry.format {
         TableFormat::Json => Arc::new(NdjsonFormat::new(JsonReadOptions {
             table: entry.qualified_name(),
+            location: entry.location.clone(),
             skip_malformed: option_flag(entry, OPT_SKIP_MALFORMED),
             counters: Arc::clone(counters),
         })),
@@ -79,14 +80,12 @@ pub fn file_format(entry: &TableEntry, counters: &Arc<ScanCounters>) -> Result<A
             let mut format = CsvFormat::default().with_has_header(
                 entry
                     .options
-                    .get("format.has_header")
-                    .or_else(|| entry.options.get("has_header"))
+                    .get("has_header")
                     .is_none_or(|v| v.eq_ignore_ascii_case("true")),
             );
             if let Some(d) = entry
                 .options
-                .get("format.delimiter")
-                .or_else(|| entry.options.get("delimiter"))
+                .get("delimiter")
             {
                 let d = match d.as_str() {
                     "\\t" | "tab" => b'\t',

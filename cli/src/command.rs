@@ -1,0 +1,66 @@
+//! The REPL's backslash commands.
+
+use std::str::FromStr;
+
+use crate::print_format::PrintFormat;
+
+/// One backslash command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Quit,
+    ListZones,
+    ListTables(Option<String>),
+    Describe(String),
+    Timing,
+    Format(PrintFormat),
+}
+
+pub const HELP: &str = "\
+Statements end with ';' and may span lines. Backslash commands:
+  \\?              this help
+  \\q              quit (or Ctrl-D)
+  \\dz             list zones with their root URLs
+  \\dt [zone]      list tables, of one zone or all
+  \\d zone.table   describe a table: columns, format, location, partitions, lineage
+  \\timing         turn the elapsed time in the footer on or off
+  \\format FORMAT  print results as table, csv, tsv, json or ndjson
+Ctrl-C cancels the running query. Strata statements besides SQL:
+  SHOW ZONES; USE zone; REFRESH ZONE zone; REFRESH TABLE zone.table;";
+
+impl FromStr for Command {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().trim_end_matches(';');
+        let mut words = s.split_whitespace();
+        let name = words.next().unwrap_or_default();
+        let arg = words.next().map(str::to_string);
+        Ok(match (name, arg) {
+            ("\\?" | "\\h" | "\\help", _) => Command::Help,
+            ("\\q" | "\\quit", _) => Command::Quit,
+            ("\\dz", _) => Command::ListZones,
+            ("\\dt", zone) => Command::ListTables(zone),
+            ("\\d", Some(table)) => Command::Describe(table),
+            ("\\d", None) => Command::ListTables(None),
+            ("\\timing", _) => Command::Timing,
+            ("\\format", Some(f)) => Command::Format(f.parse()?),
+            ("\\format", None) => return Err("\\format needs one of: table, csv, tsv, json, ndjson".into()),
+            (other, _) => return Err(format!("unknown command '{other}'; \\? lists the commands")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!("\\dt raw".parse(), Ok(Command::ListTables(Some("raw".into()))));
+        assert_eq!("\\d raw.sales".parse(), Ok(Command::Describe("raw.sales".into())));
+        assert_eq!("\\format csv".parse(), Ok(Command::Format(PrintFormat::Csv)));
+        assert!("\\format xml".parse::<Command>().is_err());
+        assert!("\\x".parse::<Command>().is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! The input loops: statements from `-c`, from `-f` files, and from the REPL, each run
+//! through the engine and printed.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustyline::error::ReadlineError;
+use strata_engine::split::split_statements;
+use strata_engine::{Output, ScanSummary, Session};
+
+use crate::command::{Command, HELP};
+use crate::helper::ReplHelper;
+use crate::print_format::PrintFormat;
+
+/// Printing settings of a run.
+pub struct Printer {
+    pub format: PrintFormat,
+    /// Show the footer (rows, time, files and bytes): in the REPL and in table format.
+    pub footer: bool,
+    pub timing: bool,
+    /// Show a progress line for long queries (only on a terminal).
+    pub progress: bool,
+}
+
+/// Runs every statement of a text; returns how many failed. `origin` names the file for
+/// errors, and `stop_on_error` ends the run at the first failure.
+pub async fn run_text(
+    session: &Session,
+    text: &str,
+    origin: Option<&Path>,
+    printer: &Printer,
+    stop_on_error: bool,
+) -> usize {
+    let mut failed = 0;
+    for statement in split_statements(text) {
+        if statement.sql.starts_with('\\') {
+            eprintln!("error: backslash commands work in the REPL only: {}", statement.sql);
+            failed += 1;
+            continue;
+        }
+        if let Err(e) = run_statement(session, &statement.sql, printer).await {
+            failed += 1;
+            match origin {
+                Some(file) => eprintln!(
+                    "error: {} line {}: {e:#}",
+                    file.display(),
+                    statement.line
+                ),
+                None => eprintln!("error: {e:#}"),
+            }
+            if stop_on_error {
+                break;
+            }
+        }
+    }
+    failed
+}
+
+/// Runs a script file; returns how many statements failed.
+pub async fn run_file(session: &Session, file: &Path, printer: &Printer, stop_on_error: bool) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read script {}", file.display()))?;
+    Ok(run_text(session, &text, Some(file), printer, stop_on_error).await)
+}
+
+/// Runs one statement and prints its result.
+pub async fn run_statement(session: &Session, sql: &str, printer: &Printer) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let output = session.execute(sql).await?;
+    match output {
+        Output::Done(message) => {
+            if printer.format.prints_messages() {
+                println!("{message}");
+            }
+        }
+        Output::Rows(mut stream) => {
+            let schema = stream.schema();
+            let progress = printer.progress.then(|| progress_line(start));
+            let mut batches: Vec<RecordBatch> = vec![];
+            let mut rows = 0usize;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(strata_engine::Error::from)?;
+                rows += batch.num_rows();
+                if let Some(bar) = &progress {
+                    let read = session.counters().summary();
+                    bar.set_message(format!("{rows} rows, {} read", human_bytes(read.bytes)));
+                }
+                batches.push(batch);
+            }
+            if let Some(bar) = progress {
+                bar.finish_and_clear();
+            }
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            printer.format.print_batches(&mut out, &schema, &batches)?;
+            if printer.footer {
+                let summary = session.counters().summary();
+                writeln!(out, "{}", footer(rows, start.elapsed(), &summary, printer.timing))?;
+            }
+        }
+    }
+    report_skipped(session);
+    Ok(())
+}
+
+fn report_skipped(session: &Session) {
+    for (file, lines) in session.counters().skipped_by_file() {
+        eprintln!("warning: skipped {lines} malformed line{} in /{file}", if lines == 1 { "" } else { "s" });
+    }
+}
+
+fn footer(rows: usize, elapsed: Duration, summary: &ScanSummary, timing: bool) -> String {
+    let mut s = format!("{rows} row{}", if rows == 1 { "" } else { "s" });
+    if timing {
+        s.push_str(&format!(" in {:.3}s", elapsed.as_secs_f64()));
+    }
+    s.push_str(&format!(
+        "; {} file{}, {} scanned",
+        summary.files,
+        if summary.files == 1 { "" } else { "s" },
+        human_bytes(summary.bytes)
+    ));
+    s
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A progress line on stderr that appears once a query has run for a second.
+fn progress_line(start: Instant) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message("running");
+    let _ = start;
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// The interactive loop.
+pub async fn run_repl(session: Arc<Session>, mut printer: Printer) -> anyhow::Result<()> {
+    let mut editor: rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory> =
+        rustyline::Editor::new()?;
+    editor.set_helper(Some(ReplHelper::new(Arc::clone(session.catalog()))));
+    let history = dirs::home_dir().map(|h| h.join(".strata_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    println!(
+        "strata {} on {} (zone {}). Statements end with ';'. \\? for help, \\q to quit.",
+        env!("CARGO_PKG_VERSION"),
+        session.catalog().warehouse().url(),
+        session.current_zone()
+    );
+    loop {
+        let prompt = format!("strata:{}> ", session.current_zone());
+        match editor.readline(&prompt) {
+            Ok(line) => {
+                let line = line.trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                let _ = editor.add_history_entry(line.as_str());
+                if line.starts_with('\\') {
+                    match line.parse::<Command>() {
+                        Ok(Command::Quit) => break,
+                        Ok(command) => {
+                            if let Err(e) = run_command(&session, command, &mut printer).await {
+                                eprintln!("error: {e:#}");
+                            }
+                        }
+                        Err(e) => eprintln!("error: {e}"),
+                    }
+                    continue;
+                }
+                for statement in split_statements(&line) {
+                    tokio::select! {
+                        result = run_statement(&session, &statement.sql, &printer) => {
+                            if let Err(e) = result {
+                                eprintln!("error: {e:#}");
+                            }
+                        }
+                        _ = tokio::signal::ctrl_c() => {
+                            eprintln!("query cancelled");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
+}
+
+async fn run_command(session: &Session, command: Command, printer: &mut Printer) -> anyhow::Result<()> {
+    match command {
+        Command::Help => println!("{HELP}"),
+        Command::Quit => {}
+        Command::ListZones => run_statement(session, "SHOW ZONES", printer).await?,
+        Command::ListTables(zone) => {
+            session.catalog().refresh().await?;
+            let snapshot = session.catalog().snapshot();
+            let zones = match zone {
+                Some(z) => {
+                    snapshot.zone(&z)?;
+                    vec![z]
+                }
+                None => snapshot.zone_names(),
+            };
+            let (mut z, mut t, mut f, mut p, mut l) = (vec![], vec![], vec![], vec![], vec![]);
+            for zone in zones {
+                for (name, entry) in snapshot.tables.get(&zone).into_iter().flatten() {
+                    z.push(zone.clone());
+                    t.push(name.clone());
+                    f.push(entry.format.to_string());
+                    p.push(entry.partition_columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+                    l.push(entry.location.clone());
+                }
+            }
+            let schema = Arc::new(Schema::new(
+                ["zone", "table", "format", "partitioned_by", "location"]
+                    .map(|n| Field::new(n, DataType::Utf8, false))
+                    .to_vec(),
+            ));
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                [z, t, f, p, l]
+                    .into_iter()
+                    .map(|v| Arc::new(StringArray::from(v)) as _)
+                    .collect(),
+            )?;
+            printer.format.print_batches(&mut std::io::stdout().lock(), &schema, &[batch])?;
+        }
+        Command::Describe(table) => {
+            run_statement(session, &format!("DESCRIBE {table}"), printer).await?;
+            let (zone, name) = match table.split_once('.') {
+                Some((z, n)) => (z.to_string(), n.to_string()),
+                None => (session.current_zone(), table.clone()),
+            };
+            if let Ok(entry) = session.catalog().snapshot().table(&zone, &name) {
+                println!("format:      {}", entry.format);
+                println!("location:    {}", entry.location);
+                if !entry.partition_columns.is_empty() {
+                    let parts: Vec<String> = entry.partition_columns.iter().map(|p| format!("{} {}", p.name, p.data_type)).collect();
+                    println!("partitioned: {}", parts.join(", "));
+                }
+                for (k, v) in &entry.options {
+                    println!("option:      {k} = {v}");
+                }
+                println!("registered:  {}{}", entry.created_at.format("%Y-%m-%d %H:%M:%S UTC"), if entry.discovered { " (discovered)" } else { "" });
+                if let Some(sql) = &entry.lineage {
+                    println!("made by:     {sql}");
+                }
+            }
+        }
+        Command::Timing => {
+            printer.timing = !printer.timing;
+            println!("timing is {}", if printer.timing { "on" } else { "off" });
+        }
+        Command::Format(format) => {
+            printer.format = format;
+            println!("format is {format:?}");
+        }
+    }
+    Ok(())
+}
