@@ -45,7 +45,7 @@ impl ReplHelper {
         }
         for zone in snapshot.zone_names() {
             if zone.starts_with(&lower) {
-                out.push(zone);
+                out.push(zone.clone());
             }
             for (name, entry) in snapshot.tables.get(&zone).into_iter().flatten() {
                 if name.starts_with(&lower) {

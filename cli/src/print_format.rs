@@ -67,9 +67,6 @@ impl PrintFormat {
                     writer.write(batch)?;
                 }
                 writer.finish()?;
-                if batches.iter().all(|b| b.num_rows() == 0) {
-                    write!(out, "[]")?;
-                }
                 writeln!(out)?;
             }
             PrintFormat::Ndjson => {

@@ -170,7 +170,7 @@ impl Session {
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
             .map_err(|e| match e {
                 datafusion::error::DataFusionError::SQL(p, _) => Error::Syntax {
-                    message: p.to_string(),
+                    message: p.to_string().trim_start_matches("sql parser error: ").to_string(),
                     line: None,
                 },
                 other => Error::DataFusion(other),

@@ -1,0 +1,194 @@
+//! End-to-end tests of the `strata` binary: `-c`, `-f`, output formats, exit codes, and
+//! several processes sharing one warehouse.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn strata(warehouse: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--warehouse")
+        .arg(warehouse)
+        .args(args)
+        .env_remove("STRATA_WAREHOUSE")
+        .output()
+        .expect("strata runs")
+}
+
+fn testdata(relative: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(relative)
+        .canonicalize()
+        .expect("testdata exists")
+        .to_string_lossy()
+        .to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn register_sales(warehouse: &Path) {
+    let sql = format!(
+        "CREATE EXTERNAL TABLE raw.sales STORED AS JSON LOCATION '{}'",
+        testdata("retail/sales")
+    );
+    let o = strata(warehouse, &["-c", &sql]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// CSV output is the header and the rows only: DDL and USE print nothing.
+#[test]
+fn csv_output_is_only_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    register_sales(dir.path());
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "USE raw; SELECT month, count(*) AS n FROM sales WHERE month <= 2 GROUP BY month ORDER BY month",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "month,n\n1,20\n2,20\n");
+}
+
+/// Table output ends with a footer counting rows, files and bytes; a one-month query opens
+/// only that month's file.
+#[test]
+fn table_footer_counts_files_scanned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    register_sales(dir.path());
+    let o = strata(dir.path(), &["-c", "SELECT count(*) FROM raw.sales WHERE month = 3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("| 20 "), "{out}");
+    assert!(out.contains("1 row in "), "{out}");
+    assert!(out.contains("; 1 file, "), "{out}");
+    let o = strata(dir.path(), &["-c", "SELECT count(*) FROM raw.sales"]);
+    assert!(stdout(&o).contains("; 6 files, "), "{}", stdout(&o));
+}
+
+/// json and ndjson print parseable results; tsv uses tabs.
+#[test]
+fn json_ndjson_and_tsv_formats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    register_sales(dir.path());
+    let q = "SELECT sale_id, customer['segment'] AS segment FROM raw.sales WHERE sale_id <= 2 ORDER BY sale_id";
+    let o = strata(dir.path(), &["--format", "json", "-c", q]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    assert_eq!(v[0]["sale_id"], 1);
+    let o = strata(dir.path(), &["--format", "ndjson", "-c", q]);
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ndjson line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let o = strata(dir.path(), &["--format", "tsv", "-c", q]);
+    assert!(stdout(&o).starts_with("sale_id\tsegment\n1\t"), "{}", stdout(&o));
+    let o = strata(dir.path(), &["--format", "json", "-c", "SELECT 1 AS a WHERE false"]);
+    assert_eq!(stdout(&o).trim(), "[]");
+}
+
+/// A failing statement in a script: the error names the file and line, the remaining
+/// statements still run, and the exit code is non-zero.
+#[test]
+fn script_errors_name_the_line_and_fail_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("job.sql");
+    std::fs::write(
+        &script,
+        "SELECT 1 AS a;\n\nSELECT * FROM raw.nope;\nSELECT 2 AS b;\n",
+    )
+    .expect("write script");
+    let o = strata(&dir.path().join("wh"), &["--format", "csv", "-f", script.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "a\n1\nb\n2\n");
+    let err = stderr(&o);
+    assert!(err.contains("job.sql line 3"), "{err}");
+    assert!(err.contains("table 'raw.nope' not found"), "{err}");
+    let o = strata(&dir.path().join("wh"), &["--stop-on-error", "--format", "csv", "-f", script.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "a\n1\n");
+}
+
+/// A syntax error says where it is and exits non-zero; a good statement exits zero.
+#[test]
+fn exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = strata(dir.path(), &["-c", "SELEC 1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Line: 1, Column: 1"), "{}", stderr(&o));
+    let o = strata(dir.path(), &["-c", "SELECT 1"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = strata(dir.path(), &["--zone", "gold", "-c", "SELECT 1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown zone 'gold'"), "{}", stderr(&o));
+}
+
+/// `--zone` sets where unqualified names resolve.
+#[test]
+fn zone_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    register_sales(dir.path());
+    let o = strata(dir.path(), &["--zone", "raw", "--format", "csv", "-c", "SELECT count(*) AS n FROM sales"]);
+    assert_eq!(stdout(&o), "n\n120\n", "{}", stderr(&o));
+}
+
+/// Eight processes register tables in one warehouse at the same time: none is lost, and a
+/// later process (a restart) sees all of them.
+#[test]
+fn eight_processes_lose_no_registration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let location = testdata("retail/products");
+    // Create the warehouse first so the processes race on registrations only.
+    let o = strata(dir.path(), &["-c", "SELECT 1"]);
+    assert!(o.status.success());
+    let children: Vec<_> = (0..8)
+        .map(|p| {
+            let sql: String = (0..5)
+                .map(|i| format!("CREATE EXTERNAL TABLE raw.t_{p}_{i} STORED AS CSV LOCATION '{location}';"))
+                .collect();
+            Command::new(env!("CARGO_BIN_EXE_strata"))
+                .arg("--warehouse")
+                .arg(dir.path())
+                .args(["--format", "csv", "-c", &sql])
+                .spawn()
+                .expect("spawn strata")
+        })
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().expect("wait");
+        assert!(o.status.success());
+    }
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'raw' AND table_name LIKE 't\\_%'",
+        ],
+    );
+    assert_eq!(stdout(&o), "n\n40\n", "{}", stderr(&o));
+    let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT count(*) AS n FROM raw.t_7_4"]);
+    assert_eq!(stdout(&o), "n\n8\n", "{}", stderr(&o));
+}
+
+/// The demo flag seeds a warehouse with the sample star schema.
+#[test]
+fn demo_warehouse_has_sample_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = strata(
+        dir.path(),
+        &["--demo", "--format", "csv", "-c", "SELECT count(*) AS n FROM raw.sales s JOIN raw.products p ON s.product_id = p.product_id"],
+    );
+    assert_eq!(stdout(&o), "n\n120\n", "{}", stderr(&o));
+}
