@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -82,21 +83,18 @@ pub async fn run_statement(session: &Session, sql: &str, printer: &Printer) -> a
         }
         Output::Rows(mut stream) => {
             let schema = stream.schema();
-            let progress = printer.progress.then(|| progress_line(start));
+            let rows = Arc::new(AtomicUsize::new(0));
+            let progress = printer
+                .progress
+                .then(|| Progress::start(start, Arc::clone(&rows), Arc::clone(session.counters())));
             let mut batches: Vec<RecordBatch> = vec![];
-            let mut rows = 0usize;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(strata_engine::Error::from)?;
-                rows += batch.num_rows();
-                if let Some(bar) = &progress {
-                    let read = session.counters().summary();
-                    bar.set_message(format!("{rows} rows, {} read", human_bytes(read.bytes)));
-                }
+                rows.fetch_add(batch.num_rows(), Ordering::Relaxed);
                 batches.push(batch);
             }
-            if let Some(bar) = progress {
-                bar.finish_and_clear();
-            }
+            drop(progress);
+            let rows = rows.load(Ordering::Relaxed);
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             printer.format.print_batches(&mut out, &schema, &batches)?;
@@ -112,7 +110,7 @@ pub async fn run_statement(session: &Session, sql: &str, printer: &Printer) -> a
 
 fn report_skipped(session: &Session) {
     for (file, lines) in session.counters().skipped_by_file() {
-        eprintln!("warning: skipped {lines} malformed line{} in /{file}", if lines == 1 { "" } else { "s" });
+        eprintln!("warning: skipped {lines} malformed line{} in {file}", if lines == 1 { "" } else { "s" });
     }
 }
 
@@ -145,17 +143,46 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// A progress line on stderr that appears once a query has run for a second.
-fn progress_line(start: Instant) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_message("running");
-    let _ = start;
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+/// A progress line on stderr (elapsed, rows, bytes read so far) that appears once a query
+/// has run for a second and disappears when it is dropped, before the result prints.
+struct Progress {
+    bar: ProgressBar,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(start: Instant, rows: Arc<AtomicUsize>, counters: Arc<strata_engine::ScanCounters>) -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let shown = bar.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            shown.set_draw_target(ProgressDrawTarget::stderr());
+            loop {
+                let read = counters.summary();
+                shown.set_message(format!(
+                    "{:.1}s, {} rows, {} files, {} read",
+                    start.elapsed().as_secs_f64(),
+                    rows.load(Ordering::Relaxed),
+                    read.files,
+                    human_bytes(read.bytes)
+                ));
+                shown.tick();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Self { bar, task }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.bar.finish_and_clear();
+    }
 }
 
 /// The interactive loop.

@@ -60,7 +60,8 @@ impl ScanCounters {
         lock(&self.files).iter().cloned().collect()
     }
 
-    /// Files with skipped malformed lines since the last reset, with how many each.
+    /// Files (as users know their paths) with skipped malformed lines since the last reset,
+    /// with how many each.
     pub fn skipped_by_file(&self) -> Vec<(String, u64)> {
         lock(&self.skipped_by_file).clone()
     }
@@ -73,7 +74,7 @@ impl ScanCounters {
         }
     }
 
-    pub(crate) fn record_skipped(&self, path: &Path, lines: u64) {
+    pub(crate) fn record_skipped(&self, path: &str, lines: u64) {
         if lines == 0 {
             return;
         }

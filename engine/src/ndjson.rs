@@ -225,7 +225,7 @@ impl FileOpener for NdjsonOpener {
             let bytes = read_object(&store, &path, &shown, &options.table).await?;
             let (batches, skipped) = decode_ndjson(&bytes, &shown, schema, batch_size, &options)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            options.counters.record_skipped(&path, skipped);
+            options.counters.record_skipped(&shown, skipped);
             Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
         }))
     }

@@ -209,7 +209,7 @@ impl Session {
                 if zone == RAW_ZONE {
                     return Err(Error::ReadOnlyZone {
                         table: format!("{zone}.{name}"),
-                        statement: dml.op.to_string(),
+                        statement: dml.op.name().to_uppercase(),
                     });
                 }
             }

@@ -192,3 +192,56 @@ fn demo_warehouse_has_sample_data() {
     );
     assert_eq!(stdout(&o), "n\n120\n", "{}", stderr(&o));
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// The schema is kept with the table: a file with a new field is read under the recorded
+/// schema until REFRESH TABLE infers it again.
+#[test]
+fn refresh_table_infers_the_schema_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("events");
+    copy_dir(Path::new(&testdata("edge/widen")), &data);
+    let wh = dir.path().join("wh");
+    let create = format!("CREATE EXTERNAL TABLE raw.events STORED AS JSON LOCATION '{}'", data.display());
+    let o = strata(&wh, &["-c", &create]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(data.join("c.ndjson"), "{\"id\": 3, \"code\": \"C\", \"score\": 3, \"region\": \"north\"}\n")
+        .expect("write");
+    let o = strata(&wh, &["--format", "csv", "-c", "SELECT count(*) AS n FROM raw.events"]);
+    assert_eq!(stdout(&o), "n\n3\n", "{}", stderr(&o));
+    let o = strata(&wh, &["--format", "csv", "-c", "SELECT region FROM raw.events"]);
+    assert!(stderr(&o).contains("region"), "{}", stderr(&o));
+    let o = strata(
+        &wh,
+        &["--format", "csv", "-c", "REFRESH TABLE raw.events; SELECT id, region FROM raw.events ORDER BY id"],
+    );
+    assert_eq!(stdout(&o), "id,region\n1,\n2,\n3,north\n", "{}", stderr(&o));
+}
+
+/// With skip_malformed, bad lines are skipped and counted on stderr, naming the file.
+#[test]
+fn skipped_lines_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let create = format!(
+        "CREATE EXTERNAL TABLE raw.bad STORED AS JSON LOCATION '{}' OPTIONS ('skip_malformed' 'true')",
+        testdata("edge/malformed")
+    );
+    let o = strata(dir.path(), &["--format", "csv", "-c", &create, "-c", "SELECT count(*) AS n FROM raw.bad"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "n\n3\n");
+    let err = stderr(&o);
+    assert!(err.contains("skipped 1 malformed line in "), "{err}");
+    assert!(err.contains("edge/malformed/part-0.ndjson"), "{err}");
+}
