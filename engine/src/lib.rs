@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod delta;
 mod error;
 pub mod infer;
 pub mod metrics;

@@ -33,12 +33,6 @@ pub(crate) async fn create_external_table(
         table: qualified.clone(),
         format: cmd.file_type.clone(),
     })?;
-    if format == TableFormat::Delta {
-        return Err(Error::UnsupportedFormat {
-            table: qualified,
-            format: cmd.file_type.clone(),
-        });
-    }
     let location = match cmd.locations.as_slice() {
         [one] if !one.trim().is_empty() => one.trim().to_string(),
         [] | [_] => {
@@ -193,20 +187,18 @@ pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output
             continue;
         }
         let location = format!("{root}{dir}/");
-        if is_delta(&store, &folder).await {
-            names.push(name);
-            formats.push("DELTA".into());
-            statuses.push("skipped: Delta tables are not readable in this build".into());
-            continue;
-        }
-        let files = infer::list_data_files(&store, &folder).await?;
-        let format = match infer::detect_format(&location, &folder, &files) {
-            Ok(f) => f,
-            Err(e) => {
-                names.push(name);
-                formats.push(String::new());
-                statuses.push(format!("skipped: {e}"));
-                continue;
+        let format = if is_delta(&store, &folder).await {
+            TableFormat::Delta
+        } else {
+            let files = infer::list_data_files(&store, &folder).await?;
+            match infer::detect_format(&location, &folder, &files) {
+                Ok(f) => f,
+                Err(e) => {
+                    names.push(name);
+                    formats.push(String::new());
+                    statuses.push(format!("skipped: {e}"));
+                    continue;
+                }
             }
         };
         let mut entry = TableEntry::new(zone, &name, format, &location);
@@ -294,6 +286,9 @@ async fn inspect(
         location: entry.location.clone(),
         reason: format!("is not a valid URL ({e})"),
     })?;
+    if entry.format == TableFormat::Delta {
+        return inspect_delta(entry).await;
+    }
     let store = session.store_for(&url)?;
     let prefix = url_path(&url)?;
     let files = if entry.location.ends_with('/') {
@@ -349,6 +344,36 @@ async fn inspect(
     entry.schema = Some(serde_json::to_value(&file_schema).map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?);
     StrataTable::try_new(entry.clone(), session.counters())?;
     Ok(Inspected { files: files.len() })
+}
+
+/// A Delta table's schema and partition columns come from its log, latest version.
+async fn inspect_delta(entry: &mut TableEntry) -> Result<Inspected> {
+    let table = crate::delta::load(&entry.location, &crate::delta::AsOf::Latest, &entry.qualified_name()).await?;
+    let snapshot = table.snapshot().map_err(crate::delta::delta_error)?;
+    let partitions: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+    let files = snapshot.log_data().num_files();
+    let provider = crate::delta::provider(&table).await?;
+    let schema = provider.schema();
+    entry.partition_columns = partitions
+        .iter()
+        .map(|p| PartitionColumn {
+            name: p.clone(),
+            data_type: schema
+                .field_with_name(p)
+                .map(|f| f.data_type().to_string())
+                .unwrap_or_else(|_| "Utf8".into()),
+        })
+        .collect();
+    let file_schema = Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !partitions.contains(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    entry.schema = Some(serde_json::to_value(&file_schema).map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?);
+    Ok(Inspected { files })
 }
 
 async fn infer_schema(

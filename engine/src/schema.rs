@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableProvider;
-use strata_catalog::{Catalog, RAW_ZONE, TableEntry};
+use strata_catalog::{Catalog, RAW_ZONE, TableEntry, TableFormat};
+
+use crate::delta::{self, AsOf};
 
 use crate::error::Error;
 use crate::metrics::ScanCounters;
@@ -71,6 +73,7 @@ impl Shared {
 
     /// Whether a name is taken in a zone, by a registered table or a session-local one.
     pub fn exists(&self, zone: &str, name: &str) -> bool {
+        let name = name.split_once('@').map_or(name, |(base, _)| base);
         self.catalog.snapshot().table(zone, name).is_ok() || self.local_table(zone, name).is_some()
     }
 
@@ -127,14 +130,26 @@ impl SchemaProvider for ZoneSchema {
         if let Some(local) = self.shared.local_table(&self.zone, name) {
             return Ok(Some(local));
         }
+        let external = |e: Error| DataFusionError::External(Box::new(e));
+        let (base, as_of) = AsOf::split_name(name).map_err(external)?;
         let snapshot = self.shared.catalog.snapshot();
-        let Ok(entry) = snapshot.table(&self.zone, name) else {
+        let Ok(entry) = snapshot.table(&self.zone, base) else {
             return Ok(None);
         };
-        let table = self
-            .shared
-            .provider(entry)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if entry.format == TableFormat::Delta {
+            let table = delta::load(&entry.location, &as_of, &entry.qualified_name())
+                .await
+                .map_err(external)?;
+            return Ok(Some(delta::provider(&table).await.map_err(external)?));
+        }
+        if as_of != AsOf::Latest {
+            return Err(external(Error::Unsupported(format!(
+                "{} is a {} table; VERSION AS OF and TIMESTAMP AS OF need a Delta table",
+                entry.qualified_name(),
+                entry.format
+            ))));
+        }
+        let table = self.shared.provider(entry).map_err(external)?;
         Ok(Some(table))
     }
 

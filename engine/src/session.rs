@@ -165,6 +165,8 @@ impl Session {
         if let Some(output) = self.strata_statement(sql).await? {
             return Ok(output);
         }
+        let rewritten = crate::delta::rewrite_time_travel(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
         let state = self.ctx.state();
         let statement = state
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
