@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+mod ctas;
 pub mod delta;
 mod error;
 pub mod infer;

@@ -248,6 +248,15 @@ pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output
     Ok(rows(schema, batch))
 }
 
+/// Fills in a written table's partitions, schema and file extension from what is there,
+/// and returns a one-line summary.
+pub(crate) async fn inspect_table(session: &Session, entry: &mut TableEntry) -> Result<String> {
+    let mut options = entry.options.clone();
+    let inspected = inspect(session, entry, &mut options, None).await?;
+    entry.options = options;
+    Ok(inspected.summary(entry))
+}
+
 /// What [`inspect`] found.
 struct Inspected {
     files: usize,

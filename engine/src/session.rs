@@ -88,7 +88,15 @@ impl Session {
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_ZONE)
             .with_create_default_catalog_and_schema(false);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        // deltalake's planner runs the extension nodes of its writes and DML; it hands every
+        // other node to DataFusion's default planner.
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let file_store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(
             Arc::new(object_store::local::LocalFileSystem::new()),
             Arc::clone(&counters),
@@ -165,6 +173,9 @@ impl Session {
         if let Some(output) = self.strata_statement(sql).await? {
             return Ok(output);
         }
+        if let Some(ctas) = crate::ctas::parse(sql) {
+            return crate::ctas::create_table_as(self, ctas, sql).await;
+        }
         let rewritten = crate::delta::rewrite_time_travel(sql);
         let sql = rewritten.as_deref().unwrap_or(sql);
         let state = self.ctx.state();
@@ -224,6 +235,19 @@ impl Session {
             return Ok(Output::Done("OK".into()));
         }
         Ok(Output::Rows(df.execute_stream().await?))
+    }
+
+    /// Plans a query (checking that its tables exist) into a DataFrame, without running it.
+    pub async fn plan_query(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+        let rewritten = crate::delta::rewrite_time_travel(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
+        let state = self.ctx.state();
+        let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+        for reference in state.resolve_table_references(&statement)? {
+            self.check_reference(&reference)?;
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        Ok(datafusion::dataframe::DataFrame::new(state, plan))
     }
 
     /// Zone and table name of a reference, with the current zone for unqualified names.

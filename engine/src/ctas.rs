@@ -1,0 +1,291 @@
+//! `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] zone.name [STORED AS DELTA|PARQUET]
+//! [PARTITIONED BY (cols)] AS query`: runs the query into a new table under
+//! `<zone root>/<name>/` and registers it with the SQL that made it (lineage).
+//!
+//! Curated tables default to Delta, processed ones to Parquet in hive folders. The data is
+//! written first and the catalog commit comes last: a query that fails part-way leaves no
+//! table behind (a Delta write commits no version; a Parquet write removes what it wrote).
+
+use std::sync::Arc;
+
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use deltalake::DeltaTable;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use strata_catalog::{Action, RAW_ZONE, TableEntry, TableFormat, validate_name};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::session::{Output, Session};
+
+/// Commit metadata key under which strata records the SQL that wrote a Delta version.
+pub const SQL_METADATA_KEY: &str = "strata.sql";
+
+/// A parsed `CREATE TABLE … AS` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CreateTableAs {
+    pub or_replace: bool,
+    pub if_not_exists: bool,
+    /// Name parts as written (`zone.name` or `name`), normalized like SQL identifiers.
+    pub name: Vec<String>,
+    pub format: Option<String>,
+    pub partition_by: Vec<String>,
+    /// The query text after `AS`.
+    pub query: String,
+}
+
+/// Recognizes `CREATE TABLE … AS query`; anything else is left to DataFusion.
+pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while matches!(tokens.get(*i), Some(Token::Whitespace(_))) {
+            *i += 1;
+        }
+    };
+    let word = |i: &mut usize, w: &str| -> bool {
+        skip_ws(i);
+        match tokens.get(*i) {
+            Some(Token::Word(x)) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w) => {
+                *i += 1;
+                true
+            }
+            _ => false,
+        }
+    };
+    if !word(&mut i, "create") {
+        return None;
+    }
+    let or_replace = word(&mut i, "or") && word(&mut i, "replace");
+    if !word(&mut i, "table") {
+        return None;
+    }
+    let if_not_exists = word(&mut i, "if") && word(&mut i, "not") && word(&mut i, "exists");
+    let mut name = vec![];
+    loop {
+        skip_ws(&mut i);
+        match tokens.get(i) {
+            Some(Token::Word(w)) => {
+                name.push(if w.quote_style.is_some() { w.value.clone() } else { w.value.to_ascii_lowercase() });
+                i += 1;
+            }
+            _ => return None,
+        }
+        skip_ws(&mut i);
+        if matches!(tokens.get(i), Some(Token::Period)) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let mut format = None;
+    let mut partition_by = vec![];
+    loop {
+        let mut j = i;
+        if word(&mut j, "stored") && word(&mut j, "as") {
+            skip_ws(&mut j);
+            if let Some(Token::Word(w)) = tokens.get(j) {
+                format = Some(w.value.to_ascii_uppercase());
+                i = j + 1;
+                continue;
+            }
+            return None;
+        }
+        let mut j = i;
+        if word(&mut j, "partitioned") && word(&mut j, "by") {
+            skip_ws(&mut j);
+            if !matches!(tokens.get(j), Some(Token::LParen)) {
+                return None;
+            }
+            j += 1;
+            loop {
+                skip_ws(&mut j);
+                match tokens.get(j) {
+                    Some(Token::Word(w)) => {
+                        partition_by.push(if w.quote_style.is_some() { w.value.clone() } else { w.value.to_ascii_lowercase() });
+                        j += 1;
+                    }
+                    _ => return None,
+                }
+                skip_ws(&mut j);
+                match tokens.get(j) {
+                    Some(Token::Comma) => j += 1,
+                    Some(Token::RParen) => {
+                        j += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+            i = j;
+            continue;
+        }
+        break;
+    }
+    if !word(&mut i, "as") {
+        return None;
+    }
+    let query: String = tokens[i..].iter().map(ToString::to_string).collect();
+    Some(CreateTableAs {
+        or_replace,
+        if_not_exists,
+        name,
+        format,
+        partition_by,
+        query: query.trim().to_string(),
+    })
+}
+
+/// Runs a `CREATE TABLE … AS query`.
+pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql: &str) -> Result<Output> {
+    let (zone, name) = match ctas.name.as_slice() {
+        [name] => (session.current_zone(), name.clone()),
+        [zone, name] => (zone.clone(), name.clone()),
+        [catalog, zone, name] if catalog == crate::session::CATALOG_NAME => (zone.clone(), name.clone()),
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "CREATE TABLE {}: name a table as zone.table",
+                ctas.name.join(".")
+            )));
+        }
+    };
+    let qualified = format!("{zone}.{name}");
+    if zone == RAW_ZONE {
+        return Err(Error::ReadOnlyZone {
+            table: qualified,
+            statement: "CREATE TABLE".into(),
+        });
+    }
+    validate_name(&name)?;
+    let snapshot = session.catalog().snapshot();
+    let zone_entry = snapshot.zone(&zone)?.clone();
+    if snapshot.table(&zone, &name).is_ok() {
+        if ctas.if_not_exists {
+            return Ok(Output::Done(format!("{qualified} already exists; left as it is")));
+        }
+        if !ctas.or_replace {
+            return Err(strata_catalog::Error::TableExists { zone, name }.into());
+        }
+    }
+    let format = match ctas.format.as_deref() {
+        None if zone == "processed" => TableFormat::Parquet,
+        None => TableFormat::Delta,
+        Some(f) => match f.parse::<TableFormat>() {
+            Ok(f @ (TableFormat::Delta | TableFormat::Parquet)) => f,
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "CREATE TABLE {qualified} STORED AS {f}: strata writes DELTA and PARQUET tables"
+                )));
+            }
+        },
+    };
+    let df = session.plan_query(&ctas.query).await?;
+    let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    for p in &ctas.partition_by {
+        if !columns.contains(p) {
+            return Err(Error::Unsupported(format!(
+                "{qualified} is PARTITIONED BY {p}, but the query has no column {p}; its columns are {}",
+                columns.join(", ")
+            )));
+        }
+    }
+    let location = format!("{}{name}/", zone_entry.root);
+    let url = Url::parse(&location).map_err(|e| Error::Unsupported(format!("bad location {location}: {e}")))?;
+    let mut entry = TableEntry::new(&zone, &name, format, &location);
+    entry.lineage = Some(sql.trim().to_string());
+    match format {
+        TableFormat::Delta => {
+            if let Ok(dir) = url.to_file_path() {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let table = DeltaTable::try_from_url(url.clone()).await.map_err(crate::delta::delta_error)?;
+            if table.version().is_some() && !ctas.or_replace {
+                return Err(Error::Unsupported(format!(
+                    "'{location}' already holds a Delta table that is not registered as {qualified}; register it with REFRESH ZONE {zone}, or drop the folder"
+                )));
+            }
+            let mode = if ctas.or_replace { SaveMode::Overwrite } else { SaveMode::ErrorIfExists };
+            let props = CommitProperties::default()
+                .with_metadata([(SQL_METADATA_KEY.to_string(), serde_json::Value::String(sql.trim().to_string()))]);
+            let mut builder = table
+                .write(vec![])
+                .with_input_plan(df.logical_plan().clone())
+                .with_session_state(Arc::new(session.context().state()))
+                .with_save_mode(mode)
+                .with_table_name(name.clone())
+                .with_commit_properties(props);
+            if !ctas.partition_by.is_empty() || ctas.or_replace {
+                builder = builder.with_partition_columns(ctas.partition_by.clone());
+            }
+            if ctas.or_replace {
+                builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+            }
+            builder.await.map_err(crate::delta::delta_error)?;
+        }
+        _ => {
+            let store = session.store_for(&url)?;
+            let prefix = crate::register::url_path(&url)?;
+            let existing: Vec<_> = store.list(Some(&prefix)).try_collect().await.map_err(|e| Error::DataFusion(e.into()))?;
+            if !existing.is_empty() {
+                if !ctas.or_replace {
+                    return Err(Error::Unsupported(format!(
+                        "'{location}' already holds files that are not registered as {qualified}; register them with REFRESH ZONE {zone}, or remove them"
+                    )));
+                }
+                for f in &existing {
+                    store.delete(&f.location).await.map_err(|e| Error::DataFusion(e.into()))?;
+                }
+            }
+            let options = DataFrameWriteOptions::new().with_partition_by(ctas.partition_by.clone());
+            if let Err(e) = df.write_parquet(&location, options, None).await {
+                // Everything under the folder is ours: it was empty before.
+                let written: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap_or_default();
+                for f in written {
+                    let _ = store.delete(&f.location).await;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    let inspected = crate::register::inspect_table(session, &mut entry).await?;
+    let entry_for_commit = entry.clone();
+    let or_replace = ctas.or_replace;
+    session
+        .catalog()
+        .commit(&format!("CREATE TABLE {qualified} AS"), |state| {
+            if state.table(&entry_for_commit.zone, &entry_for_commit.name).is_ok() && !or_replace {
+                return Err(strata_catalog::Error::TableExists {
+                    zone: entry_for_commit.zone.clone(),
+                    name: entry_for_commit.name.clone(),
+                });
+            }
+            Ok(vec![Action::PutTable(Box::new(entry_for_commit.clone()))])
+        })
+        .await?;
+    Ok(Output::Done(format!("created {qualified}: {inspected}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_create_table_as() {
+        let c = parse("CREATE TABLE curated.Fact STORED AS delta PARTITIONED BY (year, \"Month\") AS SELECT * FROM raw.sales")
+            .expect("ctas");
+        assert_eq!(c.name, vec!["curated", "fact"]);
+        assert_eq!(c.format.as_deref(), Some("DELTA"));
+        assert_eq!(c.partition_by, vec!["year", "Month"]);
+        assert_eq!(c.query, "SELECT * FROM raw.sales");
+        assert!(parse("CREATE TABLE t (a INT)").is_none());
+        assert!(parse("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'x'").is_none());
+        let c = parse("create or replace table p as with x as (select 1) select * from x").expect("ctas");
+        assert!(c.or_replace);
+        assert_eq!(c.query, "with x as (select 1) select * from x");
+    }
+}
