@@ -21,6 +21,7 @@
 
 mod ctas;
 pub mod delta;
+mod dml;
 mod error;
 pub mod infer;
 pub mod metrics;

@@ -188,6 +188,13 @@ impl Session {
                 },
                 other => Error::DataFusion(other),
             })?;
+        if let DFStatement::Statement(s) = &statement {
+            match s.as_ref() {
+                SqlStatement::Update(u) => return crate::dml::update(self, u, sql).await,
+                SqlStatement::Delete(d) => return crate::dml::delete(self, d, sql).await,
+                _ => {}
+            }
+        }
         if checks_references(&statement) {
             for reference in state.resolve_table_references(&statement)? {
                 self.check_reference(&reference)?;
@@ -313,6 +320,9 @@ impl Session {
             ["REFRESH", "ZONE", _] => {
                 let zone = words[2].trim_matches('"').to_ascii_lowercase();
                 crate::register::refresh_zone(self, &zone).await.map(Some)
+            }
+            ["DESCRIBE", "HISTORY", _] | ["DESC", "HISTORY", _] => {
+                crate::dml::history(self, &words[2].to_ascii_lowercase()).await.map(Some)
             }
             ["REFRESH", "TABLE", _] => {
                 let reference = TableReference::from(words[2].as_str());

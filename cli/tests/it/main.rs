@@ -245,3 +245,37 @@ fn skipped_lines_are_reported() {
     assert!(err.contains("skipped 1 malformed line in "), "{err}");
     assert!(err.contains("edge/malformed/part-0.ndjson"), "{err}");
 }
+
+/// DESCRIBE HISTORY lists every version of a Delta table, newest first, with the operation
+/// and the SQL that made it.
+#[test]
+fn delta_history_records_the_sql() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = strata(
+        dir.path(),
+        &[
+            "--demo",
+            "--format",
+            "csv",
+            "-c",
+            "CREATE TABLE curated.dim_store AS SELECT * FROM raw.stores",
+            "-c",
+            "UPDATE curated.dim_store SET region = 'centre' WHERE city = 'Porto'",
+            "-c",
+            "DELETE FROM curated.dim_store WHERE city = 'Faro'",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "count\n1\ncount\n1\n");
+    let o = strata(dir.path(), &["--format", "json", "-c", "DESCRIBE HISTORY curated.dim_store"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let rows = v.as_array().expect("rows");
+    let summary: Vec<(i64, &str)> = rows
+        .iter()
+        .map(|r| (r["version"].as_i64().unwrap_or(-1), r["operation"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(summary, vec![(2, "DELETE"), (1, "UPDATE"), (0, "WRITE")]);
+    assert_eq!(rows[1]["sql"], "UPDATE curated.dim_store SET region = 'centre' WHERE city = 'Porto'");
+    let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT city, region FROM curated.dim_store ORDER BY city"]);
+    assert_eq!(stdout(&o), "city,region\nBraga,north\nLisbon,south\nPorto,centre\n", "{}", stderr(&o));
+}

@@ -1,0 +1,192 @@
+//! UPDATE, DELETE and DESCRIBE HISTORY on Delta tables, run by deltalake's operations. Each
+//! change is one new table version whose commit records the SQL that made it.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, Delete, FromTable, ObjectName, TableFactor, TableWithJoins, Update,
+};
+use deltalake::kernel::transaction::CommitProperties;
+use strata_catalog::{RAW_ZONE, TableEntry, TableFormat};
+
+use crate::ctas::SQL_METADATA_KEY;
+use crate::delta::{self, AsOf, delta_error};
+use crate::error::{Error, Result};
+use crate::session::{Output, Session, rows};
+
+fn commit_properties(sql: &str) -> CommitProperties {
+    CommitProperties::default().with_metadata([(
+        SQL_METADATA_KEY.to_string(),
+        serde_json::Value::String(sql.trim().to_string()),
+    )])
+}
+
+/// The Delta entry a statement changes, or an error saying which tables can be changed.
+fn delta_target(session: &Session, name: &ObjectName, statement: &str) -> Result<TableEntry> {
+    let reference = datafusion::common::TableReference::from(
+        name.0
+            .iter()
+            .map(|p| p.to_string().trim_matches('"').to_string())
+            .collect::<Vec<_>>()
+            .join("."),
+    );
+    let (zone, table) = session.resolve(&reference)?;
+    let table = table.to_ascii_lowercase();
+    let snapshot = session.catalog().snapshot();
+    let entry = snapshot.table(&zone, &table)?.clone();
+    if zone == RAW_ZONE {
+        return Err(Error::ReadOnlyZone {
+            table: entry.qualified_name(),
+            statement: statement.into(),
+        });
+    }
+    if entry.format != TableFormat::Delta {
+        return Err(Error::Unsupported(format!(
+            "{statement} needs a Delta table, and {} is {}; Delta tables (the default in curated, or CREATE TABLE … STORED AS DELTA) take UPDATE, DELETE and MERGE",
+            entry.qualified_name(),
+            entry.format
+        )));
+    }
+    Ok(entry)
+}
+
+fn table_name(t: &TableWithJoins) -> Result<&ObjectName> {
+    match &t.relation {
+        TableFactor::Table { name, .. } if t.joins.is_empty() => Ok(name),
+        _ => Err(Error::Unsupported(
+            "UPDATE and DELETE take one table (no joins); use MERGE INTO to change rows from another table".into(),
+        )),
+    }
+}
+
+fn count(column: &str, n: u64) -> Output {
+    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::UInt64, false)]));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(UInt64Array::from(vec![n]))]);
+    rows(schema, batch)
+}
+
+/// `UPDATE t SET c = e, … [WHERE p]`.
+pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<Output> {
+    if u.from.is_some() {
+        return Err(Error::Unsupported("UPDATE … FROM is not supported; use MERGE INTO".into()));
+    }
+    let entry = delta_target(session, table_name(&u.table)?, "UPDATE")?;
+    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let mut builder = table
+        .update()
+        .with_session_state(Arc::new(session.context().state()))
+        .with_commit_properties(commit_properties(sql));
+    if let Some(predicate) = &u.selection {
+        builder = builder.with_predicate(predicate.to_string());
+    }
+    for a in &u.assignments {
+        let column = match &a.target {
+            AssignmentTarget::ColumnName(name) => name
+                .0
+                .last()
+                .map(|p| p.to_string().trim_matches('"').to_string())
+                .unwrap_or_default(),
+            AssignmentTarget::Tuple(_) => {
+                return Err(Error::Unsupported("UPDATE … SET (a, b) = … is not supported; assign columns one by one".into()));
+            }
+        };
+        builder = builder.with_update(column, a.value.to_string());
+    }
+    let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "UPDATE", e))?;
+    Ok(count("count", metrics.num_updated_rows as u64))
+}
+
+/// `DELETE FROM t [WHERE p]`.
+pub(crate) async fn delete(session: &Session, d: &Delete, sql: &str) -> Result<Output> {
+    let tables = match &d.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    let [target] = tables.as_slice() else {
+        return Err(Error::Unsupported("DELETE takes one table".into()));
+    };
+    if d.using.is_some() {
+        return Err(Error::Unsupported("DELETE … USING is not supported; use MERGE INTO … WHEN MATCHED THEN DELETE".into()));
+    }
+    let entry = delta_target(session, table_name(target)?, "DELETE")?;
+    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let mut builder = table
+        .delete()
+        .with_session_state(Arc::new(session.context().state()))
+        .with_commit_properties(commit_properties(sql));
+    if let Some(predicate) = &d.selection {
+        builder = builder.with_predicate(predicate.to_string());
+    }
+    let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "DELETE", e))?;
+    Ok(count("count", metrics.num_deleted_rows.unwrap_or(0) as u64))
+}
+
+fn dml_error(entry: &TableEntry, statement: &str, e: deltalake::DeltaTableError) -> Error {
+    use deltalake::DeltaTableError as D;
+    match e {
+        D::Transaction { source } => Error::Unsupported(format!(
+            "{statement} on {} conflicts with a change another writer committed meanwhile ({source}); nothing was changed, run it again",
+            entry.qualified_name()
+        )),
+        other => Error::Unsupported(format!("{statement} on {}: {other}", entry.qualified_name())),
+    }
+}
+
+/// `DESCRIBE HISTORY t`: one row per version, newest first.
+pub(crate) async fn history(session: &Session, name: &str) -> Result<Output> {
+    let reference = datafusion::common::TableReference::from(name);
+    let (zone, table) = session.resolve(&reference)?;
+    let snapshot = session.catalog().snapshot();
+    let entry = snapshot.table(&zone, &table)?.clone();
+    if entry.format != TableFormat::Delta {
+        return Err(Error::Unsupported(format!(
+            "DESCRIBE HISTORY needs a Delta table, and {} is {}",
+            entry.qualified_name(),
+            entry.format
+        )));
+    }
+    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let (versions, infos) = deltalake::logstore::get_all_versions_from(table.log_store(), 0)
+        .await
+        .map_err(delta_error)?;
+    let mut v = vec![];
+    let mut ts = vec![];
+    let mut op = vec![];
+    let mut metrics = vec![];
+    let mut sql = vec![];
+    for (version, info) in versions.iter().zip(infos.iter()).rev() {
+        v.push(*version as i64);
+        ts.push(
+            info.timestamp
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+        );
+        op.push(info.operation.clone());
+        metrics.push(info.info.get("operationMetrics").map(|m| m.to_string()));
+        sql.push(
+            info.info
+                .get(SQL_METADATA_KEY)
+                .and_then(|s| s.as_str())
+                .map(str::to_string),
+        );
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("version", DataType::Int64, false),
+        Field::new("timestamp", DataType::Utf8, true),
+        Field::new("operation", DataType::Utf8, true),
+        Field::new("operation_metrics", DataType::Utf8, true),
+        Field::new("sql", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(v)),
+            Arc::new(StringArray::from(ts)),
+            Arc::new(StringArray::from(op)),
+            Arc::new(StringArray::from(metrics)),
+            Arc::new(StringArray::from(sql)),
+        ],
+    );
+    Ok(rows(schema, batch))
+}
