@@ -6,7 +6,8 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Delete, FromTable, ObjectName, TableFactor, TableWithJoins, Update,
+    AssignmentTarget, Delete, FromTable, Merge, MergeAction, MergeClauseKind, MergeInsertKind,
+    ObjectName, TableFactor, TableWithJoins, Update,
 };
 use deltalake::kernel::transaction::CommitProperties;
 use strata_catalog::{RAW_ZONE, TableEntry, TableFormat};
@@ -186,6 +187,149 @@ pub(crate) async fn history(session: &Session, name: &str) -> Result<Output> {
             Arc::new(StringArray::from(op)),
             Arc::new(StringArray::from(metrics)),
             Arc::new(StringArray::from(sql)),
+        ],
+    );
+    Ok(rows(schema, batch))
+}
+
+/// `MERGE INTO t [AS a] USING src [AS s] ON … WHEN MATCHED [AND …] THEN UPDATE SET …|DELETE
+/// WHEN NOT MATCHED [AND …] THEN INSERT (…) VALUES (…) WHEN NOT MATCHED BY SOURCE …`.
+pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Output> {
+    let (target_name, target_alias) = match &m.table {
+        TableFactor::Table { name, alias, .. } => (name, alias.as_ref().map(|a| a.name.value.clone())),
+        _ => return Err(Error::Unsupported("MERGE INTO takes a table as its target".into())),
+    };
+    let entry = delta_target(session, target_name, "MERGE")?;
+    // Unaliased, a table is referred to by its own name, as in SQL.
+    let target_alias = target_alias.unwrap_or_else(|| entry.name.clone());
+    let (source_sql, source_alias) = match &m.source {
+        TableFactor::Table { name, alias, .. } => (
+            format!("SELECT * FROM {name}"),
+            alias.as_ref().map_or_else(
+                || name.0.last().map(|p| p.to_string()).unwrap_or_else(|| "source".into()),
+                |a| a.name.value.clone(),
+            ),
+        ),
+        TableFactor::Derived { subquery, alias, .. } => (
+            subquery.to_string(),
+            alias.as_ref().map_or_else(|| "source".into(), |a| a.name.value.clone()),
+        ),
+        _ => return Err(Error::Unsupported("MERGE … USING takes a table or a (subquery) AS alias".into())),
+    };
+    let source = session.plan_query(&source_sql).await?;
+    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let mut builder = table
+        .merge(source, m.on.to_string())
+        .with_source_alias(source_alias)
+        .with_target_alias(target_alias)
+        .with_session_state(Arc::new(session.context().state()))
+        .with_commit_properties(commit_properties(sql));
+    let column = |name: &ObjectName| -> String {
+        name.0
+            .last()
+            .map(|p| p.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    for clause in &m.clauses {
+        let predicate = clause.predicate.as_ref().map(ToString::to_string);
+        let unsupported = |what: &str| Error::Unsupported(format!("MERGE: {what} is not supported"));
+        builder = match (&clause.clause_kind, &clause.action) {
+            (MergeClauseKind::Matched, MergeAction::Update(u)) => {
+                let mut sets = vec![];
+                for a in &u.assignments {
+                    match &a.target {
+                        AssignmentTarget::ColumnName(n) => sets.push((column(n), a.value.to_string())),
+                        AssignmentTarget::Tuple(_) => return Err(unsupported("SET (a, b) = …")),
+                    }
+                }
+                builder.when_matched_update(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    for (c, v) in sets {
+                        b = b.update(c, v);
+                    }
+                    b
+                })
+            }
+            (MergeClauseKind::Matched, MergeAction::Delete { .. }) => builder.when_matched_delete(|mut b| {
+                if let Some(p) = predicate {
+                    b = b.predicate(p);
+                }
+                b
+            }),
+            (MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget, MergeAction::Insert(i)) => {
+                let MergeInsertKind::Values(values) = &i.kind else {
+                    return Err(unsupported("INSERT without VALUES"));
+                };
+                let [row] = values.rows.as_slice() else {
+                    return Err(unsupported("INSERT of more than one row of VALUES"));
+                };
+                if row.content.len() != i.columns.len() {
+                    return Err(Error::Unsupported(format!(
+                        "MERGE: INSERT names {} columns but gives {} values",
+                        i.columns.len(),
+                        row.content.len()
+                    )));
+                }
+                let sets: Vec<(String, String)> = i
+                    .columns
+                    .iter()
+                    .zip(row.content.iter())
+                    .map(|(c, v)| (column(c), v.to_string()))
+                    .collect();
+                builder.when_not_matched_insert(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    for (c, v) in sets {
+                        b = b.set(c, v);
+                    }
+                    b
+                })
+            }
+            (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
+                let mut sets = vec![];
+                for a in &u.assignments {
+                    match &a.target {
+                        AssignmentTarget::ColumnName(n) => sets.push((column(n), a.value.to_string())),
+                        AssignmentTarget::Tuple(_) => return Err(unsupported("SET (a, b) = …")),
+                    }
+                }
+                builder.when_not_matched_by_source_update(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    for (c, v) in sets {
+                        b = b.update(c, v);
+                    }
+                    b
+                })
+            }
+            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
+                builder.when_not_matched_by_source_delete(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    b
+                })
+            }
+            (kind, action) => return Err(unsupported(&format!("WHEN {kind} THEN {action}"))),
+        }
+        .map_err(|e| dml_error(&entry, "MERGE", e))?;
+    }
+    let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "MERGE", e))?;
+    let schema = Arc::new(Schema::new(
+        ["inserted", "updated", "deleted"]
+            .map(|n| Field::new(n, DataType::UInt64, false))
+            .to_vec(),
+    ));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(UInt64Array::from(vec![metrics.num_target_rows_inserted as u64])),
+            Arc::new(UInt64Array::from(vec![metrics.num_target_rows_updated as u64])),
+            Arc::new(UInt64Array::from(vec![metrics.num_target_rows_deleted as u64])),
         ],
     );
     Ok(rows(schema, batch))

@@ -192,6 +192,7 @@ impl Session {
             match s.as_ref() {
                 SqlStatement::Update(u) => return crate::dml::update(self, u, sql).await,
                 SqlStatement::Delete(d) => return crate::dml::delete(self, d, sql).await,
+                SqlStatement::Merge(m) => return crate::dml::merge(self, m, sql).await,
                 _ => {}
             }
         }
