@@ -22,6 +22,7 @@
 mod ctas;
 pub mod delta;
 mod dml;
+mod maintenance;
 mod error;
 pub mod infer;
 pub mod metrics;

@@ -330,7 +330,7 @@ impl Session {
                 let (zone, name) = self.resolve(&reference)?;
                 crate::register::refresh_table(self, &zone, &name).await.map(Some)
             }
-            _ => Ok(None),
+            _ => crate::maintenance::run(self, sql).await,
         }
     }
 
