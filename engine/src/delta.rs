@@ -69,9 +69,23 @@ fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
 /// Loads a Delta table at the version asked for. A version that does not exist is an error
 /// naming the latest one.
 pub async fn load(location: &str, as_of: &AsOf, table: &str) -> Result<DeltaTable> {
+    load_with_store(location, as_of, table, None).await
+}
+
+/// Like [`load`], reading through `store` (rooted at `/` of the location's store), so that
+/// the session's read counters see what a query reads.
+pub async fn load_with_store(
+    location: &str,
+    as_of: &AsOf,
+    table: &str,
+    store: Option<Arc<dyn object_store::ObjectStore>>,
+) -> Result<DeltaTable> {
     let url = Url::parse(location)
         .map_err(|e| Error::Unsupported(format!("{table} has an invalid location '{location}': {e}")))?;
     let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(delta_error)?;
+    if let Some(store) = store {
+        builder = builder.with_storage_backend(store, url.clone());
+    }
     builder = match as_of {
         AsOf::Latest => builder,
         AsOf::Version(v) => builder.with_version(*v),

@@ -22,6 +22,8 @@ use crate::table::StrataTable;
 pub(crate) struct Shared {
     pub catalog: Arc<Catalog>,
     pub counters: Arc<ScanCounters>,
+    /// The counting store for local files, which Delta reads go through too.
+    pub file_store: Arc<dyn object_store::ObjectStore>,
     /// Providers built from entries, by zone and name, with the entry they were built from.
     providers: Mutex<HashMap<(String, String), (TableEntry, Arc<StrataTable>)>>,
     /// Session-local tables and views (CREATE VIEW), by zone and name. Not persisted.
@@ -29,10 +31,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(catalog: Arc<Catalog>, counters: Arc<ScanCounters>) -> Arc<Self> {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        counters: Arc<ScanCounters>,
+        file_store: Arc<dyn object_store::ObjectStore>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             catalog,
             counters,
+            file_store,
             providers: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),
         })
@@ -137,7 +144,11 @@ impl SchemaProvider for ZoneSchema {
             return Ok(None);
         };
         if entry.format == TableFormat::Delta {
-            let table = delta::load(&entry.location, &as_of, &entry.qualified_name())
+            let store = entry
+                .location
+                .starts_with("file:")
+                .then(|| Arc::clone(&self.shared.file_store));
+            let table = delta::load_with_store(&entry.location, &as_of, &entry.qualified_name(), store)
                 .await
                 .map_err(external)?;
             return Ok(Some(delta::provider(&table).await.map_err(external)?));

@@ -101,7 +101,7 @@ impl Session {
             Arc::new(object_store::local::LocalFileSystem::new()),
             Arc::clone(&counters),
         ));
-        ctx.register_object_store(&file_url(), file_store);
+        ctx.register_object_store(&file_url(), Arc::clone(&file_store));
         let warehouse = catalog.warehouse();
         if warehouse.url().scheme() != "file" {
             let mut base = warehouse.url().clone();
@@ -114,7 +114,7 @@ impl Session {
                 )),
             );
         }
-        let shared = Shared::new(catalog, counters);
+        let shared = Shared::new(catalog, counters, file_store);
         ctx.register_catalog(CATALOG_NAME, Arc::new(WarehouseCatalog::new(Arc::clone(&shared))));
         Ok(Self { ctx, shared })
     }

@@ -279,3 +279,35 @@ fn delta_history_records_the_sql() {
     let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT city, region FROM curated.dim_store ORDER BY city"]);
     assert_eq!(stdout(&o), "city,region\nBraga,north\nLisbon,south\nPorto,centre\n", "{}", stderr(&o));
 }
+
+/// A filter on a Delta table's partition column opens only that partition's files; one on
+/// another column skips files by their statistics.
+#[test]
+fn delta_reads_skip_partitions_and_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = strata(
+        dir.path(),
+        &[
+            "--demo",
+            "-c",
+            "CREATE TABLE curated.fact PARTITIONED BY (month) AS SELECT sale_id, amount, month FROM raw.sales",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let parquet_files = |o: &Output| -> usize {
+        // Footer: "; N files, X scanned" counts data and log files; count data files apart.
+        let out = stdout(o);
+        out.lines()
+            .find_map(|l| l.split("; ").nth(1).and_then(|f| f.split(' ').next()?.parse().ok()))
+            .unwrap_or(usize::MAX)
+    };
+    let all = strata(dir.path(), &["-c", "SELECT sum(amount) FROM curated.fact"]);
+    let one = strata(dir.path(), &["-c", "SELECT sum(amount) FROM curated.fact WHERE month = 4"]);
+    let by_stats = strata(dir.path(), &["-c", "SELECT sum(amount) FROM curated.fact WHERE sale_id > 115"]);
+    assert!(all.status.success() && one.status.success() && by_stats.status.success());
+    let (all, one, by_stats) = (parquet_files(&all), parquet_files(&one), parquet_files(&by_stats));
+    // Six month files more in a full scan than in a one-month scan: exactly five skipped.
+    assert_eq!(all - one, 5, "all={all} one={one}");
+    // sale_id > 115 lies in June only: statistics skip the other five month files too.
+    assert_eq!(all - by_stats, 5, "all={all} by_stats={by_stats}");
+}
