@@ -1,5 +1,5 @@
-//! `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] zone.name [STORED AS DELTA|PARQUET]
-//! [PARTITIONED BY (cols)] AS query`: runs the query into a new table under
+//! `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] zone.name [(col type, …)] [STORED AS DELTA|PARQUET]
+//! [PARTITIONED BY (cols)] [AS query]`: runs the query into a new table under
 //! `<zone root>/<name>/` and registers it with the SQL that made it (lineage).
 //!
 //! Curated tables default to Delta, processed ones to Parquet in hive folders. The data is
@@ -82,6 +82,50 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
             break;
         }
     }
+    // `(col type, …)`: an empty table, written as the empty result of casts.
+    let mut columns: Option<Vec<(String, String)>> = None;
+    skip_ws(&mut i);
+    if matches!(tokens.get(i), Some(Token::LParen)) {
+        let mut defs = vec![];
+        let mut current: Vec<&Token> = vec![];
+        let mut depth = 0;
+        i += 1;
+        loop {
+            match tokens.get(i)? {
+                Token::LParen => {
+                    depth += 1;
+                    current.push(&tokens[i]);
+                }
+                Token::RParen if depth == 0 => {
+                    defs.push(std::mem::take(&mut current));
+                    i += 1;
+                    break;
+                }
+                Token::RParen => {
+                    depth -= 1;
+                    current.push(&tokens[i]);
+                }
+                Token::Comma if depth == 0 => defs.push(std::mem::take(&mut current)),
+                t => current.push(t),
+            }
+            i += 1;
+        }
+        let mut parsed = vec![];
+        for def in defs {
+            let mut def = def.into_iter().skip_while(|t| matches!(t, Token::Whitespace(_)));
+            let name = match def.next()? {
+                Token::Word(w) if w.quote_style.is_some() => w.value.clone(),
+                Token::Word(w) => w.value.to_ascii_lowercase(),
+                _ => return None,
+            };
+            let data_type: String = def.map(ToString::to_string).collect::<String>().trim().to_string();
+            if data_type.is_empty() {
+                return None;
+            }
+            parsed.push((name, data_type));
+        }
+        columns = Some(parsed);
+    }
     let mut format = None;
     let mut partition_by = vec![];
     loop {
@@ -126,10 +170,25 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
         }
         break;
     }
-    if !word(&mut i, "as") {
-        return None;
-    }
-    let query: String = tokens[i..].iter().map(ToString::to_string).collect();
+    let query: String = match columns {
+        Some(columns) => {
+            skip_ws(&mut i);
+            if !matches!(tokens.get(i), None | Some(Token::SemiColon)) {
+                return None;
+            }
+            let casts: Vec<String> = columns
+                .iter()
+                .map(|(name, t)| format!("CAST(NULL AS {t}) AS \"{}\"", name.replace('"', "\"\"")))
+                .collect();
+            format!("SELECT {} WHERE false", casts.join(", "))
+        }
+        None => {
+            if !word(&mut i, "as") {
+                return None;
+            }
+            tokens[i..].iter().map(ToString::to_string).collect()
+        }
+    };
     Some(CreateTableAs {
         or_replace,
         if_not_exists,
@@ -282,7 +341,9 @@ mod tests {
         assert_eq!(c.format.as_deref(), Some("DELTA"));
         assert_eq!(c.partition_by, vec!["year", "Month"]);
         assert_eq!(c.query, "SELECT * FROM raw.sales");
-        assert!(parse("CREATE TABLE t (a INT)").is_none());
+        let c = parse("CREATE TABLE curated.t (a INT, \"B\" DECIMAL(10, 2)) STORED AS DELTA PARTITIONED BY (a)").expect("empty");
+        assert_eq!(c.query, "SELECT CAST(NULL AS INT) AS \"a\", CAST(NULL AS DECIMAL(10, 2)) AS \"B\" WHERE false");
+        assert_eq!(c.partition_by, vec!["a"]);
         assert!(parse("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'x'").is_none());
         let c = parse("create or replace table p as with x as (select 1) select * from x").expect("ctas");
         assert!(c.or_replace);
