@@ -311,3 +311,32 @@ fn delta_reads_skip_partitions_and_files() {
     // sale_id > 115 lies in June only: statistics skip the other five month files too.
     assert_eq!(all - by_stats, 5, "all={all} by_stats={by_stats}");
 }
+
+/// Four processes appending to one Delta table at the same time: every append lands.
+#[test]
+fn concurrent_delta_appends_all_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = strata(dir.path(), &["-c", "CREATE TABLE curated.events (id BIGINT, writer INT) STORED AS DELTA"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let children: Vec<_> = (0..4)
+        .map(|w| {
+            let sql: String = (0..3)
+                .map(|i| format!("INSERT INTO curated.events VALUES ({}, {w});", w * 100 + i))
+                .collect();
+            Command::new(env!("CARGO_BIN_EXE_strata"))
+                .arg("--warehouse")
+                .arg(dir.path())
+                .args(["--format", "csv", "-c", &sql])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn strata")
+        })
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT count(*) AS n, count(DISTINCT writer) AS w FROM curated.events"]);
+    assert_eq!(stdout(&o), "n,w\n12,4\n", "{}", stderr(&o));
+}
