@@ -42,6 +42,9 @@ pub async fn seed(session: &Session) -> anyhow::Result<()> {
 }
 
 fn url_to_path(url: &str) -> anyhow::Result<PathBuf> {
-    let parsed = url.strip_prefix("file://").context("the demo needs a local warehouse")?;
-    Ok(PathBuf::from(parsed))
+    url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+        .context("the demo needs a local warehouse")
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Delete, FromTable, Merge, MergeAction, MergeClauseKind, MergeInsertKind,
+    Assignment, AssignmentTarget, Delete, FromTable, Merge, MergeAction, MergeClauseKind, MergeInsertKind,
     ObjectName, TableFactor, TableWithJoins, Update,
 };
 use deltalake::kernel::transaction::CommitProperties;
@@ -26,13 +26,19 @@ fn commit_properties(sql: &str) -> CommitProperties {
 
 /// The Delta entry a statement changes, or an error saying which tables can be changed.
 fn delta_target(session: &Session, name: &ObjectName, statement: &str) -> Result<TableEntry> {
-    let reference = datafusion::common::TableReference::from(
-        name.0
-            .iter()
-            .map(|p| p.to_string().trim_matches('"').to_string())
-            .collect::<Vec<_>>()
-            .join("."),
-    );
+    let name = name
+        .0
+        .iter()
+        .map(|p| p.to_string().trim_matches('"').to_string())
+        .collect::<Vec<_>>()
+        .join(".");
+    delta_entry(session, &name, statement)
+}
+
+/// The Delta entry of a (possibly zone-qualified) table name; raw tables and other formats
+/// are refused with an error saying which tables `statement` takes.
+pub(crate) fn delta_entry(session: &Session, name: &str, statement: &str) -> Result<TableEntry> {
+    let reference = datafusion::common::TableReference::from(name);
     let (zone, table) = session.resolve(&reference)?;
     let table = table.to_ascii_lowercase();
     let snapshot = session.catalog().snapshot();
@@ -45,12 +51,32 @@ fn delta_target(session: &Session, name: &ObjectName, statement: &str) -> Result
     }
     if entry.format != TableFormat::Delta {
         return Err(Error::Unsupported(format!(
-            "{statement} needs a Delta table, and {} is {}; Delta tables (the default in curated, or CREATE TABLE … STORED AS DELTA) take UPDATE, DELETE and MERGE",
+            "{statement} needs a Delta table, and {} is {}; Delta is the default in curated, or CREATE TABLE … STORED AS DELTA",
             entry.qualified_name(),
             entry.format
         )));
     }
     Ok(entry)
+}
+
+/// The last part of a column name, unquoted: `t.col` and `col` both assign `col`.
+fn column_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .map(|p| p.to_string().trim_matches('"').to_string())
+        .unwrap_or_default()
+}
+
+/// `SET a = e, …` as (column, SQL expression) pairs.
+fn assignments(list: &[Assignment]) -> Result<Vec<(String, String)>> {
+    list.iter()
+        .map(|a| match &a.target {
+            AssignmentTarget::ColumnName(n) => Ok((column_name(n), a.value.to_string())),
+            AssignmentTarget::Tuple(_) => Err(Error::Unsupported(
+                "SET (a, b) = … is not supported; assign columns one by one".into(),
+            )),
+        })
+        .collect()
 }
 
 fn table_name(t: &TableWithJoins) -> Result<&ObjectName> {
@@ -82,18 +108,8 @@ pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<O
     if let Some(predicate) = &u.selection {
         builder = builder.with_predicate(predicate.to_string());
     }
-    for a in &u.assignments {
-        let column = match &a.target {
-            AssignmentTarget::ColumnName(name) => name
-                .0
-                .last()
-                .map(|p| p.to_string().trim_matches('"').to_string())
-                .unwrap_or_default(),
-            AssignmentTarget::Tuple(_) => {
-                return Err(Error::Unsupported("UPDATE … SET (a, b) = … is not supported; assign columns one by one".into()));
-            }
-        };
-        builder = builder.with_update(column, a.value.to_string());
+    for (column, value) in assignments(&u.assignments)? {
+        builder = builder.with_update(column, value);
     }
     let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "UPDATE", e))?;
     Ok(count("count", metrics.num_updated_rows as u64))
@@ -224,24 +240,12 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
         .with_target_alias(target_alias)
         .with_session_state(Arc::new(session.context().state()))
         .with_commit_properties(commit_properties(sql));
-    let column = |name: &ObjectName| -> String {
-        name.0
-            .last()
-            .map(|p| p.to_string().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
     for clause in &m.clauses {
         let predicate = clause.predicate.as_ref().map(ToString::to_string);
         let unsupported = |what: &str| Error::Unsupported(format!("MERGE: {what} is not supported"));
         builder = match (&clause.clause_kind, &clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(u)) => {
-                let mut sets = vec![];
-                for a in &u.assignments {
-                    match &a.target {
-                        AssignmentTarget::ColumnName(n) => sets.push((column(n), a.value.to_string())),
-                        AssignmentTarget::Tuple(_) => return Err(unsupported("SET (a, b) = …")),
-                    }
-                }
+                let sets = assignments(&u.assignments)?;
                 builder.when_matched_update(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
@@ -276,7 +280,7 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
                     .columns
                     .iter()
                     .zip(row.content.iter())
-                    .map(|(c, v)| (column(c), v.to_string()))
+                    .map(|(c, v)| (column_name(c), v.to_string()))
                     .collect();
                 builder.when_not_matched_insert(|mut b| {
                     if let Some(p) = predicate {
@@ -289,13 +293,7 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
                 })
             }
             (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
-                let mut sets = vec![];
-                for a in &u.assignments {
-                    match &a.target {
-                        AssignmentTarget::ColumnName(n) => sets.push((column(n), a.value.to_string())),
-                        AssignmentTarget::Tuple(_) => return Err(unsupported("SET (a, b) = …")),
-                    }
-                }
+                let sets = assignments(&u.assignments)?;
                 builder.when_not_matched_by_source_update(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);

@@ -10,9 +10,9 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::{FilterOp, FilterValue};
-use strata_catalog::{TableEntry, TableFormat};
 
 use crate::delta::{self, AsOf};
+use crate::dml::delta_entry;
 use crate::error::{Error, Result};
 use crate::session::{Output, Session, rows};
 
@@ -45,19 +45,6 @@ fn table_name(t: &[Token], i: &mut usize) -> Option<String> {
             return Some(parts.join("."));
         }
     }
-}
-
-fn delta_entry(session: &Session, name: &str, statement: &str) -> Result<TableEntry> {
-    let (zone, table) = session.resolve(&datafusion::common::TableReference::from(name))?;
-    let entry = session.catalog().snapshot().table(&zone, &table)?.clone();
-    if entry.format != TableFormat::Delta {
-        return Err(Error::Unsupported(format!(
-            "{statement} needs a Delta table, and {} is {}",
-            entry.qualified_name(),
-            entry.format
-        )));
-    }
-    Ok(entry)
 }
 
 fn one_row(columns: Vec<(&str, Arc<dyn arrow::array::Array>)>) -> Output {
