@@ -23,6 +23,7 @@ mod ctas;
 pub mod delta;
 mod dml;
 mod maintenance;
+mod overwrite;
 mod error;
 pub mod infer;
 pub mod metrics;

@@ -193,6 +193,11 @@ impl Session {
                 SqlStatement::Update(u) => return crate::dml::update(self, u, sql).await,
                 SqlStatement::Delete(d) => return crate::dml::delete(self, d, sql).await,
                 SqlStatement::Merge(m) => return crate::dml::merge(self, m, sql).await,
+                SqlStatement::Insert(ins) => {
+                    if let Some(output) = crate::overwrite::run(self, ins, sql).await? {
+                        return Ok(output);
+                    }
+                }
                 _ => {}
             }
         }
