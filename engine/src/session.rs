@@ -285,6 +285,12 @@ impl Session {
         {
             return Ok(());
         }
+        // Table functions (generate_series, range, …) are resolved by DataFusion.
+        if reference.schema().is_none()
+            && self.ctx.state().table_functions().contains_key(reference.table())
+        {
+            return Ok(());
+        }
         let (zone, name) = self.resolve(reference)?;
         let snapshot = self.shared.catalog.snapshot();
         snapshot.zone(&zone)?;
