@@ -147,7 +147,7 @@ impl Catalog {
             match self.put_commit(version, operation, &actions).await {
                 Ok(()) => {
                     state.apply(version, &actions);
-                    let checkpoint = version > 0 && version % CHECKPOINT_INTERVAL == 0;
+                    let checkpoint = version > 0 && version.is_multiple_of(CHECKPOINT_INTERVAL);
                     if checkpoint {
                         // A checkpoint only speeds up opening; failing to write one loses nothing.
                         if let Err(e) = self.write_checkpoint(&state).await {

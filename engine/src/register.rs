@@ -23,7 +23,6 @@ use crate::table::{OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, St
 pub(crate) async fn create_external_table(
     session: &Session,
     cmd: &CreateExternalTable,
-    sql: &str,
 ) -> Result<Output> {
     let (zone, name) = session.resolve(&cmd.name)?;
     validate_name(&name)?;
@@ -86,7 +85,7 @@ pub(crate) async fn create_external_table(
     let summary = inferred.summary(&entry);
     let or_replace = cmd.or_replace;
     let new_entry = entry.clone();
-    let committed = session
+    session
         .catalog()
         .commit(&format!("CREATE EXTERNAL TABLE {qualified}"), |state| {
             if state.table(&zone, &name).is_ok() && !or_replace {
@@ -98,7 +97,6 @@ pub(crate) async fn create_external_table(
             Ok(vec![Action::PutTable(Box::new(new_entry.clone()))])
         })
         .await?;
-    let _ = (committed, sql);
     Ok(Output::Done(format!("registered {qualified}: {summary}")))
 }
 

@@ -17,6 +17,9 @@ use crate::error::Error;
 use crate::metrics::ScanCounters;
 use crate::table::StrataTable;
 
+/// Providers built from entries, by zone and name, with the entry each was built from.
+type ProviderCache = HashMap<(String, String), (TableEntry, Arc<StrataTable>)>;
+
 /// Shared by the catalog provider and its zone schemas.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -24,8 +27,7 @@ pub(crate) struct Shared {
     pub counters: Arc<ScanCounters>,
     /// The counting store for local files, which Delta reads go through too.
     pub file_store: Arc<dyn object_store::ObjectStore>,
-    /// Providers built from entries, by zone and name, with the entry they were built from.
-    providers: Mutex<HashMap<(String, String), (TableEntry, Arc<StrataTable>)>>,
+    providers: Mutex<ProviderCache>,
     /// Session-local tables and views (CREATE VIEW), by zone and name. Not persisted.
     local: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
 }

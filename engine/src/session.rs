@@ -209,7 +209,7 @@ impl Session {
         let plan = state.statement_to_plan(statement).await?;
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
-                return crate::register::create_external_table(self, cmd, sql).await;
+                return crate::register::create_external_table(self, cmd).await;
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
                 let (zone, name) = self.resolve(&drop.name)?;
