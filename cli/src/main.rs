@@ -28,7 +28,7 @@ struct Args {
     warehouse: Option<String>,
 
     /// Run these statements (';'-separated; may be repeated) and exit.
-    #[arg(long = "command", short = 'c')]
+    #[arg(long = "command", short = 'c', allow_hyphen_values = true)]
     commands: Vec<String>,
 
     /// Run the statements of this SQL file (may be repeated) and exit.

@@ -128,6 +128,9 @@ fn exit_codes() {
     assert!(stderr(&o).contains("Line: 1, Column: 1"), "{}", stderr(&o));
     let o = strata(dir.path(), &["-c", "SELECT 1"]);
     assert_eq!(o.status.code(), Some(0));
+    // A statement that starts with a comment is still a statement, not a flag.
+    let o = strata(dir.path(), &["--format", "csv", "-c", "-- the answer\nSELECT 42 AS a"]);
+    assert_eq!(stdout(&o), "a\n42\n", "{}", stderr(&o));
     let o = strata(dir.path(), &["--zone", "gold", "-c", "SELECT 1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("unknown zone 'gold'"), "{}", stderr(&o));
