@@ -119,10 +119,19 @@ impl Catalog {
     /// none.
     pub async fn refresh(&self) -> Result<Arc<CatalogState>> {
         let _guard = self.writer.lock().await;
-        let mut state = (*self.snapshot()).clone();
-        if self.read_commits_after(&mut state).await? > 0 {
-            self.set_snapshot(state);
-        }
+        let current = self.snapshot();
+        // Look for the next commit before copying the state: usually there is none.
+        let next = current.version.map_or(0, |v| v + 1);
+        let path = self.commit_path(next);
+        let Some(bytes) = self.get_optional(&path).await? else {
+            return Ok(current);
+        };
+        let commit: Commit = parse(&path, &bytes)?;
+        check_format(&path, commit.format_version)?;
+        let mut state = (*current).clone();
+        state.apply(next, &commit.actions);
+        self.read_commits_after(&mut state).await?;
+        self.set_snapshot(state);
         Ok(self.snapshot())
     }
 
