@@ -308,7 +308,12 @@ impl Session {
     /// The object store that serves a URL.
     pub fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let base = datafusion::execution::object_store::ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
-        Ok(self.ctx.runtime_env().object_store(base)?)
+        self.ctx.runtime_env().object_store(base).map_err(|_| {
+            Error::Unsupported(format!(
+                "no storage is configured for '{}'; locations are local folders or file:// URLs (and the warehouse's own store)",
+                &url[..url::Position::BeforePath]
+            ))
+        })
     }
 
     /// Statements strata adds to SQL: `SHOW ZONES`, `USE [ZONE] z`, `REFRESH ZONE z`,
