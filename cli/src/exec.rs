@@ -1,7 +1,7 @@
 //! The input loops: statements from `-c`, from `-f` files, and from the REPL, each run
 //! through the engine and printed.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -317,4 +317,34 @@ async fn run_command(session: &Session, command: Command, printer: &mut Printer)
         }
     }
     Ok(())
+}
+
+/// `strata tpch gen`: generates the TPC-H tables with a progress line per table.
+pub async fn tpch_gen(session: &Session, sf: f64, zone: &str) -> anyhow::Result<usize> {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let shown = bar.clone();
+    let start = Instant::now();
+    let written = strata_engine::tpch::generate(
+        session,
+        sf,
+        zone,
+        Arc::new(move |table: &str, rows: u64| shown.set_message(format!("{table}: {rows} rows"))),
+    )
+    .await;
+    bar.finish_and_clear();
+    let written = written?;
+    for (table, rows) in &written {
+        println!("{zone}.{table}: {rows} rows");
+    }
+    println!("generated TPC-H at scale factor {sf} in {:.1}s", start.elapsed().as_secs_f64());
+    Ok(0)
 }

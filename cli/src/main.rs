@@ -50,6 +50,34 @@ struct Args {
     /// Stop a script at its first failing statement (by default the rest still run).
     #[arg(long)]
     stop_on_error: bool,
+
+    #[command(subcommand)]
+    command: Option<Commands>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Commands {
+    /// TPC-H data for benchmarks.
+    Tpch {
+        #[command(subcommand)]
+        action: TpchAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TpchAction {
+    /// Generate the eight TPC-H tables into a zone and register them.
+    Gen {
+        /// Scale factor: 1 is about 1 GB of CSV-equivalent data (6 million lineitem rows).
+        #[arg(long, default_value_t = 1.0)]
+        sf: f64,
+        /// Zone to write the tables into.
+        #[arg(long, default_value = "processed")]
+        zone: String,
+        /// Storage format of the tables (parquet; make Delta copies with CREATE TABLE … AS).
+        #[arg(long, default_value = "parquet")]
+        format: String,
+    },
 }
 
 /// Where strata keeps its own folders.
@@ -89,6 +117,17 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let session = Arc::new(Session::open(&location).await?);
     if args.demo {
         demo::seed(&session).await?;
+    }
+    if let Some(Commands::Tpch {
+        action: TpchAction::Gen { sf, zone, format },
+    }) = &args.command
+    {
+        if !format.eq_ignore_ascii_case("parquet") {
+            anyhow::bail!(
+                "tpch gen writes parquet; for Delta tables run CREATE TABLE curated.t STORED AS DELTA AS SELECT * FROM {zone}.t after generating"
+            );
+        }
+        return exec::tpch_gen(&session, *sf, zone).await;
     }
     if let Some(zone) = &args.zone {
         session.use_zone(zone).await?;

@@ -33,6 +33,7 @@ mod schema;
 mod session;
 pub mod split;
 pub mod table;
+pub mod tpch;
 
 pub use error::{Error, Result};
 pub use metrics::{ScanCounters, ScanSummary};

@@ -406,3 +406,24 @@ fn conflicting_updates_lose_nothing() {
     let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT n FROM curated.counter"]);
     assert_eq!(stdout(&o), format!("n\n{landed}\n"), "{}", stderr(&o));
 }
+
+/// `strata tpch gen` writes and registers the eight TPC-H tables; at SF 0.01 their row
+/// counts are the standard ones.
+#[test]
+fn tpch_gen_registers_the_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = strata(dir.path(), &["tpch", "gen", "--sf", "0.01"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("processed.lineitem: 60175 rows"), "{}", stdout(&o));
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT (SELECT count(*) FROM processed.orders) AS orders, (SELECT count(*) FROM processed.customer) AS customers, \
+             (SELECT count(*) FROM processed.lineitem WHERE l_returnflag = 'N' AND l_linestatus = 'F') AS nf",
+        ],
+    );
+    assert_eq!(stdout(&o), "orders,customers,nf\n15000,1500,348\n", "{}", stderr(&o));
+}
