@@ -320,7 +320,7 @@ async fn run_command(session: &Session, command: Command, printer: &mut Printer)
 }
 
 /// `strata tpch gen`: generates the TPC-H tables with a progress line per table.
-pub async fn tpch_gen(session: &Session, sf: f64, zone: &str) -> anyhow::Result<usize> {
+pub async fn tpch_gen(session: &Session, sf: f64, zone: &str, partitioned: bool) -> anyhow::Result<usize> {
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
     } else {
@@ -337,6 +337,7 @@ pub async fn tpch_gen(session: &Session, sf: f64, zone: &str) -> anyhow::Result<
         session,
         sf,
         zone,
+        partitioned,
         Arc::new(move |table: &str, rows: u64| shown.set_message(format!("{table}: {rows} rows"))),
     )
     .await;

@@ -77,6 +77,9 @@ enum TpchAction {
         /// Storage format of the tables (parquet; make Delta copies with CREATE TABLE … AS).
         #[arg(long, default_value = "parquet")]
         format: String,
+        /// Partition lineitem and orders by the year of their ship and order dates.
+        #[arg(long)]
+        partitioned: bool,
     },
 }
 
@@ -119,7 +122,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         demo::seed(&session).await?;
     }
     if let Some(Commands::Tpch {
-        action: TpchAction::Gen { sf, zone, format },
+        action: TpchAction::Gen { sf, zone, format, partitioned },
     }) = &args.command
     {
         if !format.eq_ignore_ascii_case("parquet") {
@@ -127,7 +130,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
                 "tpch gen writes parquet; for Delta tables run CREATE TABLE curated.t STORED AS DELTA AS SELECT * FROM {zone}.t after generating"
             );
         }
-        return exec::tpch_gen(&session, *sf, zone).await;
+        return exec::tpch_gen(&session, *sf, zone, *partitioned).await;
     }
     if let Some(zone) = &args.zone {
         session.use_zone(zone).await?;
