@@ -1,6 +1,7 @@
 //! `strata`: the lakehouse SQL engine's command line. Arguments only; the loops live in
 //! `exec.rs`.
 
+mod bench;
 mod command;
 mod demo;
 mod exec;
@@ -62,6 +63,30 @@ enum Commands {
         #[command(subcommand)]
         action: TpchAction,
     },
+    /// Run a benchmark's queries and report their times.
+    Bench {
+        #[command(subcommand)]
+        suite: BenchSuite,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchSuite {
+    /// The 22 TPC-H queries, on tables made by `strata tpch gen`.
+    Tpch {
+        /// Zone holding the TPC-H tables.
+        #[arg(long, default_value = "processed")]
+        zone: String,
+        /// Queries to run, e.g. 1,3,5 (all by default).
+        #[arg(long, value_delimiter = ',')]
+        queries: Vec<u32>,
+        /// Runs of each query: the first is cold, the rest warm.
+        #[arg(long, default_value_t = 3)]
+        iterations: usize,
+        /// Write the measurements as JSON here.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -120,6 +145,12 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let session = Arc::new(Session::open(&location).await?);
     if args.demo {
         demo::seed(&session).await?;
+    }
+    if let Some(Commands::Bench {
+        suite: BenchSuite::Tpch { zone, queries, iterations, output },
+    }) = &args.command
+    {
+        return bench::tpch(&session, zone, queries, *iterations, output.as_deref()).await;
     }
     if let Some(Commands::Tpch {
         action: TpchAction::Gen { sf, zone, format, partitioned },

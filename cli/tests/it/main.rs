@@ -426,4 +426,14 @@ fn tpch_gen_registers_the_tables() {
         ],
     );
     assert_eq!(stdout(&o), "orders,customers,nf\n15000,1500,348\n", "{}", stderr(&o));
+    let results = dir.path().join("results.json");
+    let o = strata(
+        dir.path(),
+        &["bench", "tpch", "--queries", "1,6", "--iterations", "2", "--output", results.to_str().unwrap_or_default()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("| q01 |"), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results).expect("results")).expect("json");
+    let rows: Vec<i64> = v.as_array().expect("array").iter().map(|q| q["rows"].as_i64().unwrap_or(-1)).collect();
+    assert_eq!(rows, vec![4, 1]);
 }
