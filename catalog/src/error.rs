@@ -48,7 +48,9 @@ pub enum Error {
     },
 
     /// Too many concurrent writers won the race for the next commit.
-    #[error("gave up committing to the catalog after {attempts} attempts lost to concurrent writers; try again")]
+    #[error(
+        "gave up committing to the catalog after {attempts} attempts lost to concurrent writers; try again"
+    )]
     Contention { attempts: usize },
 
     /// The object store failed.

@@ -210,7 +210,8 @@ impl Catalog {
     }
 
     fn last_checkpoint_path(&self) -> Path {
-        self.warehouse.path(&format!("{CATALOG_DIR}/_last_checkpoint"))
+        self.warehouse
+            .path(&format!("{CATALOG_DIR}/_last_checkpoint"))
     }
 
     async fn put_commit(&self, version: u64, operation: &str, actions: &[Action]) -> Result<()> {
@@ -317,10 +318,14 @@ impl Catalog {
 
     async fn get_optional(&self, path: &Path) -> Result<Option<Bytes>> {
         match self.warehouse.store().get(path).await {
-            Ok(result) => result.bytes().await.map(Some).map_err(|source| Error::Storage {
-                path: path.to_string(),
-                source,
-            }),
+            Ok(result) => result
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|source| Error::Storage {
+                    path: path.to_string(),
+                    source,
+                }),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(Error::Storage {
                 path: path.to_string(),

@@ -95,7 +95,11 @@ impl Warehouse {
 
     /// A path inside the warehouse, from `/`-separated parts relative to its root.
     pub fn path(&self, relative: &str) -> Path {
-        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_string()).collect();
+        let mut parts: Vec<String> = self
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
         parts.extend(
             relative
                 .split('/')

@@ -67,12 +67,22 @@ pub async fn tpch(
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<usize> {
     session.use_zone(zone).await?;
-    if session.catalog().snapshot().table(zone, "lineitem").is_err() {
-        anyhow::bail!("zone {zone} has no TPC-H tables; run `strata tpch gen --sf 1 --zone {zone}` first");
+    if session
+        .catalog()
+        .snapshot()
+        .table(zone, "lineitem")
+        .is_err()
+    {
+        anyhow::bail!(
+            "zone {zone} has no TPC-H tables; run `strata tpch gen --sf 1 --zone {zone}` first"
+        );
     }
     let mut results = vec![];
     let mut failed = 0;
-    for (number, sql) in TPCH.iter().filter(|(n, _)| queries.is_empty() || queries.contains(n)) {
+    for (number, sql) in TPCH
+        .iter()
+        .filter(|(n, _)| queries.is_empty() || queries.contains(n))
+    {
         let (cold_ms, rows) = match run_once(session, sql).await {
             Ok(r) => r,
             Err(e) => {
@@ -86,7 +96,14 @@ pub async fn tpch(
         for _ in 1..iterations.max(1) {
             warm_ms.push(run_once(session, sql).await?.0);
         }
-        let m = Measured { query: *number, cold_ms, warm_ms, rows, files: read.files, bytes: read.bytes };
+        let m = Measured {
+            query: *number,
+            cold_ms,
+            warm_ms,
+            rows,
+            files: read.files,
+            bytes: read.bytes,
+        };
         eprintln!("q{:02}: {:.1} ms cold, {} rows", m.query, m.cold_ms, m.rows);
         results.push(m);
     }
@@ -99,7 +116,10 @@ pub async fn tpch(
         let warm = if warm.is_finite() { warm } else { m.cold_ms };
         total_cold += m.cold_ms;
         total_warm += warm;
-        println!("| q{:02} | {:.1} | {:.1} | {} | {} | {} |", m.query, m.cold_ms, warm, m.rows, m.files, m.bytes);
+        println!(
+            "| q{:02} | {:.1} | {:.1} | {} | {} | {} |",
+            m.query, m.cold_ms, warm, m.rows, m.files, m.bytes
+        );
     }
     println!("| total | {total_cold:.1} | {total_warm:.1} | | | |");
     if let Some(path) = output {

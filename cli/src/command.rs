@@ -45,7 +45,9 @@ impl FromStr for Command {
             ("\\d", None) => Command::ListTables(None),
             ("\\timing", _) => Command::Timing,
             ("\\format", Some(f)) => Command::Format(f.parse()?),
-            ("\\format", None) => return Err("\\format needs one of: table, csv, tsv, json, ndjson".into()),
+            ("\\format", None) => {
+                return Err("\\format needs one of: table, csv, tsv, json, ndjson".into());
+            }
             (other, _) => return Err(format!("unknown command '{other}'; \\? lists the commands")),
         })
     }
@@ -57,9 +59,18 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        assert_eq!("\\dt raw".parse(), Ok(Command::ListTables(Some("raw".into()))));
-        assert_eq!("\\d raw.sales".parse(), Ok(Command::Describe("raw.sales".into())));
-        assert_eq!("\\format csv".parse(), Ok(Command::Format(PrintFormat::Csv)));
+        assert_eq!(
+            "\\dt raw".parse(),
+            Ok(Command::ListTables(Some("raw".into())))
+        );
+        assert_eq!(
+            "\\d raw.sales".parse(),
+            Ok(Command::Describe("raw.sales".into()))
+        );
+        assert_eq!(
+            "\\format csv".parse(),
+            Ok(Command::Format(PrintFormat::Csv))
+        );
         assert!("\\format xml".parse::<Command>().is_err());
         assert!("\\x".parse::<Command>().is_err());
     }

@@ -7,14 +7,38 @@ use anyhow::Context;
 use strata_engine::Session;
 
 const FILES: &[(&str, &[u8])] = &[
-    ("products/products.csv", include_bytes!("../../testdata/retail/products/products.csv")),
-    ("stores/stores.csv", include_bytes!("../../testdata/retail/stores/stores.csv")),
-    ("sales/year=2024/month=01/part-0.ndjson", include_bytes!("../../testdata/retail/sales/year=2024/month=01/part-0.ndjson")),
-    ("sales/year=2024/month=02/part-0.ndjson", include_bytes!("../../testdata/retail/sales/year=2024/month=02/part-0.ndjson")),
-    ("sales/year=2024/month=03/part-0.ndjson", include_bytes!("../../testdata/retail/sales/year=2024/month=03/part-0.ndjson")),
-    ("sales/year=2024/month=04/part-0.ndjson", include_bytes!("../../testdata/retail/sales/year=2024/month=04/part-0.ndjson")),
-    ("sales/year=2024/month=05/part-0.ndjson", include_bytes!("../../testdata/retail/sales/year=2024/month=05/part-0.ndjson")),
-    ("sales/year=2024/month=06/part-0.ndjson", include_bytes!("../../testdata/retail/sales/year=2024/month=06/part-0.ndjson")),
+    (
+        "products/products.csv",
+        include_bytes!("../../testdata/retail/products/products.csv"),
+    ),
+    (
+        "stores/stores.csv",
+        include_bytes!("../../testdata/retail/stores/stores.csv"),
+    ),
+    (
+        "sales/year=2024/month=01/part-0.ndjson",
+        include_bytes!("../../testdata/retail/sales/year=2024/month=01/part-0.ndjson"),
+    ),
+    (
+        "sales/year=2024/month=02/part-0.ndjson",
+        include_bytes!("../../testdata/retail/sales/year=2024/month=02/part-0.ndjson"),
+    ),
+    (
+        "sales/year=2024/month=03/part-0.ndjson",
+        include_bytes!("../../testdata/retail/sales/year=2024/month=03/part-0.ndjson"),
+    ),
+    (
+        "sales/year=2024/month=04/part-0.ndjson",
+        include_bytes!("../../testdata/retail/sales/year=2024/month=04/part-0.ndjson"),
+    ),
+    (
+        "sales/year=2024/month=05/part-0.ndjson",
+        include_bytes!("../../testdata/retail/sales/year=2024/month=05/part-0.ndjson"),
+    ),
+    (
+        "sales/year=2024/month=06/part-0.ndjson",
+        include_bytes!("../../testdata/retail/sales/year=2024/month=06/part-0.ndjson"),
+    ),
 ];
 
 /// The demo warehouse's folder in the user's data directory.
@@ -34,7 +58,8 @@ pub async fn seed(session: &Session) -> anyhow::Result<()> {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create {}", parent.display()))?;
             }
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     session.sql("REFRESH ZONE raw").await?;

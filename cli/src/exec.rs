@@ -42,18 +42,17 @@ pub async fn run_text(
     let mut failed = 0;
     for statement in split_statements(text) {
         if statement.sql.starts_with('\\') {
-            eprintln!("error: backslash commands work in the REPL only: {}", statement.sql);
+            eprintln!(
+                "error: backslash commands work in the REPL only: {}",
+                statement.sql
+            );
             failed += 1;
             continue;
         }
         if let Err(e) = run_statement(session, &statement.sql, printer).await {
             failed += 1;
             match origin {
-                Some(file) => eprintln!(
-                    "error: {} line {}: {e:#}",
-                    file.display(),
-                    statement.line
-                ),
+                Some(file) => eprintln!("error: {} line {}: {e:#}", file.display(), statement.line),
                 None => eprintln!("error: {e:#}"),
             }
             if stop_on_error {
@@ -65,7 +64,12 @@ pub async fn run_text(
 }
 
 /// Runs a script file; returns how many statements failed.
-pub async fn run_file(session: &Session, file: &Path, printer: &Printer, stop_on_error: bool) -> anyhow::Result<usize> {
+pub async fn run_file(
+    session: &Session,
+    file: &Path,
+    printer: &Printer,
+    stop_on_error: bool,
+) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read script {}", file.display()))?;
     Ok(run_text(session, &text, Some(file), printer, stop_on_error).await)
@@ -100,7 +104,11 @@ pub async fn run_statement(session: &Session, sql: &str, printer: &Printer) -> a
             printer.format.print_batches(&mut out, &schema, &batches)?;
             if printer.footer {
                 let summary = session.counters().summary();
-                writeln!(out, "{}", footer(rows, start.elapsed(), &summary, printer.timing))?;
+                writeln!(
+                    out,
+                    "{}",
+                    footer(rows, start.elapsed(), &summary, printer.timing)
+                )?;
             }
         }
     }
@@ -110,7 +118,10 @@ pub async fn run_statement(session: &Session, sql: &str, printer: &Printer) -> a
 
 fn report_skipped(session: &Session) {
     for (file, lines) in session.counters().skipped_by_file() {
-        eprintln!("warning: skipped {lines} malformed line{} in {file}", if lines == 1 { "" } else { "s" });
+        eprintln!(
+            "warning: skipped {lines} malformed line{} in {file}",
+            if lines == 1 { "" } else { "s" }
+        );
     }
 }
 
@@ -151,7 +162,11 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(start: Instant, rows: Arc<AtomicUsize>, counters: Arc<strata_engine::ScanCounters>) -> Self {
+    fn start(
+        start: Instant,
+        rows: Arc<AtomicUsize>,
+        counters: Arc<strata_engine::ScanCounters>,
+    ) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg}")
@@ -246,7 +261,11 @@ pub async fn run_repl(session: Arc<Session>, mut printer: Printer) -> anyhow::Re
     Ok(())
 }
 
-async fn run_command(session: &Session, command: Command, printer: &mut Printer) -> anyhow::Result<()> {
+async fn run_command(
+    session: &Session,
+    command: Command,
+    printer: &mut Printer,
+) -> anyhow::Result<()> {
     match command {
         Command::Help => println!("{HELP}"),
         Command::Quit => {}
@@ -267,7 +286,14 @@ async fn run_command(session: &Session, command: Command, printer: &mut Printer)
                     z.push(zone.clone());
                     t.push(name.clone());
                     f.push(entry.format.to_string());
-                    p.push(entry.partition_columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+                    p.push(
+                        entry
+                            .partition_columns
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    );
                     l.push(entry.location.clone());
                 }
             }
@@ -283,7 +309,9 @@ async fn run_command(session: &Session, command: Command, printer: &mut Printer)
                     .map(|v| Arc::new(StringArray::from(v)) as _)
                     .collect(),
             )?;
-            printer.format.print_batches(&mut std::io::stdout().lock(), &schema, &[batch])?;
+            printer
+                .format
+                .print_batches(&mut std::io::stdout().lock(), &schema, &[batch])?;
         }
         Command::Describe(table) => {
             run_statement(session, &format!("DESCRIBE {table}"), printer).await?;
@@ -295,13 +323,25 @@ async fn run_command(session: &Session, command: Command, printer: &mut Printer)
                 println!("format:      {}", entry.format);
                 println!("location:    {}", entry.location);
                 if !entry.partition_columns.is_empty() {
-                    let parts: Vec<String> = entry.partition_columns.iter().map(|p| format!("{} {}", p.name, p.data_type)).collect();
+                    let parts: Vec<String> = entry
+                        .partition_columns
+                        .iter()
+                        .map(|p| format!("{} {}", p.name, p.data_type))
+                        .collect();
                     println!("partitioned: {}", parts.join(", "));
                 }
                 for (k, v) in &entry.options {
                     println!("option:      {k} = {v}");
                 }
-                println!("registered:  {}{}", entry.created_at.format("%Y-%m-%d %H:%M:%S UTC"), if entry.discovered { " (discovered)" } else { "" });
+                println!(
+                    "registered:  {}{}",
+                    entry.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    if entry.discovered {
+                        " (discovered)"
+                    } else {
+                        ""
+                    }
+                );
                 if let Some(sql) = &entry.lineage {
                     println!("made by:     {sql}");
                 }
@@ -320,7 +360,12 @@ async fn run_command(session: &Session, command: Command, printer: &mut Printer)
 }
 
 /// `strata tpch gen`: generates the TPC-H tables with a progress line per table.
-pub async fn tpch_gen(session: &Session, sf: f64, zone: &str, partitioned: bool) -> anyhow::Result<usize> {
+pub async fn tpch_gen(
+    session: &Session,
+    sf: f64,
+    zone: &str,
+    partitioned: bool,
+) -> anyhow::Result<usize> {
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
     } else {
@@ -346,6 +391,9 @@ pub async fn tpch_gen(session: &Session, sf: f64, zone: &str, partitioned: bool)
     for (table, rows) in &written {
         println!("{zone}.{table}: {rows} rows");
     }
-    println!("generated TPC-H at scale factor {sf} in {:.1}s", start.elapsed().as_secs_f64());
+    println!(
+        "generated TPC-H at scale factor {sf} in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(0)
 }

@@ -118,7 +118,10 @@ pub(crate) fn data_dir() -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start: {e}");
@@ -147,13 +150,25 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         demo::seed(&session).await?;
     }
     if let Some(Commands::Bench {
-        suite: BenchSuite::Tpch { zone, queries, iterations, output },
+        suite:
+            BenchSuite::Tpch {
+                zone,
+                queries,
+                iterations,
+                output,
+            },
     }) = &args.command
     {
         return bench::tpch(&session, zone, queries, *iterations, output.as_deref()).await;
     }
     if let Some(Commands::Tpch {
-        action: TpchAction::Gen { sf, zone, format, partitioned },
+        action:
+            TpchAction::Gen {
+                sf,
+                zone,
+                format,
+                partitioned,
+            },
     }) = &args.command
     {
         if !format.eq_ignore_ascii_case("parquet") {

@@ -49,10 +49,18 @@ impl PrintFormat {
         };
         match self {
             PrintFormat::Table => {
-                writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    arrow::util::pretty::pretty_format_batches(batches)?
+                )?;
             }
             PrintFormat::Csv | PrintFormat::Tsv => {
-                let delimiter = if *self == PrintFormat::Csv { b',' } else { b'\t' };
+                let delimiter = if *self == PrintFormat::Csv {
+                    b','
+                } else {
+                    b'\t'
+                };
                 let mut writer = arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .with_delimiter(delimiter)
@@ -85,7 +93,12 @@ impl PrintFormat {
 /// CSV has no nested values: structs and lists are written as their text form.
 fn flatten_nested(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
     let nested = |t: &DataType| t.is_nested();
-    if !batch.schema().fields().iter().any(|f| nested(f.data_type())) {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| nested(f.data_type()))
+    {
         return Ok(batch.clone());
     }
     let options = FormatOptions::default();
@@ -104,5 +117,8 @@ fn flatten_nested(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
             columns.push(Arc::clone(column));
         }
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

@@ -70,7 +70,11 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
         skip_ws(&mut i);
         match tokens.get(i) {
             Some(Token::Word(w)) => {
-                name.push(if w.quote_style.is_some() { w.value.clone() } else { w.value.to_ascii_lowercase() });
+                name.push(if w.quote_style.is_some() {
+                    w.value.clone()
+                } else {
+                    w.value.to_ascii_lowercase()
+                });
                 i += 1;
             }
             _ => return None,
@@ -112,13 +116,19 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
         }
         let mut parsed = vec![];
         for def in defs {
-            let mut def = def.into_iter().skip_while(|t| matches!(t, Token::Whitespace(_)));
+            let mut def = def
+                .into_iter()
+                .skip_while(|t| matches!(t, Token::Whitespace(_)));
             let name = match def.next()? {
                 Token::Word(w) if w.quote_style.is_some() => w.value.clone(),
                 Token::Word(w) => w.value.to_ascii_lowercase(),
                 _ => return None,
             };
-            let data_type: String = def.map(ToString::to_string).collect::<String>().trim().to_string();
+            let data_type: String = def
+                .map(ToString::to_string)
+                .collect::<String>()
+                .trim()
+                .to_string();
             if data_type.is_empty() {
                 return None;
             }
@@ -150,7 +160,11 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
                 skip_ws(&mut j);
                 match tokens.get(j) {
                     Some(Token::Word(w)) => {
-                        partition_by.push(if w.quote_style.is_some() { w.value.clone() } else { w.value.to_ascii_lowercase() });
+                        partition_by.push(if w.quote_style.is_some() {
+                            w.value.clone()
+                        } else {
+                            w.value.to_ascii_lowercase()
+                        });
                         j += 1;
                     }
                     _ => return None,
@@ -200,11 +214,17 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
 }
 
 /// Runs a `CREATE TABLE … AS query`.
-pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql: &str) -> Result<Output> {
+pub(crate) async fn create_table_as(
+    session: &Session,
+    ctas: CreateTableAs,
+    sql: &str,
+) -> Result<Output> {
     let (zone, name) = match ctas.name.as_slice() {
         [name] => (session.current_zone(), name.clone()),
         [zone, name] => (zone.clone(), name.clone()),
-        [catalog, zone, name] if catalog == crate::session::CATALOG_NAME => (zone.clone(), name.clone()),
+        [catalog, zone, name] if catalog == crate::session::CATALOG_NAME => {
+            (zone.clone(), name.clone())
+        }
         _ => {
             return Err(Error::Unsupported(format!(
                 "CREATE TABLE {}: name a table as zone.table",
@@ -224,7 +244,9 @@ pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql:
     let zone_entry = snapshot.zone(&zone)?.clone();
     if snapshot.table(&zone, &name).is_ok() {
         if ctas.if_not_exists {
-            return Ok(Output::Done(format!("{qualified} already exists; left as it is")));
+            return Ok(Output::Done(format!(
+                "{qualified} already exists; left as it is"
+            )));
         }
         if !ctas.or_replace {
             return Err(strata_catalog::Error::TableExists { zone, name }.into());
@@ -243,7 +265,12 @@ pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql:
         },
     };
     let df = session.plan_query(&ctas.query).await?;
-    let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let columns: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     for p in &ctas.partition_by {
         if !columns.contains(p) {
             return Err(Error::Unsupported(format!(
@@ -253,24 +280,34 @@ pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql:
         }
     }
     let location = format!("{}{name}/", zone_entry.root);
-    let url = Url::parse(&location).map_err(|e| Error::Unsupported(format!("bad location {location}: {e}")))?;
+    let url = Url::parse(&location)
+        .map_err(|e| Error::Unsupported(format!("bad location {location}: {e}")))?;
     let mut entry = TableEntry::new(&zone, &name, format, &location);
     entry.lineage = Some(sql.trim().to_string());
     match format {
         TableFormat::Delta => {
             if let Ok(dir) = url.to_file_path() {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| Error::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::Unsupported(format!("cannot create {}: {e}", dir.display()))
+                })?;
             }
-            let table = DeltaTable::try_from_url(url.clone()).await.map_err(crate::delta::delta_error)?;
+            let table = DeltaTable::try_from_url(url.clone())
+                .await
+                .map_err(crate::delta::delta_error)?;
             if table.version().is_some() && !ctas.or_replace {
                 return Err(Error::Unsupported(format!(
                     "'{location}' already holds a Delta table that is not registered as {qualified}; register it with REFRESH ZONE {zone}, or drop the folder"
                 )));
             }
-            let mode = if ctas.or_replace { SaveMode::Overwrite } else { SaveMode::ErrorIfExists };
-            let props = CommitProperties::default()
-                .with_metadata([(SQL_METADATA_KEY.to_string(), serde_json::Value::String(sql.trim().to_string()))]);
+            let mode = if ctas.or_replace {
+                SaveMode::Overwrite
+            } else {
+                SaveMode::ErrorIfExists
+            };
+            let props = CommitProperties::default().with_metadata([(
+                SQL_METADATA_KEY.to_string(),
+                serde_json::Value::String(sql.trim().to_string()),
+            )]);
             let mut builder = table
                 .write(vec![])
                 .with_input_plan(df.logical_plan().clone())
@@ -282,14 +319,19 @@ pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql:
                 builder = builder.with_partition_columns(ctas.partition_by.clone());
             }
             if ctas.or_replace {
-                builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+                builder =
+                    builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
             }
             builder.await.map_err(crate::delta::delta_error)?;
         }
         _ => {
             let store = session.store_for(&url)?;
             let prefix = crate::register::url_path(&url)?;
-            let existing: Vec<_> = store.list(Some(&prefix)).try_collect().await.map_err(|e| Error::DataFusion(e.into()))?;
+            let existing: Vec<_> = store
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(|e| Error::DataFusion(e.into()))?;
             if !existing.is_empty() {
                 if !ctas.or_replace {
                     return Err(Error::Unsupported(format!(
@@ -297,13 +339,20 @@ pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql:
                     )));
                 }
                 for f in &existing {
-                    store.delete(&f.location).await.map_err(|e| Error::DataFusion(e.into()))?;
+                    store
+                        .delete(&f.location)
+                        .await
+                        .map_err(|e| Error::DataFusion(e.into()))?;
                 }
             }
             let options = DataFrameWriteOptions::new().with_partition_by(ctas.partition_by.clone());
             if let Err(e) = df.write_parquet(&location, options, None).await {
                 // Everything under the folder is ours: it was empty before.
-                let written: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap_or_default();
+                let written: Vec<_> = store
+                    .list(Some(&prefix))
+                    .try_collect()
+                    .await
+                    .unwrap_or_default();
                 for f in written {
                     let _ = store.delete(&f.location).await;
                 }
@@ -317,7 +366,11 @@ pub(crate) async fn create_table_as(session: &Session, ctas: CreateTableAs, sql:
     session
         .catalog()
         .commit(&format!("CREATE TABLE {qualified} AS"), |state| {
-            if state.table(&entry_for_commit.zone, &entry_for_commit.name).is_ok() && !or_replace {
+            if state
+                .table(&entry_for_commit.zone, &entry_for_commit.name)
+                .is_ok()
+                && !or_replace
+            {
                 return Err(strata_catalog::Error::TableExists {
                     zone: entry_for_commit.zone.clone(),
                     name: entry_for_commit.name.clone(),
@@ -342,10 +395,14 @@ mod tests {
         assert_eq!(c.partition_by, vec!["year", "Month"]);
         assert_eq!(c.query, "SELECT * FROM raw.sales");
         let c = parse("CREATE TABLE curated.t (a INT, \"B\" DECIMAL(10, 2)) STORED AS DELTA PARTITIONED BY (a)").expect("empty");
-        assert_eq!(c.query, "SELECT CAST(NULL AS INT) AS \"a\", CAST(NULL AS DECIMAL(10, 2)) AS \"B\" WHERE false");
+        assert_eq!(
+            c.query,
+            "SELECT CAST(NULL AS INT) AS \"a\", CAST(NULL AS DECIMAL(10, 2)) AS \"B\" WHERE false"
+        );
         assert_eq!(c.partition_by, vec!["a"]);
         assert!(parse("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'x'").is_none());
-        let c = parse("create or replace table p as with x as (select 1) select * from x").expect("ctas");
+        let c = parse("create or replace table p as with x as (select 1) select * from x")
+            .expect("ctas");
         assert!(c.or_replace);
         assert_eq!(c.query, "with x as (select 1) select * from x");
     }

@@ -51,7 +51,12 @@ fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Ok(t.and_utc());
         }
@@ -80,8 +85,9 @@ pub async fn load_with_store(
     table: &str,
     store: Option<Arc<dyn object_store::ObjectStore>>,
 ) -> Result<DeltaTable> {
-    let url = Url::parse(location)
-        .map_err(|e| Error::Unsupported(format!("{table} has an invalid location '{location}': {e}")))?;
+    let url = Url::parse(location).map_err(|e| {
+        Error::Unsupported(format!("{table} has an invalid location '{location}': {e}"))
+    })?;
     let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(delta_error)?;
     if let Some(store) = store {
         builder = builder.with_storage_backend(store, url.clone());
@@ -101,9 +107,9 @@ pub async fn load_with_store(
                 .await
                 .ok();
             match (as_of, latest) {
-                (AsOf::Version(v), Some(latest)) if *v > latest => Err(Error::Unsupported(format!(
-                    "{table} has no version {v}; its latest version is {latest}"
-                ))),
+                (AsOf::Version(v), Some(latest)) if *v > latest => Err(Error::Unsupported(
+                    format!("{table} has no version {v}; its latest version is {latest}"),
+                )),
                 _ => Err(Error::Unsupported(format!("{table}: {e}"))),
             }
         }
@@ -174,7 +180,9 @@ fn match_as_of(tokens: &[Token]) -> Option<(String, usize)> {
     };
     let kind = match next(&mut i)? {
         Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("version") => 'v',
-        Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("timestamp") => 't',
+        Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("timestamp") => {
+            't'
+        }
         _ => return None,
     };
     match next(&mut i)? {
@@ -200,17 +208,16 @@ mod tests {
     #[test]
     fn rewrites_time_travel_into_names() {
         assert_eq!(
-            rewrite_time_travel("SELECT * FROM curated.Sales VERSION AS OF 3 WHERE x = 1").as_deref(),
+            rewrite_time_travel("SELECT * FROM curated.Sales VERSION AS OF 3 WHERE x = 1")
+                .as_deref(),
             Some("SELECT * FROM curated.\"sales@v3\" WHERE x = 1")
         );
         assert_eq!(
-            rewrite_time_travel("select * from t timestamp as of '2026-01-01 00:00:00' s").as_deref(),
+            rewrite_time_travel("select * from t timestamp as of '2026-01-01 00:00:00' s")
+                .as_deref(),
             Some("select * from \"t@t2026-01-01 00:00:00\" s")
         );
         assert_eq!(rewrite_time_travel("SELECT 'VERSION AS OF 3'"), None);
-        assert_eq!(
-            AsOf::split_name("t@v7").ok(),
-            Some(("t", AsOf::Version(7)))
-        );
+        assert_eq!(AsOf::split_name("t@v7").ok(), Some(("t", AsOf::Version(7))));
     }
 }

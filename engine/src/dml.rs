@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, Delete, FromTable, Merge, MergeAction, MergeClauseKind, MergeInsertKind,
-    ObjectName, TableFactor, TableWithJoins, Update,
+    Assignment, AssignmentTarget, Delete, FromTable, Merge, MergeAction, MergeClauseKind,
+    MergeInsertKind, ObjectName, TableFactor, TableWithJoins, Update,
 };
 use deltalake::kernel::transaction::CommitProperties;
 use strata_catalog::{RAW_ZONE, TableEntry, TableFormat};
@@ -89,15 +89,24 @@ fn table_name(t: &TableWithJoins) -> Result<&ObjectName> {
 }
 
 fn count(column: &str, n: u64) -> Output {
-    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::UInt64, false)]));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(UInt64Array::from(vec![n]))]);
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        column,
+        DataType::UInt64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(UInt64Array::from(vec![n]))],
+    );
     rows(schema, batch)
 }
 
 /// `UPDATE t SET c = e, … [WHERE p]`.
 pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<Output> {
     if u.from.is_some() {
-        return Err(Error::Unsupported("UPDATE … FROM is not supported; use MERGE INTO".into()));
+        return Err(Error::Unsupported(
+            "UPDATE … FROM is not supported; use MERGE INTO".into(),
+        ));
     }
     let entry = delta_target(session, table_name(&u.table)?, "UPDATE")?;
     let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
@@ -124,7 +133,9 @@ pub(crate) async fn delete(session: &Session, d: &Delete, sql: &str) -> Result<O
         return Err(Error::Unsupported("DELETE takes one table".into()));
     };
     if d.using.is_some() {
-        return Err(Error::Unsupported("DELETE … USING is not supported; use MERGE INTO … WHEN MATCHED THEN DELETE".into()));
+        return Err(Error::Unsupported(
+            "DELETE … USING is not supported; use MERGE INTO … WHEN MATCHED THEN DELETE".into(),
+        ));
     }
     let entry = delta_target(session, table_name(target)?, "DELETE")?;
     let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
@@ -146,7 +157,10 @@ fn dml_error(entry: &TableEntry, statement: &str, e: deltalake::DeltaTableError)
             "{statement} on {} conflicts with a change another writer committed meanwhile ({source}); nothing was changed, run it again",
             entry.qualified_name()
         )),
-        other => Error::Unsupported(format!("{statement} on {}: {other}", entry.qualified_name())),
+        other => Error::Unsupported(format!(
+            "{statement} on {}: {other}",
+            entry.qualified_name()
+        )),
     }
 }
 
@@ -212,8 +226,14 @@ pub(crate) async fn history(session: &Session, name: &str) -> Result<Output> {
 /// WHEN NOT MATCHED [AND …] THEN INSERT (…) VALUES (…) WHEN NOT MATCHED BY SOURCE …`.
 pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Output> {
     let (target_name, target_alias) = match &m.table {
-        TableFactor::Table { name, alias, .. } => (name, alias.as_ref().map(|a| a.name.value.clone())),
-        _ => return Err(Error::Unsupported("MERGE INTO takes a table as its target".into())),
+        TableFactor::Table { name, alias, .. } => {
+            (name, alias.as_ref().map(|a| a.name.value.clone()))
+        }
+        _ => {
+            return Err(Error::Unsupported(
+                "MERGE INTO takes a table as its target".into(),
+            ));
+        }
     };
     let entry = delta_target(session, target_name, "MERGE")?;
     // Unaliased, a table is referred to by its own name, as in SQL.
@@ -222,15 +242,28 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
         TableFactor::Table { name, alias, .. } => (
             format!("SELECT * FROM {name}"),
             alias.as_ref().map_or_else(
-                || name.0.last().map(|p| p.to_string()).unwrap_or_else(|| "source".into()),
+                || {
+                    name.0
+                        .last()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "source".into())
+                },
                 |a| a.name.value.clone(),
             ),
         ),
-        TableFactor::Derived { subquery, alias, .. } => (
+        TableFactor::Derived {
+            subquery, alias, ..
+        } => (
             subquery.to_string(),
-            alias.as_ref().map_or_else(|| "source".into(), |a| a.name.value.clone()),
+            alias
+                .as_ref()
+                .map_or_else(|| "source".into(), |a| a.name.value.clone()),
         ),
-        _ => return Err(Error::Unsupported("MERGE … USING takes a table or a (subquery) AS alias".into())),
+        _ => {
+            return Err(Error::Unsupported(
+                "MERGE … USING takes a table or a (subquery) AS alias".into(),
+            ));
+        }
     };
     let source = session.plan_query(&source_sql).await?;
     let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
@@ -242,7 +275,8 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
         .with_commit_properties(commit_properties(sql));
     for clause in &m.clauses {
         let predicate = clause.predicate.as_ref().map(ToString::to_string);
-        let unsupported = |what: &str| Error::Unsupported(format!("MERGE: {what} is not supported"));
+        let unsupported =
+            |what: &str| Error::Unsupported(format!("MERGE: {what} is not supported"));
         builder = match (&clause.clause_kind, &clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(u)) => {
                 let sets = assignments(&u.assignments)?;
@@ -256,13 +290,18 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
                     b
                 })
             }
-            (MergeClauseKind::Matched, MergeAction::Delete { .. }) => builder.when_matched_delete(|mut b| {
-                if let Some(p) = predicate {
-                    b = b.predicate(p);
-                }
-                b
-            }),
-            (MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget, MergeAction::Insert(i)) => {
+            (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
+                builder.when_matched_delete(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    b
+                })
+            }
+            (
+                MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
+                MergeAction::Insert(i),
+            ) => {
                 let MergeInsertKind::Values(values) = &i.kind else {
                     return Err(unsupported("INSERT without VALUES"));
                 };
@@ -304,14 +343,13 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
                     b
                 })
             }
-            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
-                builder.when_not_matched_by_source_delete(|mut b| {
+            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => builder
+                .when_not_matched_by_source_delete(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
                     }
                     b
-                })
-            }
+                }),
             (kind, action) => return Err(unsupported(&format!("WHEN {kind} THEN {action}"))),
         }
         .map_err(|e| dml_error(&entry, "MERGE", e))?;
@@ -325,9 +363,15 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
         vec![
-            Arc::new(UInt64Array::from(vec![metrics.num_target_rows_inserted as u64])),
-            Arc::new(UInt64Array::from(vec![metrics.num_target_rows_updated as u64])),
-            Arc::new(UInt64Array::from(vec![metrics.num_target_rows_deleted as u64])),
+            Arc::new(UInt64Array::from(vec![
+                metrics.num_target_rows_inserted as u64,
+            ])),
+            Arc::new(UInt64Array::from(vec![
+                metrics.num_target_rows_updated as u64,
+            ])),
+            Arc::new(UInt64Array::from(vec![
+                metrics.num_target_rows_deleted as u64,
+            ])),
         ],
     );
     Ok(rows(schema, batch))

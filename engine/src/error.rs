@@ -52,11 +52,15 @@ pub enum Error {
     },
 
     /// A table format strata cannot read (yet).
-    #[error("unsupported format '{format}' for {table}; strata reads JSON (NDJSON), CSV and PARQUET here")]
+    #[error(
+        "unsupported format '{format}' for {table}; strata reads JSON (NDJSON), CSV and PARQUET here"
+    )]
     UnsupportedFormat { table: String, format: String },
 
     /// A write to a zone that does not take writes.
-    #[error("{table} is in the raw zone, which is read-only to SQL writes ({statement}); write into processed or curated instead")]
+    #[error(
+        "{table} is in the raw zone, which is read-only to SQL writes ({statement}); write into processed or curated instead"
+    )]
     ReadOnlyZone { table: String, statement: String },
 
     /// A statement strata cannot run.
@@ -65,7 +69,10 @@ pub enum Error {
 
     /// A SQL syntax error.
     #[error("SQL syntax error{}: {message}", line.map(|l| format!(" in the statement starting at line {l}")).unwrap_or_default())]
-    Syntax { message: String, line: Option<usize> },
+    Syntax {
+        message: String,
+        line: Option<usize>,
+    },
 
     /// A query that was cancelled.
     #[error("query cancelled")]

@@ -26,7 +26,10 @@ pub fn display_path(base: &str, path: &Path) -> String {
 
 /// Lists the data files under a table's prefix, leaving out hidden and bookkeeping files
 /// (any path part starting with `.` or `_`, such as `_SUCCESS` or `.part-0.crc`).
-pub async fn list_data_files(store: &Arc<dyn ObjectStore>, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+pub async fn list_data_files(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+) -> Result<Vec<ObjectMeta>> {
     let mut files: Vec<ObjectMeta> = store
         .list(Some(prefix))
         .try_collect()
@@ -45,7 +48,10 @@ pub async fn list_data_files(store: &Arc<dyn ObjectStore>, prefix: &Path) -> Res
 /// The parts of `path` below `prefix`.
 pub fn relative_parts(prefix: &Path, path: &Path) -> Vec<String> {
     let skip = prefix.parts().count();
-    path.parts().skip(skip).map(|p| p.as_ref().to_string()).collect()
+    path.parts()
+        .skip(skip)
+        .map(|p| p.as_ref().to_string())
+        .collect()
 }
 
 /// The format a file's name says it holds.
@@ -69,7 +75,8 @@ pub fn detect_format(location: &str, prefix: &Path, files: &[ObjectMeta]) -> Res
     for f in files {
         let name = f.location.filename().unwrap_or_default();
         if let Some(format) = format_of(name) {
-            seen.entry(format).or_insert_with(|| display_path(location, &f.location));
+            seen.entry(format)
+                .or_insert_with(|| display_path(location, &f.location));
         }
     }
     let _ = prefix;
@@ -93,7 +100,11 @@ pub fn detect_format(location: &str, prefix: &Path, files: &[ObjectMeta]) -> Res
 /// as data: `.ndjson`, `.json.gz`, or empty when the files use several.
 pub fn common_extension(files: &[ObjectMeta]) -> String {
     let ext = |f: &ObjectMeta| -> String {
-        let name = f.location.filename().unwrap_or_default().to_ascii_lowercase();
+        let name = f
+            .location
+            .filename()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let (base, gz) = match name.strip_suffix(".gz") {
             Some(b) => (b.to_string(), ".gz"),
             None => (name.clone(), ""),
@@ -107,13 +118,21 @@ pub fn common_extension(files: &[ObjectMeta]) -> String {
     let Some(first) = exts.next() else {
         return String::new();
     };
-    if exts.all(|e| e == first) { first } else { String::new() }
+    if exts.all(|e| e == first) {
+        first
+    } else {
+        String::new()
+    }
 }
 
 /// Hive partition columns from `key=value/` folders, in folder order, with their types:
 /// integers when every value is an integer (leading zeros allowed, as in `month=03`),
 /// strings otherwise.
-pub fn discover_partitions(base: &str, prefix: &Path, files: &[ObjectMeta]) -> Result<Vec<(String, DataType)>> {
+pub fn discover_partitions(
+    base: &str,
+    prefix: &Path,
+    files: &[ObjectMeta],
+) -> Result<Vec<(String, DataType)>> {
     let mut keys: Option<(Vec<String>, String)> = None;
     let mut values: Vec<Vec<String>> = vec![];
     for f in files {
@@ -167,7 +186,12 @@ pub fn discover_partitions(base: &str, prefix: &Path, files: &[ObjectMeta]) -> R
             let ints: Option<Vec<i64>> = present
                 .iter()
                 .map(|v| {
-                    if v.is_empty() || !v.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+                    if v.is_empty()
+                        || !v
+                            .trim_start_matches('-')
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                    {
                         None
                     } else {
                         v.parse::<i64>().ok()
@@ -285,7 +309,9 @@ impl FieldOrigins {
     fn record_all(&mut self, fields: &Fields, parent: &str, path: &str) {
         for f in fields {
             let name = format!("{parent}{}", f.name());
-            self.0.entry(name.clone()).or_insert_with(|| path.to_string());
+            self.0
+                .entry(name.clone())
+                .or_insert_with(|| path.to_string());
             if let DataType::Struct(children) = f.data_type() {
                 self.record_all(children, &format!("{name}."), path);
             }
@@ -293,7 +319,10 @@ impl FieldOrigins {
     }
 
     fn of(&self, name: &str) -> String {
-        self.0.get(name).cloned().unwrap_or_else(|| "an earlier file".into())
+        self.0
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| "an earlier file".into())
     }
 }
 
@@ -339,7 +368,13 @@ fn merge_type(
         (Int64, Float64) | (Float64, Int64) => Float64,
         (Struct(a), Struct(b)) => Struct(merge_fields(a, b, &format!("{name}."), origins, path)?),
         (List(a), List(b)) => {
-            let item = merge_type(a.data_type(), b.data_type(), &format!("{name}[]"), origins, path)?;
+            let item = merge_type(
+                a.data_type(),
+                b.data_type(),
+                &format!("{name}[]"),
+                origins,
+                path,
+            )?;
             List(Arc::new(Field::new_list_field(item, true)))
         }
         (a, b) if is_scalar(a) && is_scalar(b) => {
@@ -359,7 +394,10 @@ fn merge_type(
 }
 
 fn is_scalar(t: &DataType) -> bool {
-    !matches!(t, DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_))
+    !matches!(
+        t,
+        DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_)
+    )
 }
 
 fn describe_type(t: &DataType) -> String {

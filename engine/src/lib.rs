@@ -22,12 +22,12 @@
 mod ctas;
 pub mod delta;
 mod dml;
-mod maintenance;
-mod overwrite;
 mod error;
 pub mod infer;
+mod maintenance;
 pub mod metrics;
 mod ndjson;
+mod overwrite;
 mod register;
 mod schema;
 mod session;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt64Array, BooleanArray, StringArray};
+use arrow::array::{BooleanArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{Field, Schema};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -35,7 +35,11 @@ fn table_name(t: &[Token], i: &mut usize) -> Option<String> {
     let mut parts = vec![];
     loop {
         match t.get(*i) {
-            Some(Token::Word(w)) => parts.push(if w.quote_style.is_some() { w.value.clone() } else { w.value.to_ascii_lowercase() }),
+            Some(Token::Word(w)) => parts.push(if w.quote_style.is_some() {
+                w.value.clone()
+            } else {
+                w.value.to_ascii_lowercase()
+            }),
             _ => return None,
         }
         *i += 1;
@@ -54,7 +58,10 @@ fn one_row(columns: Vec<(&str, Arc<dyn arrow::array::Array>)>) -> Output {
             .map(|(n, a)| Field::new(*n, a.data_type().clone(), false))
             .collect::<Vec<_>>(),
     ));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns.into_iter().map(|(_, a)| a).collect());
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    );
     rows(schema, batch)
 }
 
@@ -74,17 +81,25 @@ pub(crate) async fn run(session: &Session, sql: &str) -> Result<Option<Output>> 
 }
 
 async fn restore(session: &Session, t: &[Token]) -> Result<Output> {
-    let usage = || Error::Unsupported("usage: RESTORE TABLE t TO VERSION AS OF n | TO TIMESTAMP AS OF 'timestamp'".into());
+    let usage = || {
+        Error::Unsupported(
+            "usage: RESTORE TABLE t TO VERSION AS OF n | TO TIMESTAMP AS OF 'timestamp'".into(),
+        )
+    };
     let mut i = 2;
     let name = table_name(t, &mut i).ok_or_else(usage)?;
     if !is_word(t.get(i), "to") || !is_word(t.get(i + 2), "as") || !is_word(t.get(i + 3), "of") {
         return Err(usage());
     }
     let as_of = match (t.get(i + 1), t.get(i + 4)) {
-        (Some(Token::Word(w)), Some(Token::Number(n, _))) if w.value.eq_ignore_ascii_case("version") => {
+        (Some(Token::Word(w)), Some(Token::Number(n, _)))
+            if w.value.eq_ignore_ascii_case("version") =>
+        {
             AsOf::split_name(&format!("x@v{n}"))?.1
         }
-        (Some(Token::Word(w)), Some(Token::SingleQuotedString(s))) if w.value.eq_ignore_ascii_case("timestamp") => {
+        (Some(Token::Word(w)), Some(Token::SingleQuotedString(s)))
+            if w.value.eq_ignore_ascii_case("timestamp") =>
+        {
             AsOf::split_name(&format!("x@t{s}"))?.1
         }
         _ => return Err(usage()),
@@ -110,9 +125,18 @@ async fn restore(session: &Session, t: &[Token]) -> Result<Output> {
         .await
         .map_err(|e| Error::Unsupported(format!("RESTORE {}: {e}", entry.qualified_name())))?;
     Ok(one_row(vec![
-        ("version", Arc::new(UInt64Array::from(vec![table.version().unwrap_or_default()]))),
-        ("files_removed", Arc::new(UInt64Array::from(vec![metrics.num_removed_file as u64]))),
-        ("files_restored", Arc::new(UInt64Array::from(vec![metrics.num_restored_file as u64]))),
+        (
+            "version",
+            Arc::new(UInt64Array::from(vec![table.version().unwrap_or_default()])),
+        ),
+        (
+            "files_removed",
+            Arc::new(UInt64Array::from(vec![metrics.num_removed_file as u64])),
+        ),
+        (
+            "files_restored",
+            Arc::new(UInt64Array::from(vec![metrics.num_restored_file as u64])),
+        ),
     ]))
 }
 
@@ -125,7 +149,11 @@ async fn optimize(session: &Session, t: &[Token]) -> Result<Output> {
     let mut i = 1;
     let name = table_name(t, &mut i).ok_or_else(usage)?;
     let entry = delta_entry(session, &name, "OPTIMIZE")?;
-    let partitions: Vec<&str> = entry.partition_columns.iter().map(|p| p.name.as_str()).collect();
+    let partitions: Vec<&str> = entry
+        .partition_columns
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     let mut filters: Vec<(String, String)> = vec![];
     if is_word(t.get(i), "where") {
         i += 1;
@@ -138,7 +166,11 @@ async fn optimize(session: &Session, t: &[Token]) -> Result<Output> {
                 return Err(Error::Unsupported(format!(
                     "OPTIMIZE … WHERE takes partition columns only, and {column} is not one of {}'s ({})",
                     entry.qualified_name(),
-                    if partitions.is_empty() { "it has none".to_string() } else { partitions.join(", ") }
+                    if partitions.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        partitions.join(", ")
+                    }
                 )));
             }
             if !matches!(t.get(i + 1), Some(Token::Eq)) {
@@ -198,9 +230,18 @@ async fn optimize(session: &Session, t: &[Token]) -> Result<Output> {
         .await
         .map_err(|e| Error::Unsupported(format!("OPTIMIZE {}: {e}", entry.qualified_name())))?;
     Ok(one_row(vec![
-        ("files_added", Arc::new(UInt64Array::from(vec![metrics.num_files_added]))),
-        ("files_removed", Arc::new(UInt64Array::from(vec![metrics.num_files_removed]))),
-        ("partitions_optimized", Arc::new(UInt64Array::from(vec![metrics.partitions_optimized]))),
+        (
+            "files_added",
+            Arc::new(UInt64Array::from(vec![metrics.num_files_added])),
+        ),
+        (
+            "files_removed",
+            Arc::new(UInt64Array::from(vec![metrics.num_files_removed])),
+        ),
+        (
+            "partitions_optimized",
+            Arc::new(UInt64Array::from(vec![metrics.partitions_optimized])),
+        ),
     ]))
 }
 
@@ -230,7 +271,10 @@ async fn vacuum(session: &Session, t: &[Token]) -> Result<Output> {
         }
     }
     let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
-    let mut builder = table.vacuum().with_dry_run(dry_run).with_enforce_retention_duration(!force);
+    let mut builder = table
+        .vacuum()
+        .with_dry_run(dry_run)
+        .with_enforce_retention_duration(!force);
     if let Some(hours) = retain {
         builder = builder.with_retention_period(chrono::Duration::hours(hours));
     }
@@ -241,8 +285,17 @@ async fn vacuum(session: &Session, t: &[Token]) -> Result<Output> {
         ))
     })?;
     Ok(one_row(vec![
-        ("files_deleted", Arc::new(UInt64Array::from(vec![metrics.files_deleted.len() as u64]))),
-        ("dry_run", Arc::new(BooleanArray::from(vec![metrics.dry_run]))),
-        ("files", Arc::new(StringArray::from(vec![metrics.files_deleted.join(", ")]))),
+        (
+            "files_deleted",
+            Arc::new(UInt64Array::from(vec![metrics.files_deleted.len() as u64])),
+        ),
+        (
+            "dry_run",
+            Arc::new(BooleanArray::from(vec![metrics.dry_run])),
+        ),
+        (
+            "files",
+            Arc::new(StringArray::from(vec![metrics.files_deleted.join(", ")])),
+        ),
     ]))
 }

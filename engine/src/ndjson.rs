@@ -290,15 +290,15 @@ fn decode_ndjson(
         }
         let problem = match serde_json::from_slice::<serde_json::Value>(line) {
             Err(e) => Some(format!("malformed JSON: {e}")),
-            Ok(serde_json::Value::Object(_)) => decode_all(line, Arc::clone(&schema), 1)
-                .err()
-                .map(|e| {
+            Ok(serde_json::Value::Object(_)) => {
+                decode_all(line, Arc::clone(&schema), 1).err().map(|e| {
                     format!(
                         "a value does not fit the table's schema ({e}); \
                          run REFRESH TABLE {} to infer the schema again",
                         options.table
                     )
-                }),
+                })
+            }
             Ok(_) => Some("the line is not a JSON object".to_string()),
         };
         match problem {

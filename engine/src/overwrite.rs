@@ -37,15 +37,24 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         .map(|p| p.to_string().trim_matches('"').to_string())
         .collect::<Vec<_>>()
         .join(".");
-    let (zone, table) = session.resolve(&datafusion::common::TableReference::from(name.as_str()))?;
-    let entry = session.catalog().snapshot().table(&zone, &table.to_ascii_lowercase())?.clone();
+    let (zone, table) =
+        session.resolve(&datafusion::common::TableReference::from(name.as_str()))?;
+    let entry = session
+        .catalog()
+        .snapshot()
+        .table(&zone, &table.to_ascii_lowercase())?
+        .clone();
     if zone == RAW_ZONE {
         return Err(Error::ReadOnlyZone {
             table: entry.qualified_name(),
             statement: "INSERT OVERWRITE".into(),
         });
     }
-    let partition_cols: Vec<String> = entry.partition_columns.iter().map(|p| p.name.clone()).collect();
+    let partition_cols: Vec<String> = entry
+        .partition_columns
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
     let by_partition = match &ins.partitioned {
         None => false,
         Some(exprs) => {
@@ -103,23 +112,31 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
     let rows_written = df.clone().count().await? as u64;
     let values = if by_partition {
         let cols: Vec<&str> = partition_cols.iter().map(String::as_str).collect();
-        let distinct = df.clone().select_columns(&cols)?.distinct()?.collect().await?;
+        let distinct = df
+            .clone()
+            .select_columns(&cols)?
+            .distinct()?
+            .collect()
+            .await?;
         partition_values(&distinct)?
     } else {
         vec![]
     };
     match entry.format {
         TableFormat::Delta => {
-            let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+            let table =
+                delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
             let mut builder = table
                 .write(vec![])
                 .with_input_plan(df.logical_plan().clone())
                 .with_session_state(Arc::new(session.context().state()))
                 .with_save_mode(SaveMode::Overwrite)
-                .with_commit_properties(deltalake::kernel::transaction::CommitProperties::default().with_metadata([(
-                    crate::ctas::SQL_METADATA_KEY.to_string(),
-                    serde_json::Value::String(sql.trim().to_string()),
-                )]));
+                .with_commit_properties(
+                    deltalake::kernel::transaction::CommitProperties::default().with_metadata([(
+                        crate::ctas::SQL_METADATA_KEY.to_string(),
+                        serde_json::Value::String(sql.trim().to_string()),
+                    )]),
+                );
             if by_partition {
                 if values.is_empty() {
                     return Ok(Some(count(0)));
@@ -154,13 +171,20 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                 .unwrap_or_default();
             let staging_name = format!("_strata_staging_{stamp}");
             let staging_url = format!("{}{staging_name}/", entry.location);
-            let staging = Path::from_iter(root.parts().chain(std::iter::once(staging_name.as_str().into())));
+            let staging = Path::from_iter(
+                root.parts()
+                    .chain(std::iter::once(staging_name.as_str().into())),
+            );
             let options = DataFrameWriteOptions::new().with_partition_by(partition_cols.clone());
             if let Err(e) = df.write_parquet(&staging_url, options, None).await {
                 remove_all(&store, &staging).await;
                 return Err(e.into());
             }
-            let staged: Vec<_> = store.list(Some(&staging)).try_collect().await.map_err(|e| Error::DataFusion(e.into()))?;
+            let staged: Vec<_> = store
+                .list(Some(&staging))
+                .try_collect()
+                .await
+                .map_err(|e| Error::DataFusion(e.into()))?;
             // Which folders the new rows fall in: all of them for a whole-table overwrite.
             let replaced: BTreeSet<Vec<String>> = staged
                 .iter()
@@ -169,24 +193,40 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                     parts[..parts.len().saturating_sub(1)].to_vec()
                 })
                 .collect();
-            let existing: Vec<_> = store.list(Some(&root)).try_collect().await.map_err(|e| Error::DataFusion(e.into()))?;
+            let existing: Vec<_> = store
+                .list(Some(&root))
+                .try_collect()
+                .await
+                .map_err(|e| Error::DataFusion(e.into()))?;
             for f in existing {
                 let parts = crate::infer::relative_parts(&root, &f.location);
-                if parts.first().is_some_and(|p| p.starts_with('_') || p.starts_with('.')) {
+                if parts
+                    .first()
+                    .is_some_and(|p| p.starts_with('_') || p.starts_with('.'))
+                {
                     continue;
                 }
                 let folder = parts[..parts.len().saturating_sub(1)].to_vec();
                 if !by_partition || replaced.contains(&folder) {
-                    store.delete(&f.location).await.map_err(|e| Error::DataFusion(e.into()))?;
+                    store
+                        .delete(&f.location)
+                        .await
+                        .map_err(|e| Error::DataFusion(e.into()))?;
                 }
             }
             for f in staged {
                 let parts = crate::infer::relative_parts(&staging, &f.location);
-                let target = Path::from_iter(root.parts().chain(parts.iter().map(|p| p.as_str().into())));
-                store.rename(&f.location, &target).await.map_err(|e| Error::DataFusion(e.into()))?;
+                let target =
+                    Path::from_iter(root.parts().chain(parts.iter().map(|p| p.as_str().into())));
+                store
+                    .rename(&f.location, &target)
+                    .await
+                    .map_err(|e| Error::DataFusion(e.into()))?;
             }
             remove_all(&store, &staging).await;
-            if let Ok(dir) = Url::parse(&staging_url).and_then(|u| u.to_file_path().map_err(|_| url::ParseError::EmptyHost)) {
+            if let Ok(dir) = Url::parse(&staging_url)
+                .and_then(|u| u.to_file_path().map_err(|_| url::ParseError::EmptyHost))
+            {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
@@ -201,7 +241,11 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
 }
 
 async fn remove_all(store: &Arc<dyn ObjectStore>, prefix: &Path) {
-    let files: Vec<_> = store.list(Some(prefix)).try_collect().await.unwrap_or_default();
+    let files: Vec<_> = store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .unwrap_or_default();
     for f in files {
         let _ = store.delete(&f.location).await;
     }
@@ -232,11 +276,12 @@ fn partition_values(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>>
 }
 
 fn count(n: u64) -> Output {
-    let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-        "count",
-        arrow::datatypes::DataType::UInt64,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(arrow::array::UInt64Array::from(vec![n]))]);
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("count", arrow::datatypes::DataType::UInt64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(arrow::array::UInt64Array::from(vec![n]))],
+    );
     rows(schema, batch)
 }

@@ -17,7 +17,10 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::infer::{self, DEFAULT_INFER_RECORDS};
 use crate::session::{Output, Session, rows};
-use crate::table::{OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, StrataTable, file_format, option_flag};
+use crate::table::{
+    OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, StrataTable, file_format,
+    option_flag,
+};
 
 /// `CREATE EXTERNAL TABLE zone.name STORED AS … LOCATION '…' [PARTITIONED BY (…)] [OPTIONS (…)]`.
 pub(crate) async fn create_external_table(
@@ -28,10 +31,13 @@ pub(crate) async fn create_external_table(
     validate_name(&name)?;
     session.catalog().snapshot().zone(&zone)?;
     let qualified = format!("{zone}.{name}");
-    let format: TableFormat = cmd.file_type.parse().map_err(|_| Error::UnsupportedFormat {
-        table: qualified.clone(),
-        format: cmd.file_type.clone(),
-    })?;
+    let format: TableFormat = cmd
+        .file_type
+        .parse()
+        .map_err(|_| Error::UnsupportedFormat {
+            table: qualified.clone(),
+            format: cmd.file_type.clone(),
+        })?;
     let location = match cmd.locations.as_slice() {
         [one] if !one.trim().is_empty() => one.trim().to_string(),
         [] | [_] => {
@@ -48,7 +54,9 @@ pub(crate) async fn create_external_table(
     };
     let exists = session.catalog().snapshot().table(&zone, &name).is_ok();
     if exists && cmd.if_not_exists && !cmd.or_replace {
-        return Ok(Output::Done(format!("{qualified} already exists; left as it is")));
+        return Ok(Output::Done(format!(
+            "{qualified} already exists; left as it is"
+        )));
     }
     let mut options: BTreeMap<String, String> = cmd
         .options
@@ -69,15 +77,33 @@ pub(crate) async fn create_external_table(
         .filter(|f| !cmd.table_partition_cols.contains(f.name()))
         .map(|f| f.as_ref().clone())
         .collect();
-    let inferred = inspect(session, &mut entry, &mut options, (!declared.is_empty()).then(|| Schema::new(declared))).await?;
+    let inferred = inspect(
+        session,
+        &mut entry,
+        &mut options,
+        (!declared.is_empty()).then(|| Schema::new(declared)),
+    )
+    .await?;
     if !cmd.table_partition_cols.is_empty() {
-        let discovered: Vec<&str> = entry.partition_columns.iter().map(|p| p.name.as_str()).collect();
-        let declared: Vec<&str> = cmd.table_partition_cols.iter().map(String::as_str).collect();
+        let discovered: Vec<&str> = entry
+            .partition_columns
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let declared: Vec<&str> = cmd
+            .table_partition_cols
+            .iter()
+            .map(String::as_str)
+            .collect();
         if discovered != declared {
             return Err(Error::Unsupported(format!(
                 "{qualified} is declared PARTITIONED BY ({}) but its folders are partitioned by ({}); partition columns are found from key=value folders, so PARTITIONED BY may be left out",
                 declared.join(", "),
-                if discovered.is_empty() { "nothing".to_string() } else { discovered.join(", ") }
+                if discovered.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    discovered.join(", ")
+                }
             )));
         }
     }
@@ -101,7 +127,12 @@ pub(crate) async fn create_external_table(
 }
 
 /// `DROP TABLE [IF EXISTS] zone.name`: removes the entry; the files stay where they are.
-pub(crate) async fn drop_table(session: &Session, zone: &str, name: &str, if_exists: bool) -> Result<Output> {
+pub(crate) async fn drop_table(
+    session: &Session,
+    zone: &str,
+    name: &str,
+    if_exists: bool,
+) -> Result<Output> {
     let mut missing = false;
     session
         .catalog()
@@ -155,7 +186,9 @@ pub(crate) async fn refresh_table(session: &Session, zone: &str, name: &str) -> 
 pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output> {
     let snapshot = session.catalog().snapshot();
     let root = snapshot.zone(zone)?.root.clone();
-    let root_url = Url::parse(&root).map_err(|e| Error::Unsupported(format!("zone {zone} has an invalid root '{root}': {e}")))?;
+    let root_url = Url::parse(&root).map_err(|e| {
+        Error::Unsupported(format!("zone {zone} has an invalid root '{root}': {e}"))
+    })?;
     let store = session.store_for(&root_url)?;
     let prefix = url_path(&root_url)?;
     let listing = store
@@ -167,7 +200,9 @@ pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output
     let mut formats = vec![];
     let mut new_entries = vec![];
     for folder in listing.common_prefixes {
-        let Some(dir) = folder.filename().map(str::to_string) else { continue };
+        let Some(dir) = folder.filename().map(str::to_string) else {
+            continue;
+        };
         if dir.starts_with('_') || dir.starts_with('.') {
             continue;
         }
@@ -180,7 +215,12 @@ pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output
         }
         if snapshot.table(zone, &name).is_ok() {
             names.push(name);
-            formats.push(snapshot.table(zone, &names[names.len() - 1]).map(|e| e.format.to_string()).unwrap_or_default());
+            formats.push(
+                snapshot
+                    .table(zone, &names[names.len() - 1])
+                    .map(|e| e.format.to_string())
+                    .unwrap_or_default(),
+            );
             statuses.push("already registered".to_string());
             continue;
         }
@@ -268,9 +308,20 @@ impl Inspected {
             .and_then(|s| s.get("fields"))
             .and_then(|f| f.as_array())
             .map_or(0, Vec::len);
-        let mut s = format!("{}, {} file{}, {} column{}", entry.format, self.files, plural(self.files), columns, plural(columns));
+        let mut s = format!(
+            "{}, {} file{}, {} column{}",
+            entry.format,
+            self.files,
+            plural(self.files),
+            columns,
+            plural(columns)
+        );
         if !entry.partition_columns.is_empty() {
-            let parts: Vec<&str> = entry.partition_columns.iter().map(|p| p.name.as_str()).collect();
+            let parts: Vec<&str> = entry
+                .partition_columns
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
             s.push_str(&format!(", partitioned by {}", parts.join(", ")));
         }
         s
@@ -311,7 +362,11 @@ async fn inspect(
         let exists = store.list(Some(&prefix)).next_item_exists().await;
         return Err(Error::EmptyLocation {
             location: entry.location.clone(),
-            reason: if exists { "holds no data files".into() } else { "does not exist".into() },
+            reason: if exists {
+                "holds no data files".into()
+            } else {
+                "does not exist".into()
+            },
         });
     }
     let wanted: Vec<&ObjectMeta> = files
@@ -348,14 +403,22 @@ async fn inspect(
             .cloned()
             .collect::<Vec<_>>(),
     );
-    entry.schema = Some(serde_json::to_value(&file_schema).map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?);
+    entry.schema = Some(
+        serde_json::to_value(&file_schema)
+            .map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?,
+    );
     StrataTable::try_new(entry.clone(), session.counters())?;
     Ok(Inspected { files: files.len() })
 }
 
 /// A Delta table's schema and partition columns come from its log, latest version.
 async fn inspect_delta(entry: &mut TableEntry) -> Result<Inspected> {
-    let table = crate::delta::load(&entry.location, &crate::delta::AsOf::Latest, &entry.qualified_name()).await?;
+    let table = crate::delta::load(
+        &entry.location,
+        &crate::delta::AsOf::Latest,
+        &entry.qualified_name(),
+    )
+    .await?;
     let snapshot = table.snapshot().map_err(crate::delta::delta_error)?;
     let partitions: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let files = snapshot.log_data().num_files();
@@ -379,7 +442,10 @@ async fn inspect_delta(entry: &mut TableEntry) -> Result<Inspected> {
             .cloned()
             .collect::<Vec<_>>(),
     );
-    entry.schema = Some(serde_json::to_value(&file_schema).map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?);
+    entry.schema = Some(
+        serde_json::to_value(&file_schema)
+            .map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?,
+    );
     Ok(Inspected { files })
 }
 
@@ -396,7 +462,14 @@ async fn infer_schema(
                 .get(OPT_INFER_RECORDS)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_INFER_RECORDS);
-            infer::infer_json_schema(&entry.location, store, files, max, option_flag(entry, OPT_SKIP_MALFORMED)).await
+            infer::infer_json_schema(
+                &entry.location,
+                store,
+                files,
+                max,
+                option_flag(entry, OPT_SKIP_MALFORMED),
+            )
+            .await
         }
         _ => {
             let format = file_format(entry, session.counters())?;
@@ -437,7 +510,8 @@ fn location_url(location: &str) -> Result<Url> {
 
 /// The object store path of a URL.
 pub(crate) fn url_path(url: &Url) -> Result<Path> {
-    Path::from_url_path(url.path()).map_err(|e| Error::Unsupported(format!("unusable path in '{url}': {e}")))
+    Path::from_url_path(url.path())
+        .map_err(|e| Error::Unsupported(format!("unusable path in '{url}': {e}")))
 }
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {

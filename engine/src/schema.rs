@@ -150,9 +150,10 @@ impl SchemaProvider for ZoneSchema {
                 .location
                 .starts_with("file:")
                 .then(|| Arc::clone(&self.shared.file_store));
-            let table = delta::load_with_store(&entry.location, &as_of, &entry.qualified_name(), store)
-                .await
-                .map_err(external)?;
+            let table =
+                delta::load_with_store(&entry.location, &as_of, &entry.qualified_name(), store)
+                    .await
+                    .map_err(external)?;
             return Ok(Some(delta::provider(&table).await.map_err(external)?));
         }
         if as_of != AsOf::Latest {
@@ -177,7 +178,13 @@ impl SchemaProvider for ZoneSchema {
                 statement: "CREATE".into(),
             })));
         }
-        if self.shared.catalog.snapshot().table(&self.zone, &name).is_ok() {
+        if self
+            .shared
+            .catalog
+            .snapshot()
+            .table(&self.zone, &name)
+            .is_ok()
+        {
             return Err(DataFusionError::External(Box::new(Error::Catalog(
                 strata_catalog::Error::TableExists {
                     zone: self.zone.clone(),

@@ -115,7 +115,10 @@ impl Session {
             );
         }
         let shared = Shared::new(catalog, counters, file_store);
-        ctx.register_catalog(CATALOG_NAME, Arc::new(WarehouseCatalog::new(Arc::clone(&shared))));
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(WarehouseCatalog::new(Arc::clone(&shared))),
+        );
         Ok(Self { ctx, shared })
     }
 
@@ -183,7 +186,10 @@ impl Session {
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
             .map_err(|e| match e {
                 datafusion::error::DataFusionError::SQL(p, _) => Error::Syntax {
-                    message: p.to_string().trim_start_matches("sql parser error: ").to_string(),
+                    message: p
+                        .to_string()
+                        .trim_start_matches("sql parser error: ")
+                        .to_string(),
                     line: None,
                 },
                 other => Error::DataFusion(other),
@@ -287,7 +293,11 @@ impl Session {
         }
         // Table functions (generate_series, range, …) are resolved by DataFusion.
         if reference.schema().is_none()
-            && self.ctx.state().table_functions().contains_key(reference.table())
+            && self
+                .ctx
+                .state()
+                .table_functions()
+                .contains_key(reference.table())
         {
             return Ok(());
         }
@@ -298,7 +308,9 @@ impl Session {
             return Err(strata_catalog::Error::TableNotFound {
                 zone,
                 name,
-                available: self.shared.names(reference.schema().unwrap_or(&self.current_zone())),
+                available: self
+                    .shared
+                    .names(reference.schema().unwrap_or(&self.current_zone())),
             }
             .into());
         }
@@ -307,7 +319,9 @@ impl Session {
 
     /// The object store that serves a URL.
     pub fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        let base = datafusion::execution::object_store::ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
+        let base = datafusion::execution::object_store::ObjectStoreUrl::parse(
+            &url[..url::Position::BeforePath],
+        )?;
         self.ctx.runtime_env().object_store(base).map_err(|_| {
             Error::Unsupported(format!(
                 "no storage is configured for '{}'; locations are local folders or file:// URLs (and the warehouse's own store)",
@@ -332,19 +346,26 @@ impl Session {
             ["USE", "ZONE", _] | ["USE", _] => {
                 let zone = words.last().map(String::as_str).unwrap_or_default();
                 self.use_zone(zone).await?;
-                Ok(Some(Output::Done(format!("zone is now {}", self.current_zone()))))
+                Ok(Some(Output::Done(format!(
+                    "zone is now {}",
+                    self.current_zone()
+                ))))
             }
             ["REFRESH", "ZONE", _] => {
                 let zone = words[2].trim_matches('"').to_ascii_lowercase();
                 crate::register::refresh_zone(self, &zone).await.map(Some)
             }
             ["DESCRIBE", "HISTORY", _] | ["DESC", "HISTORY", _] => {
-                crate::dml::history(self, &words[2].to_ascii_lowercase()).await.map(Some)
+                crate::dml::history(self, &words[2].to_ascii_lowercase())
+                    .await
+                    .map(Some)
             }
             ["REFRESH", "TABLE", _] => {
                 let reference = TableReference::from(words[2].as_str());
                 let (zone, name) = self.resolve(&reference)?;
-                crate::register::refresh_table(self, &zone, &name).await.map(Some)
+                crate::register::refresh_table(self, &zone, &name)
+                    .await
+                    .map(Some)
             }
             _ => crate::maintenance::run(self, sql).await,
         }
@@ -355,7 +376,13 @@ impl Session {
         let names = snapshot.zone_names();
         let roots: Vec<String> = names
             .iter()
-            .map(|z| snapshot.zones.get(z).map(|e| e.root.clone()).unwrap_or_default())
+            .map(|z| {
+                snapshot
+                    .zones
+                    .get(z)
+                    .map(|e| e.root.clone())
+                    .unwrap_or_default()
+            })
             .collect();
         let counts: Vec<u64> = names
             .iter()

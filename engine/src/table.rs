@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
@@ -17,7 +18,6 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::TableProvider;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -37,8 +37,9 @@ pub const OPT_INFER_RECORDS: &str = "schema_infer_max_records";
 
 /// Parses an arrow type name as the catalog stores it.
 pub fn parse_type(name: &str) -> Result<DataType, Error> {
-    name.parse::<DataType>()
-        .map_err(|e| Error::Unsupported(format!("unknown column type '{name}' in the catalog: {e}")))
+    name.parse::<DataType>().map_err(|e| {
+        Error::Unsupported(format!("unknown column type '{name}' in the catalog: {e}"))
+    })
 }
 
 /// The file schema recorded in an entry.
@@ -67,8 +68,15 @@ pub fn option_flag(entry: &TableEntry, key: &str) -> bool {
 }
 
 /// The DataFusion file format of an entry.
-pub fn file_format(entry: &TableEntry, counters: &Arc<ScanCounters>) -> Result<Arc<dyn FileFormat>, Error> {
-    let ext = entry.options.get(OPT_FILE_EXTENSION).cloned().unwrap_or_default();
+pub fn file_format(
+    entry: &TableEntry,
+    counters: &Arc<ScanCounters>,
+) -> Result<Arc<dyn FileFormat>, Error> {
+    let ext = entry
+        .options
+        .get(OPT_FILE_EXTENSION)
+        .cloned()
+        .unwrap_or_default();
     Ok(match entry.format {
         TableFormat::Json => Arc::new(NdjsonFormat::new(JsonReadOptions {
             table: entry.qualified_name(),
@@ -83,10 +91,7 @@ pub fn file_format(entry: &TableEntry, counters: &Arc<ScanCounters>) -> Result<A
                     .get("has_header")
                     .is_none_or(|v| v.eq_ignore_ascii_case("true")),
             );
-            if let Some(d) = entry
-                .options
-                .get("delimiter")
-            {
+            if let Some(d) = entry.options.get("delimiter") {
                 let d = match d.as_str() {
                     "\\t" | "tab" => b'\t',
                     other => *other.as_bytes().first().unwrap_or(&b','),
@@ -139,7 +144,11 @@ impl StrataTable {
             .filter(|(_, t)| *t != DataType::Utf8)
             .map(|(n, _)| n.clone())
             .collect();
-        let ext = entry.options.get(OPT_FILE_EXTENSION).cloned().unwrap_or_default();
+        let ext = entry
+            .options
+            .get(OPT_FILE_EXTENSION)
+            .cloned()
+            .unwrap_or_default();
         let options = ListingOptions::new(format)
             .with_file_extension(ext)
             .with_table_partition_cols(partition_cols);
@@ -166,7 +175,12 @@ impl StrataTable {
         }
         expr.clone()
             .transform(|e| {
-                if let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = &e {
+                if let Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::Eq,
+                    right,
+                }) = &e
+                {
                     let (col, lit) = match (left.as_ref(), right.as_ref()) {
                         (Expr::Column(c), l @ Expr::Literal(..)) => (c, l),
                         (l @ Expr::Literal(..), Expr::Column(c)) => (c, l),

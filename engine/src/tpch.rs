@@ -28,7 +28,8 @@ pub const TABLES: [&str; 8] = [
 /// Called with a table's name and the rows written so far.
 pub type Progress = Arc<dyn Fn(&str, u64) + Send + Sync>;
 
-type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send>;
+type Batches =
+    Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send>;
 
 fn batches(table: &str, sf: f64) -> Option<Batches> {
     Some(match table {
@@ -70,7 +71,11 @@ pub async fn generate(
     let root_dir = url::Url::parse(&root)
         .ok()
         .and_then(|u| u.to_file_path().ok())
-        .ok_or_else(|| Error::Unsupported(format!("tpch gen writes to local zones; {zone} is at {root}")))?;
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "tpch gen writes to local zones; {zone} is at {root}"
+            ))
+        })?;
     let mut written = vec![];
     for table in TABLES {
         let dir = root_dir.join(table);
@@ -83,7 +88,11 @@ pub async fn generate(
         let name = table.to_string();
         let target = dir.clone();
         let report = Arc::clone(&progress);
-        let partition_by = if partitioned { year_column(table) } else { None };
+        let partition_by = if partitioned {
+            year_column(table)
+        } else {
+            None
+        };
         let rows = tokio::task::spawn_blocking(move || -> Result<u64> {
             let Some(source) = batches(&name, sf) else {
                 return Ok(0);
@@ -137,7 +146,10 @@ fn batch_years(batch: &RecordBatch, column: &str) -> Result<Vec<(i32, RecordBatc
     let dates = batch
         .column_by_name(column)
         .ok_or_else(|| Error::Unsupported(format!("no column {column}")))?;
-    let years = arrow::compute::kernels::temporal::date_part(dates.as_ref(), arrow::compute::kernels::temporal::DatePart::Year)?;
+    let years = arrow::compute::kernels::temporal::date_part(
+        dates.as_ref(),
+        arrow::compute::kernels::temporal::DatePart::Year,
+    )?;
     let years = years.as_primitive::<Int32Type>();
     let mut distinct: Vec<i32> = years.iter().flatten().collect();
     distinct.sort_unstable();
@@ -170,8 +182,9 @@ impl Writers {
                 Some(y) => self.dir.join(format!("year={y}")),
                 None => self.dir.clone(),
             };
-            std::fs::create_dir_all(&folder)
-                .map_err(|e| Error::Unsupported(format!("cannot create {}: {e}", folder.display())))?;
+            std::fs::create_dir_all(&folder).map_err(|e| {
+                Error::Unsupported(format!("cannot create {}: {e}", folder.display()))
+            })?;
             let path = folder.join("part-0.parquet");
             let file = std::fs::File::create(&path)
                 .map_err(|e| Error::Unsupported(format!("cannot write {}: {e}", path.display())))?;
@@ -180,7 +193,8 @@ impl Writers {
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
                 .set_max_row_group_row_count(Some(128 * 1024))
                 .build();
-            let writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_error)?;
+            let writer =
+                ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_error)?;
             self.open.insert(year, writer);
         }
         if let Some(writer) = self.open.get_mut(&year) {

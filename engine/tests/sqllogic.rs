@@ -111,7 +111,11 @@ fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, TestError> {
                     .iter()
                     .map(|f| {
                         let s = f.value(row).to_string();
-                        if s.is_empty() { "(empty)".to_string() } else { s }
+                        if s.is_empty() {
+                            "(empty)".to_string()
+                        } else {
+                            s
+                        }
                     })
                     .collect(),
             );
@@ -167,7 +171,10 @@ async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())
     } else {
-        runner.run_file_async(path).await.map_err(|e| e.display(true).to_string())
+        runner
+            .run_file_async(path)
+            .await
+            .map_err(|e| e.display(true).to_string())
     }
 }
 
@@ -191,7 +198,11 @@ async fn main() {
     files.sort();
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let name = file.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         match run_file(file, complete).await {
             Ok(()) => {
                 passed += 1;

@@ -63,8 +63,12 @@ fn eight_threads_lose_no_registration() {
 async fn same_name_race_has_one_winner() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_string_lossy().to_string();
-    let a = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
-    let b = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
+    let a = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
+    let b = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
     let register = |c: std::sync::Arc<Catalog>| async move {
         c.commit("test", |state| {
             if state.table("raw", "dup").is_ok() {

@@ -10,7 +10,9 @@ async fn restart_sees_committed_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_string_lossy().to_string();
     {
-        let c = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
+        let c = Catalog::open(Warehouse::open(&root).expect("wh"))
+            .await
+            .expect("open");
         c.commit("a", |_| Ok(vec![put("raw", "a"), put("curated", "b")]))
             .await
             .expect("commit");
@@ -23,13 +25,18 @@ async fn restart_sees_committed_state() {
         .await
         .expect("commit");
     }
-    let c = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
+    let c = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
     let s = c.snapshot();
     assert_eq!(s.zone_names(), vec!["raw", "processed", "curated"]);
     assert!(s.table_names("raw").is_empty());
     assert_eq!(s.table_names("curated"), vec!["b"]);
     let err = s.table("curated", "nope").expect_err("missing table");
-    assert!(err.to_string().contains("tables in zone 'curated': b"), "{err}");
+    assert!(
+        err.to_string().contains("tables in zone 'curated': b"),
+        "{err}"
+    );
     let err = s.zone("gold").expect_err("missing zone");
     assert!(err.to_string().contains("raw, processed, curated"), "{err}");
 }
@@ -39,11 +46,23 @@ async fn restart_sees_committed_state() {
 async fn refresh_sees_other_writers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_string_lossy().to_string();
-    let a = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
-    let b = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
-    a.commit("t", |_| Ok(vec![put("processed", "x")])).await.expect("commit");
+    let a = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
+    let b = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
+    a.commit("t", |_| Ok(vec![put("processed", "x")]))
+        .await
+        .expect("commit");
     assert!(b.snapshot().table("processed", "x").is_err());
-    assert!(b.refresh().await.expect("refresh").table("processed", "x").is_ok());
+    assert!(
+        b.refresh()
+            .await
+            .expect("refresh")
+            .table("processed", "x")
+            .is_ok()
+    );
 }
 
 /// Opening reads the last checkpoint and only the commits after it: with every commit
@@ -54,17 +73,23 @@ async fn open_starts_from_checkpoint() {
     let root = dir.path().to_string_lossy().to_string();
     let n = CHECKPOINT_INTERVAL + 7;
     {
-        let c = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
+        let c = Catalog::open(Warehouse::open(&root).expect("wh"))
+            .await
+            .expect("open");
         for i in 1..n {
             let name = format!("t{i}");
-            c.commit("t", |_| Ok(vec![put("raw", &name)])).await.expect("commit");
+            c.commit("t", |_| Ok(vec![put("raw", &name)]))
+                .await
+                .expect("commit");
         }
     }
     let log = dir.path().join("_strata/log");
     for v in 0..CHECKPOINT_INTERVAL {
         std::fs::remove_file(log.join(format!("{v:020}.json"))).expect("remove old commit");
     }
-    let c = Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
+    let c = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
     let s = c.snapshot();
     assert_eq!(s.version, Some(n - 1));
     assert_eq!(s.table_names("raw").len() as u64, n - 1);
@@ -76,7 +101,9 @@ async fn open_starts_from_checkpoint() {
 async fn newer_format_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_string_lossy().to_string();
-    Catalog::open(Warehouse::open(&root).expect("wh")).await.expect("open");
+    Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
     let future = r#"{"format_version": 99, "version": 1, "timestamp": "2030-01-01T00:00:00Z",
         "operation": "x", "writer": "strata 9", "actions": []}"#;
     std::fs::write(
@@ -87,6 +114,9 @@ async fn newer_format_is_refused() {
     let err = Catalog::open(Warehouse::open(&root).expect("wh"))
         .await
         .expect_err("newer format");
-    assert!(matches!(err, Error::UnsupportedFormatVersion { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, Error::UnsupportedFormatVersion { found: 99, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade strata"));
 }

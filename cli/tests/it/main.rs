@@ -65,7 +65,10 @@ fn csv_output_is_only_results() {
 fn table_footer_counts_files_scanned() {
     let dir = tempfile::tempdir().expect("tempdir");
     register_sales(dir.path());
-    let o = strata(dir.path(), &["-c", "SELECT count(*) FROM raw.sales WHERE month = 3"]);
+    let o = strata(
+        dir.path(),
+        &["-c", "SELECT count(*) FROM raw.sales WHERE month = 3"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("| 20 "), "{out}");
@@ -92,8 +95,15 @@ fn json_ndjson_and_tsv_formats() {
         .collect();
     assert_eq!(lines.len(), 2);
     let o = strata(dir.path(), &["--format", "tsv", "-c", q]);
-    assert!(stdout(&o).starts_with("sale_id\tsegment\n1\t"), "{}", stdout(&o));
-    let o = strata(dir.path(), &["--format", "json", "-c", "SELECT 1 AS a WHERE false"]);
+    assert!(
+        stdout(&o).starts_with("sale_id\tsegment\n1\t"),
+        "{}",
+        stdout(&o)
+    );
+    let o = strata(
+        dir.path(),
+        &["--format", "json", "-c", "SELECT 1 AS a WHERE false"],
+    );
     assert_eq!(stdout(&o).trim(), "[]");
 }
 
@@ -108,13 +118,25 @@ fn script_errors_name_the_line_and_fail_the_run() {
         "SELECT 1 AS a;\n\nSELECT * FROM raw.nope;\nSELECT 2 AS b;\n",
     )
     .expect("write script");
-    let o = strata(&dir.path().join("wh"), &["--format", "csv", "-f", script.to_str().unwrap_or_default()]);
+    let o = strata(
+        &dir.path().join("wh"),
+        &["--format", "csv", "-f", script.to_str().unwrap_or_default()],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "a\n1\nb\n2\n");
     let err = stderr(&o);
     assert!(err.contains("job.sql line 3"), "{err}");
     assert!(err.contains("table 'raw.nope' not found"), "{err}");
-    let o = strata(&dir.path().join("wh"), &["--stop-on-error", "--format", "csv", "-f", script.to_str().unwrap_or_default()]);
+    let o = strata(
+        &dir.path().join("wh"),
+        &[
+            "--stop-on-error",
+            "--format",
+            "csv",
+            "-f",
+            script.to_str().unwrap_or_default(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "a\n1\n");
 }
@@ -129,7 +151,10 @@ fn exit_codes() {
     let o = strata(dir.path(), &["-c", "SELECT 1"]);
     assert_eq!(o.status.code(), Some(0));
     // A statement that starts with a comment is still a statement, not a flag.
-    let o = strata(dir.path(), &["--format", "csv", "-c", "-- the answer\nSELECT 42 AS a"]);
+    let o = strata(
+        dir.path(),
+        &["--format", "csv", "-c", "-- the answer\nSELECT 42 AS a"],
+    );
     assert_eq!(stdout(&o), "a\n42\n", "{}", stderr(&o));
     let o = strata(dir.path(), &["--zone", "gold", "-c", "SELECT 1"]);
     assert_eq!(o.status.code(), Some(1));
@@ -141,7 +166,17 @@ fn exit_codes() {
 fn zone_flag() {
     let dir = tempfile::tempdir().expect("tempdir");
     register_sales(dir.path());
-    let o = strata(dir.path(), &["--zone", "raw", "--format", "csv", "-c", "SELECT count(*) AS n FROM sales"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "--zone",
+            "raw",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM sales",
+        ],
+    );
     assert_eq!(stdout(&o), "n\n120\n", "{}", stderr(&o));
 }
 
@@ -157,7 +192,11 @@ fn eight_processes_lose_no_registration() {
     let children: Vec<_> = (0..8)
         .map(|p| {
             let sql: String = (0..5)
-                .map(|i| format!("CREATE EXTERNAL TABLE raw.t_{p}_{i} STORED AS CSV LOCATION '{location}';"))
+                .map(|i| {
+                    format!(
+                        "CREATE EXTERNAL TABLE raw.t_{p}_{i} STORED AS CSV LOCATION '{location}';"
+                    )
+                })
                 .collect();
             Command::new(env!("CARGO_BIN_EXE_strata"))
                 .arg("--warehouse")
@@ -181,7 +220,15 @@ fn eight_processes_lose_no_registration() {
         ],
     );
     assert_eq!(stdout(&o), "n\n40\n", "{}", stderr(&o));
-    let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT count(*) AS n FROM raw.t_7_4"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM raw.t_7_4",
+        ],
+    );
     assert_eq!(stdout(&o), "n\n8\n", "{}", stderr(&o));
 }
 
@@ -191,7 +238,13 @@ fn demo_warehouse_has_sample_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let o = strata(
         dir.path(),
-        &["--demo", "--format", "csv", "-c", "SELECT count(*) AS n FROM raw.sales s JOIN raw.products p ON s.product_id = p.product_id"],
+        &[
+            "--demo",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM raw.sales s JOIN raw.products p ON s.product_id = p.product_id",
+        ],
     );
     assert_eq!(stdout(&o), "n\n120\n", "{}", stderr(&o));
 }
@@ -217,18 +270,40 @@ fn refresh_table_infers_the_schema_again() {
     let data = dir.path().join("events");
     copy_dir(Path::new(&testdata("edge/widen")), &data);
     let wh = dir.path().join("wh");
-    let create = format!("CREATE EXTERNAL TABLE raw.events STORED AS JSON LOCATION '{}'", data.display());
+    let create = format!(
+        "CREATE EXTERNAL TABLE raw.events STORED AS JSON LOCATION '{}'",
+        data.display()
+    );
     let o = strata(&wh, &["-c", &create]);
     assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(data.join("c.ndjson"), "{\"id\": 3, \"code\": \"C\", \"score\": 3, \"region\": \"north\"}\n")
-        .expect("write");
-    let o = strata(&wh, &["--format", "csv", "-c", "SELECT count(*) AS n FROM raw.events"]);
+    std::fs::write(
+        data.join("c.ndjson"),
+        "{\"id\": 3, \"code\": \"C\", \"score\": 3, \"region\": \"north\"}\n",
+    )
+    .expect("write");
+    let o = strata(
+        &wh,
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM raw.events",
+        ],
+    );
     assert_eq!(stdout(&o), "n\n3\n", "{}", stderr(&o));
-    let o = strata(&wh, &["--format", "csv", "-c", "SELECT region FROM raw.events"]);
+    let o = strata(
+        &wh,
+        &["--format", "csv", "-c", "SELECT region FROM raw.events"],
+    );
     assert!(stderr(&o).contains("region"), "{}", stderr(&o));
     let o = strata(
         &wh,
-        &["--format", "csv", "-c", "REFRESH TABLE raw.events; SELECT id, region FROM raw.events ORDER BY id"],
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "REFRESH TABLE raw.events; SELECT id, region FROM raw.events ORDER BY id",
+        ],
     );
     assert_eq!(stdout(&o), "id,region\n1,\n2,\n3,north\n", "{}", stderr(&o));
 }
@@ -241,7 +316,17 @@ fn skipped_lines_are_reported() {
         "CREATE EXTERNAL TABLE raw.bad STORED AS JSON LOCATION '{}' OPTIONS ('skip_malformed' 'true')",
         testdata("edge/malformed")
     );
-    let o = strata(dir.path(), &["--format", "csv", "-c", &create, "-c", "SELECT count(*) AS n FROM raw.bad"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "csv",
+            "-c",
+            &create,
+            "-c",
+            "SELECT count(*) AS n FROM raw.bad",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "n\n3\n");
     let err = stderr(&o);
@@ -270,17 +355,46 @@ fn delta_history_records_the_sql() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "count\n1\ncount\n1\n");
-    let o = strata(dir.path(), &["--format", "json", "-c", "DESCRIBE HISTORY curated.dim_store"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "-c",
+            "DESCRIBE HISTORY curated.dim_store",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     let rows = v.as_array().expect("rows");
     let summary: Vec<(i64, &str)> = rows
         .iter()
-        .map(|r| (r["version"].as_i64().unwrap_or(-1), r["operation"].as_str().unwrap_or_default()))
+        .map(|r| {
+            (
+                r["version"].as_i64().unwrap_or(-1),
+                r["operation"].as_str().unwrap_or_default(),
+            )
+        })
         .collect();
     assert_eq!(summary, vec![(2, "DELETE"), (1, "UPDATE"), (0, "WRITE")]);
-    assert_eq!(rows[1]["sql"], "UPDATE curated.dim_store SET region = 'centre' WHERE city = 'Porto'");
-    let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT city, region FROM curated.dim_store ORDER BY city"]);
-    assert_eq!(stdout(&o), "city,region\nBraga,north\nLisbon,south\nPorto,centre\n", "{}", stderr(&o));
+    assert_eq!(
+        rows[1]["sql"],
+        "UPDATE curated.dim_store SET region = 'centre' WHERE city = 'Porto'"
+    );
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT city, region FROM curated.dim_store ORDER BY city",
+        ],
+    );
+    assert_eq!(
+        stdout(&o),
+        "city,region\nBraga,north\nLisbon,south\nPorto,centre\n",
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A filter on a Delta table's partition column opens only that partition's files; one on
@@ -301,14 +415,31 @@ fn delta_reads_skip_partitions_and_files() {
         // Footer: "; N files, X scanned" counts data and log files; count data files apart.
         let out = stdout(o);
         out.lines()
-            .find_map(|l| l.split("; ").nth(1).and_then(|f| f.split(' ').next()?.parse().ok()))
+            .find_map(|l| {
+                l.split("; ")
+                    .nth(1)
+                    .and_then(|f| f.split(' ').next()?.parse().ok())
+            })
             .unwrap_or(usize::MAX)
     };
     let all = strata(dir.path(), &["-c", "SELECT sum(amount) FROM curated.fact"]);
-    let one = strata(dir.path(), &["-c", "SELECT sum(amount) FROM curated.fact WHERE month = 4"]);
-    let by_stats = strata(dir.path(), &["-c", "SELECT sum(amount) FROM curated.fact WHERE sale_id > 115"]);
+    let one = strata(
+        dir.path(),
+        &["-c", "SELECT sum(amount) FROM curated.fact WHERE month = 4"],
+    );
+    let by_stats = strata(
+        dir.path(),
+        &[
+            "-c",
+            "SELECT sum(amount) FROM curated.fact WHERE sale_id > 115",
+        ],
+    );
     assert!(all.status.success() && one.status.success() && by_stats.status.success());
-    let (all, one, by_stats) = (parquet_files(&all), parquet_files(&one), parquet_files(&by_stats));
+    let (all, one, by_stats) = (
+        parquet_files(&all),
+        parquet_files(&one),
+        parquet_files(&by_stats),
+    );
     // Six month files more in a full scan than in a one-month scan: exactly five skipped.
     assert_eq!(all - one, 5, "all={all} one={one}");
     // sale_id > 115 lies in June only: statistics skip the other five month files too.
@@ -319,7 +450,13 @@ fn delta_reads_skip_partitions_and_files() {
 #[test]
 fn concurrent_delta_appends_all_land() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = strata(dir.path(), &["-c", "CREATE TABLE curated.events (id BIGINT, writer INT) STORED AS DELTA"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "-c",
+            "CREATE TABLE curated.events (id BIGINT, writer INT) STORED AS DELTA",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let children: Vec<_> = (0..4)
         .map(|w| {
@@ -340,7 +477,15 @@ fn concurrent_delta_appends_all_land() {
         let o = child.wait_with_output().expect("wait");
         assert!(o.status.success(), "{}", stderr(&o));
     }
-    let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT count(*) AS n, count(DISTINCT writer) AS w FROM curated.events"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n, count(DISTINCT writer) AS w FROM curated.events",
+        ],
+    );
     assert_eq!(stdout(&o), "n,w\n12,4\n", "{}", stderr(&o));
 }
 
@@ -362,13 +507,31 @@ fn explain_analyze_shows_statistics_skipping() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = strata(dir.path(), &["-c", "EXPLAIN ANALYZE SELECT sum(amount) FROM curated.fact WHERE month = 4"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "-c",
+            "EXPLAIN ANALYZE SELECT sum(amount) FROM curated.fact WHERE month = 4",
+        ],
+    );
     let out = stdout(&o);
     assert!(out.contains("files_scanned=1]"), "{out}");
-    let o = strata(dir.path(), &["-c", "EXPLAIN ANALYZE SELECT sum(amount) FROM processed.fact WHERE sale_id > 115"]);
+    let o = strata(
+        dir.path(),
+        &[
+            "-c",
+            "EXPLAIN ANALYZE SELECT sum(amount) FROM processed.fact WHERE sale_id > 115",
+        ],
+    );
     let out = stdout(&o);
-    assert!(out.contains("files_ranges_pruned_statistics=6 total → 1 matched"), "{out}");
-    assert!(out.contains("row_groups_pruned_statistics=2 total → 1 matched"), "{out}");
+    assert!(
+        out.contains("files_ranges_pruned_statistics=6 total → 1 matched"),
+        "{out}"
+    );
+    assert!(
+        out.contains("row_groups_pruned_statistics=2 total → 1 matched"),
+        "{out}"
+    );
 }
 
 /// Two processes incrementing the same row at once: each UPDATE either lands or fails with
@@ -378,7 +541,10 @@ fn conflicting_updates_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let o = strata(
         dir.path(),
-        &["-c", "CREATE TABLE curated.counter AS SELECT 1 AS id, 0 AS n"],
+        &[
+            "-c",
+            "CREATE TABLE curated.counter AS SELECT 1 AS id, 0 AS n",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let children: Vec<_> = (0..2)
@@ -386,7 +552,12 @@ fn conflicting_updates_lose_nothing() {
             Command::new(env!("CARGO_BIN_EXE_strata"))
                 .arg("--warehouse")
                 .arg(dir.path())
-                .args(["--format", "csv", "-c", "UPDATE curated.counter SET n = n + 1 WHERE id = 1"])
+                .args([
+                    "--format",
+                    "csv",
+                    "-c",
+                    "UPDATE curated.counter SET n = n + 1 WHERE id = 1",
+                ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -399,11 +570,18 @@ fn conflicting_updates_lose_nothing() {
         if o.status.success() {
             landed += 1;
         } else {
-            assert!(stderr(&o).contains("conflicts with a change another writer committed"), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains("conflicts with a change another writer committed"),
+                "{}",
+                stderr(&o)
+            );
         }
     }
     assert!(landed >= 1);
-    let o = strata(dir.path(), &["--format", "csv", "-c", "SELECT n FROM curated.counter"]);
+    let o = strata(
+        dir.path(),
+        &["--format", "csv", "-c", "SELECT n FROM curated.counter"],
+    );
     assert_eq!(stdout(&o), format!("n\n{landed}\n"), "{}", stderr(&o));
 }
 
@@ -414,7 +592,11 @@ fn tpch_gen_registers_the_tables() {
     let dir = tempfile::tempdir().expect("tempdir");
     let o = strata(dir.path(), &["tpch", "gen", "--sf", "0.01"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("processed.lineitem: 60175 rows"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("processed.lineitem: 60175 rows"),
+        "{}",
+        stdout(&o)
+    );
     let o = strata(
         dir.path(),
         &[
@@ -425,15 +607,35 @@ fn tpch_gen_registers_the_tables() {
              (SELECT count(*) FROM processed.lineitem WHERE l_returnflag = 'N' AND l_linestatus = 'F') AS nf",
         ],
     );
-    assert_eq!(stdout(&o), "orders,customers,nf\n15000,1500,348\n", "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "orders,customers,nf\n15000,1500,348\n",
+        "{}",
+        stderr(&o)
+    );
     let results = dir.path().join("results.json");
     let o = strata(
         dir.path(),
-        &["bench", "tpch", "--queries", "1,6", "--iterations", "2", "--output", results.to_str().unwrap_or_default()],
+        &[
+            "bench",
+            "tpch",
+            "--queries",
+            "1,6",
+            "--iterations",
+            "2",
+            "--output",
+            results.to_str().unwrap_or_default(),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("| q01 |"), "{}", stdout(&o));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results).expect("results")).expect("json");
-    let rows: Vec<i64> = v.as_array().expect("array").iter().map(|q| q["rows"].as_i64().unwrap_or(-1)).collect();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results).expect("results")).expect("json");
+    let rows: Vec<i64> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|q| q["rows"].as_i64().unwrap_or(-1))
+        .collect();
     assert_eq!(rows, vec![4, 1]);
 }
