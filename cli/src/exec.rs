@@ -173,8 +173,13 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         let shown = bar.clone();
+        // Ticks every 200 ms, starting one second in: quick queries never show the line.
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(1),
+            Duration::from_millis(200),
+        );
         let task = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            ticks.tick().await;
             shown.set_draw_target(ProgressDrawTarget::stderr());
             loop {
                 let read = counters.summary();
@@ -186,7 +191,7 @@ impl Progress {
                     human_bytes(read.bytes)
                 ));
                 shown.tick();
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                ticks.tick().await;
             }
         });
         Self { bar, task }

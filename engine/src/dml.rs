@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, Int64Array, StringArray, UInt64Array};
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, Delete, FromTable, Merge, MergeAction, MergeClauseKind,
     MergeInsertKind, ObjectName, TableFactor, TableWithJoins, Update,
@@ -15,7 +14,7 @@ use strata_catalog::{RAW_ZONE, TableEntry, TableFormat};
 use crate::ctas::SQL_METADATA_KEY;
 use crate::delta::{self, AsOf, delta_error};
 use crate::error::{Error, Result};
-use crate::session::{Output, Session, rows};
+use crate::session::{Output, Session, count_output, table_output};
 
 fn commit_properties(sql: &str) -> CommitProperties {
     CommitProperties::default().with_metadata([(
@@ -88,19 +87,6 @@ fn table_name(t: &TableWithJoins) -> Result<&ObjectName> {
     }
 }
 
-fn count(column: &str, n: u64) -> Output {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        column,
-        DataType::UInt64,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![Arc::new(UInt64Array::from(vec![n]))],
-    );
-    rows(schema, batch)
-}
-
 /// `UPDATE t SET c = e, … [WHERE p]`.
 pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<Output> {
     if u.from.is_some() {
@@ -121,7 +107,7 @@ pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<O
         builder = builder.with_update(column, value);
     }
     let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "UPDATE", e))?;
-    Ok(count("count", metrics.num_updated_rows as u64))
+    Ok(count_output(metrics.num_updated_rows as u64))
 }
 
 /// `DELETE FROM t [WHERE p]`.
@@ -147,7 +133,7 @@ pub(crate) async fn delete(session: &Session, d: &Delete, sql: &str) -> Result<O
         builder = builder.with_predicate(predicate.to_string());
     }
     let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "DELETE", e))?;
-    Ok(count("count", metrics.num_deleted_rows.unwrap_or(0) as u64))
+    Ok(count_output(metrics.num_deleted_rows.unwrap_or(0) as u64))
 }
 
 fn dml_error(entry: &TableEntry, statement: &str, e: deltalake::DeltaTableError) -> Error {
@@ -202,24 +188,13 @@ pub(crate) async fn history(session: &Session, name: &str) -> Result<Output> {
                 .map(str::to_string),
         );
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("version", DataType::Int64, false),
-        Field::new("timestamp", DataType::Utf8, true),
-        Field::new("operation", DataType::Utf8, true),
-        Field::new("operation_metrics", DataType::Utf8, true),
-        Field::new("sql", DataType::Utf8, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(Int64Array::from(v)),
-            Arc::new(StringArray::from(ts)),
-            Arc::new(StringArray::from(op)),
-            Arc::new(StringArray::from(metrics)),
-            Arc::new(StringArray::from(sql)),
-        ],
-    );
-    Ok(rows(schema, batch))
+    Ok(table_output(vec![
+        ("version", Arc::new(Int64Array::from(v))),
+        ("timestamp", Arc::new(StringArray::from(ts))),
+        ("operation", Arc::new(StringArray::from(op))),
+        ("operation_metrics", Arc::new(StringArray::from(metrics))),
+        ("sql", Arc::new(StringArray::from(sql))),
+    ]))
 }
 
 /// `MERGE INTO t [AS a] USING src [AS s] ON … WHEN MATCHED [AND …] THEN UPDATE SET …|DELETE
@@ -355,24 +330,10 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
         .map_err(|e| dml_error(&entry, "MERGE", e))?;
     }
     let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "MERGE", e))?;
-    let schema = Arc::new(Schema::new(
-        ["inserted", "updated", "deleted"]
-            .map(|n| Field::new(n, DataType::UInt64, false))
-            .to_vec(),
-    ));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(UInt64Array::from(vec![
-                metrics.num_target_rows_inserted as u64,
-            ])),
-            Arc::new(UInt64Array::from(vec![
-                metrics.num_target_rows_updated as u64,
-            ])),
-            Arc::new(UInt64Array::from(vec![
-                metrics.num_target_rows_deleted as u64,
-            ])),
-        ],
-    );
-    Ok(rows(schema, batch))
+    let one = |n: usize| -> ArrayRef { Arc::new(UInt64Array::from(vec![n as u64])) };
+    Ok(table_output(vec![
+        ("inserted", one(metrics.num_target_rows_inserted)),
+        ("updated", one(metrics.num_target_rows_updated)),
+        ("deleted", one(metrics.num_target_rows_deleted)),
+    ]))
 }

@@ -70,7 +70,7 @@ pub fn format_of(file_name: &str) -> Option<TableFormat> {
 }
 
 /// The one format the files of a table have, or an error naming two files that disagree.
-pub fn detect_format(location: &str, prefix: &Path, files: &[ObjectMeta]) -> Result<TableFormat> {
+pub fn detect_format(location: &str, files: &[ObjectMeta]) -> Result<TableFormat> {
     let mut seen: BTreeMap<TableFormat, String> = BTreeMap::new();
     for f in files {
         let name = f.location.filename().unwrap_or_default();
@@ -79,7 +79,6 @@ pub fn detect_format(location: &str, prefix: &Path, files: &[ObjectMeta]) -> Res
                 .or_insert_with(|| display_path(location, &f.location));
         }
     }
-    let _ = prefix;
     match seen.len() {
         1 => Ok(*seen.keys().next().unwrap_or(&TableFormat::Json)),
         0 => Err(Error::EmptyLocation {

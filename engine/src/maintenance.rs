@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch, StringArray, UInt64Array};
-use arrow::datatypes::{Field, Schema};
+use arrow::array::{BooleanArray, StringArray, UInt64Array};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use deltalake::operations::optimize::OptimizeType;
@@ -14,7 +13,7 @@ use deltalake::{FilterOp, FilterValue};
 use crate::delta::{self, AsOf};
 use crate::dml::delta_entry;
 use crate::error::{Error, Result};
-use crate::session::{Output, Session, rows};
+use crate::session::{Output, Session, table_output};
 
 /// The meaningful tokens of a statement (no whitespace, no trailing `;`).
 fn tokens(sql: &str) -> Vec<Token> {
@@ -49,20 +48,6 @@ fn table_name(t: &[Token], i: &mut usize) -> Option<String> {
             return Some(parts.join("."));
         }
     }
-}
-
-fn one_row(columns: Vec<(&str, Arc<dyn arrow::array::Array>)>) -> Output {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), false))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    );
-    rows(schema, batch)
 }
 
 /// Runs the statement if it is one of these; `None` otherwise.
@@ -124,7 +109,7 @@ async fn restore(session: &Session, t: &[Token]) -> Result<Output> {
     let (table, metrics) = builder
         .await
         .map_err(|e| Error::Unsupported(format!("RESTORE {}: {e}", entry.qualified_name())))?;
-    Ok(one_row(vec![
+    Ok(table_output(vec![
         (
             "version",
             Arc::new(UInt64Array::from(vec![table.version().unwrap_or_default()])),
@@ -229,7 +214,7 @@ async fn optimize(session: &Session, t: &[Token]) -> Result<Output> {
     let (_, metrics) = builder
         .await
         .map_err(|e| Error::Unsupported(format!("OPTIMIZE {}: {e}", entry.qualified_name())))?;
-    Ok(one_row(vec![
+    Ok(table_output(vec![
         (
             "files_added",
             Arc::new(UInt64Array::from(vec![metrics.num_files_added])),
@@ -284,7 +269,7 @@ async fn vacuum(session: &Session, t: &[Token]) -> Result<Output> {
             entry.qualified_name()
         ))
     })?;
-    Ok(one_row(vec![
+    Ok(table_output(vec![
         (
             "files_deleted",
             Arc::new(UInt64Array::from(vec![metrics.files_deleted.len() as u64])),

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::sql::sqlparser::ast::{Expr, Insert, TableObject};
@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::delta::{self, AsOf, delta_error};
 use crate::error::{Error, Result};
-use crate::session::{Output, Session, rows};
+use crate::session::{Output, Session, count_output};
 
 /// Runs `INSERT OVERWRITE` when strata must do it itself; `None` leaves the statement to
 /// DataFusion (whole-table overwrite of a Delta table).
@@ -109,7 +109,6 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         .map(|(c, f)| datafusion::prelude::col(c).alias(f.name()))
         .collect();
     let df = df.select(aliased)?;
-    let rows_written = df.clone().count().await? as u64;
     let values = if by_partition {
         let cols: Vec<&str> = partition_cols.iter().map(String::as_str).collect();
         let distinct = df
@@ -122,7 +121,8 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
     } else {
         vec![]
     };
-    match entry.format {
+    // The write reports its row count, so the query is not run again just to count.
+    let rows_written: u64 = match entry.format {
         TableFormat::Delta => {
             let table =
                 delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
@@ -139,7 +139,7 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                 );
             if by_partition {
                 if values.is_empty() {
-                    return Ok(Some(count(0)));
+                    return Ok(Some(count_output(0)));
                 }
                 let predicate = values
                     .iter()
@@ -158,7 +158,17 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                     .join(" OR ");
                 builder = builder.with_replace_where(predicate);
             }
-            builder.await.map_err(delta_error)?;
+            let table = builder.await.map_err(delta_error)?;
+            let last: Vec<_> = table
+                .history(Some(1))
+                .try_collect()
+                .await
+                .map_err(delta_error)?;
+            last.first()
+                .and_then(|c| c.info.get("operationMetrics"))
+                .and_then(|m| m.get("num_added_rows"))
+                .and_then(|n| n.as_u64())
+                .unwrap_or(0)
         }
         TableFormat::Parquet => {
             let url = Url::parse(&entry.location)
@@ -176,10 +186,13 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                     .chain(std::iter::once(staging_name.as_str().into())),
             );
             let options = DataFrameWriteOptions::new().with_partition_by(partition_cols.clone());
-            if let Err(e) = df.write_parquet(&staging_url, options, None).await {
-                remove_all(&store, &staging).await;
-                return Err(e.into());
-            }
+            let written = match df.write_parquet(&staging_url, options, None).await {
+                Ok(batches) => batches,
+                Err(e) => {
+                    remove_all(&store, &staging).await;
+                    return Err(e.into());
+                }
+            };
             let staged: Vec<_> = store
                 .list(Some(&staging))
                 .try_collect()
@@ -229,6 +242,13 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
             {
                 let _ = std::fs::remove_dir_all(dir);
             }
+            written
+                .first()
+                .and_then(|b| {
+                    b.column(0)
+                        .as_primitive_opt::<arrow::datatypes::UInt64Type>()
+                })
+                .map_or(0, |c| c.value(0))
         }
         other => {
             return Err(Error::Unsupported(format!(
@@ -236,8 +256,8 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                 entry.qualified_name()
             )));
         }
-    }
-    Ok(Some(count(rows_written)))
+    };
+    Ok(Some(count_output(rows_written)))
 }
 
 async fn remove_all(store: &Arc<dyn ObjectStore>, prefix: &Path) {
@@ -273,15 +293,4 @@ fn partition_values(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>>
         }
     }
     Ok(out)
-}
-
-fn count(n: u64) -> Output {
-    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-        arrow::datatypes::Field::new("count", arrow::datatypes::DataType::UInt64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![Arc::new(arrow::array::UInt64Array::from(vec![n]))],
-    );
-    rows(schema, batch)
 }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::StringArray;
+use arrow::datatypes::{Field, Schema};
 use datafusion::logical_expr::CreateExternalTable;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::infer::{self, DEFAULT_INFER_RECORDS};
-use crate::session::{Output, Session, rows};
+use crate::session::{Output, Session, table_output};
 use crate::table::{
     OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, StrataTable, file_format,
     option_flag,
@@ -165,7 +165,7 @@ pub(crate) async fn refresh_table(session: &Session, zone: &str, name: &str) -> 
     let mut options = entry.options.clone();
     let inferred = inspect(session, &mut entry, &mut options, None).await?;
     entry.options = options;
-    entry.updated_at = chrono_now();
+    entry.updated_at = chrono::Utc::now();
     let summary = inferred.summary(&entry);
     let created_at = old.created_at;
     session
@@ -229,7 +229,7 @@ pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output
             TableFormat::Delta
         } else {
             let files = infer::list_data_files(&store, &folder).await?;
-            match infer::detect_format(&location, &folder, &files) {
+            match infer::detect_format(&location, &files) {
                 Ok(f) => f,
                 Err(e) => {
                     names.push(name);
@@ -270,20 +270,11 @@ pub(crate) async fn refresh_zone(session: &Session, zone: &str) -> Result<Output
             })
             .await?;
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("table", DataType::Utf8, false),
-        Field::new("format", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(StringArray::from(names)),
-            Arc::new(StringArray::from(formats)),
-            Arc::new(StringArray::from(statuses)),
-        ],
-    );
-    Ok(rows(schema, batch))
+    Ok(table_output(vec![
+        ("table", Arc::new(StringArray::from(names))),
+        ("format", Arc::new(StringArray::from(formats))),
+        ("status", Arc::new(StringArray::from(statuses))),
+    ]))
 }
 
 /// Fills in a written table's partitions, schema and file extension from what is there,
@@ -359,7 +350,7 @@ async fn inspect(
         }
     };
     if files.is_empty() {
-        let exists = store.list(Some(&prefix)).next_item_exists().await;
+        let exists = any_object(store.list(Some(&prefix))).await;
         return Err(Error::EmptyLocation {
             location: entry.location.clone(),
             reason: if exists {
@@ -482,7 +473,7 @@ async fn infer_schema(
 
 async fn is_delta(store: &Arc<dyn ObjectStore>, folder: &Path) -> bool {
     let log = Path::from_iter(folder.parts().chain(std::iter::once("_delta_log".into())));
-    store.list(Some(&log)).next_item_exists().await
+    any_object(store.list(Some(&log))).await
 }
 
 /// A user's location as a URL: folder paths become `file://` URLs ending in `/`.
@@ -514,17 +505,10 @@ pub(crate) fn url_path(url: &Url) -> Result<Path> {
         .map_err(|e| Error::Unsupported(format!("unusable path in '{url}': {e}")))
 }
 
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
-}
-
-trait NextItemExists {
-    async fn next_item_exists(self) -> bool;
-}
-
-impl NextItemExists for futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
-    async fn next_item_exists(mut self) -> bool {
-        use futures::StreamExt;
-        matches!(self.next().await, Some(Ok(_)))
-    }
+/// Whether a listing yields anything at all.
+async fn any_object(
+    mut listing: futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>>,
+) -> bool {
+    use futures::StreamExt;
+    matches!(listing.next().await, Some(Ok(_)))
 }

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
@@ -139,8 +139,10 @@ impl Session {
 
     /// The zone unqualified names resolve to.
     pub fn current_zone(&self) -> String {
+        // Read through the shared state: `ctx.state()` would copy the whole session state.
         self.ctx
-            .state()
+            .state_ref()
+            .read()
             .config_options()
             .catalog
             .default_schema
@@ -295,7 +297,8 @@ impl Session {
         if reference.schema().is_none()
             && self
                 .ctx
-                .state()
+                .state_ref()
+                .read()
                 .table_functions()
                 .contains_key(reference.table())
         {
@@ -388,32 +391,36 @@ impl Session {
             .iter()
             .map(|z| snapshot.table_names(z).len() as u64)
             .collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("zone", DataType::Utf8, false),
-            Field::new("root", DataType::Utf8, false),
-            Field::new("tables", DataType::UInt64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(names)),
-                Arc::new(StringArray::from(roots)),
-                Arc::new(UInt64Array::from(counts)),
-            ],
-        );
-        rows(schema, batch)
+        table_output(vec![
+            ("zone", Arc::new(StringArray::from(names))),
+            ("root", Arc::new(StringArray::from(roots))),
+            ("tables", Arc::new(UInt64Array::from(counts))),
+        ])
     }
 }
 
-/// An output of one in-memory batch.
-pub(crate) fn rows(
-    schema: arrow::datatypes::SchemaRef,
-    batch: std::result::Result<RecordBatch, arrow::error::ArrowError>,
-) -> Output {
+/// A result set built in memory from named columns of equal length. A column is nullable
+/// when it holds a NULL.
+pub(crate) fn table_output(columns: Vec<(&str, ArrayRef)>) -> Output {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    );
     match batch.and_then(|b| Ok(MemoryStream::try_new(vec![b], schema, None)?)) {
         Ok(stream) => Output::Rows(Box::pin(stream)),
         Err(e) => Output::Done(format!("internal error building the result: {e}")),
     }
+}
+
+/// The one-row `count` result of a statement that changed rows.
+pub(crate) fn count_output(n: u64) -> Output {
+    table_output(vec![("count", Arc::new(UInt64Array::from(vec![n])))])
 }
 
 /// Statements whose table references must all exist before planning, so the error can list

@@ -89,10 +89,6 @@ impl AsyncDB for StrataDb {
     fn engine_name(&self) -> &str {
         "strata"
     }
-
-    async fn sleep(dur: std::time::Duration) {
-        tokio::time::sleep(dur).await;
-    }
 }
 
 fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, TestError> {

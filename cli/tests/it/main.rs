@@ -14,6 +14,19 @@ fn strata(warehouse: &Path, args: &[&str]) -> Output {
         .expect("strata runs")
 }
 
+/// Starts strata in the background, output captured, for tests of concurrent processes.
+fn spawn_strata(warehouse: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--warehouse")
+        .arg(warehouse)
+        .args(args)
+        .env_remove("STRATA_WAREHOUSE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn strata")
+}
+
 fn testdata(relative: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata")
@@ -198,12 +211,7 @@ fn eight_processes_lose_no_registration() {
                     )
                 })
                 .collect();
-            Command::new(env!("CARGO_BIN_EXE_strata"))
-                .arg("--warehouse")
-                .arg(dir.path())
-                .args(["--format", "csv", "-c", &sql])
-                .spawn()
-                .expect("spawn strata")
+            spawn_strata(dir.path(), &["--format", "csv", "-c", &sql])
         })
         .collect();
     for child in children {
@@ -463,14 +471,7 @@ fn concurrent_delta_appends_all_land() {
             let sql: String = (0..3)
                 .map(|i| format!("INSERT INTO curated.events VALUES ({}, {w});", w * 100 + i))
                 .collect();
-            Command::new(env!("CARGO_BIN_EXE_strata"))
-                .arg("--warehouse")
-                .arg(dir.path())
-                .args(["--format", "csv", "-c", &sql])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn strata")
+            spawn_strata(dir.path(), &["--format", "csv", "-c", &sql])
         })
         .collect();
     for child in children {
@@ -549,19 +550,15 @@ fn conflicting_updates_lose_nothing() {
     assert!(o.status.success(), "{}", stderr(&o));
     let children: Vec<_> = (0..2)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_strata"))
-                .arg("--warehouse")
-                .arg(dir.path())
-                .args([
+            spawn_strata(
+                dir.path(),
+                &[
                     "--format",
                     "csv",
                     "-c",
                     "UPDATE curated.counter SET n = n + 1 WHERE id = 1",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn strata")
+                ],
+            )
         })
         .collect();
     let mut landed = 0;
