@@ -53,6 +53,14 @@ pub enum Error {
     )]
     Contention { attempts: usize },
 
+    /// A config file or storage setting that cannot be used.
+    #[error("invalid configuration in {source_name}: {reason}")]
+    InvalidConfig { source_name: String, reason: String },
+
+    /// The storage behind the warehouse cannot be used (down, missing bucket, refused).
+    #[error("{message}")]
+    StorageUnavailable { message: String },
+
     /// The object store failed.
     #[error("storage error at '{path}': {source}")]
     Storage {

@@ -21,15 +21,19 @@
 //! # }
 //! ```
 
+mod config;
 mod error;
 mod log;
 mod model;
+mod storage;
 mod warehouse;
 
+pub use config::{CONFIG_ENV, CONFIG_FILE_NAME, CacheOptions, Config};
 pub use error::{Error, Result};
 pub use log::{CATALOG_DIR, CHECKPOINT_INTERVAL, Catalog, Commit, FORMAT_VERSION};
 pub use model::{
     Action, CatalogState, DEFAULT_ZONE, DEFAULT_ZONES, PartitionColumn, RAW_ZONE, TableEntry,
     TableFormat, ZoneEntry, validate_name,
 };
+pub use storage::{S3Options, Secret, explain_storage_error};
 pub use warehouse::{Warehouse, resolve_url};

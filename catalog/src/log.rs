@@ -45,6 +45,10 @@ pub struct Commit {
     pub operation: String,
     /// Which program wrote it.
     pub writer: String,
+    /// A random id of the writing attempt, so a writer whose put had an unknown outcome (the
+    /// connection dropped after the server stored it) can tell its own commit from another's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<String>,
     pub actions: Vec<Action>,
 }
 
@@ -153,8 +157,22 @@ impl Catalog {
                 return Ok(None);
             }
             let version = state.version.map_or(0, |v| v + 1);
-            match self.put_commit(version, operation, &actions).await {
-                Ok(()) => {
+            let txn = format!("{:032x}", rand::random::<u128>());
+            let outcome = match self.put_commit(version, operation, &actions, &txn).await {
+                Ok(()) => Ok(true),
+                // The put may have landed although it failed for us: a request retried after
+                // its first attempt was stored, a connection lost after the write. The commit
+                // file says whose it is.
+                Err(put_error) => match self.get_optional(&self.commit_path(version)).await {
+                    Ok(Some(bytes)) => {
+                        let found: Commit = parse(&self.commit_path(version), &bytes)?;
+                        Ok(found.txn.as_deref() == Some(txn.as_str()))
+                    }
+                    _ => Err(put_error),
+                },
+            };
+            match outcome {
+                Ok(true) => {
                     state.apply(version, &actions);
                     let checkpoint = version > 0 && version.is_multiple_of(CHECKPOINT_INTERVAL);
                     if checkpoint {
@@ -166,10 +184,7 @@ impl Catalog {
                     self.set_snapshot(state);
                     return Ok(Some(version));
                 }
-                Err(Error::Storage {
-                    source: object_store::Error::AlreadyExists { .. },
-                    ..
-                }) => {
+                Ok(false) => {
                     tracing::debug!("lost the race for catalog commit {version}, retrying");
                     backoff(attempt).await;
                 }
@@ -214,13 +229,20 @@ impl Catalog {
             .path(&format!("{CATALOG_DIR}/_last_checkpoint"))
     }
 
-    async fn put_commit(&self, version: u64, operation: &str, actions: &[Action]) -> Result<()> {
+    async fn put_commit(
+        &self,
+        version: u64,
+        operation: &str,
+        actions: &[Action],
+        txn: &str,
+    ) -> Result<()> {
         let commit = Commit {
             format_version: FORMAT_VERSION,
             version,
             timestamp: Utc::now(),
             operation: operation.to_string(),
             writer: concat!("strata ", env!("CARGO_PKG_VERSION")).to_string(),
+            txn: Some(txn.to_string()),
             actions: actions.to_vec(),
         };
         let path = self.commit_path(version);

@@ -10,6 +10,7 @@ use object_store::path::Path;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::storage::{S3Options, explain_storage_error};
 
 /// A warehouse root: the URL users gave, the store that serves it and the prefix of the
 /// warehouse inside that store.
@@ -21,10 +22,22 @@ pub struct Warehouse {
 }
 
 impl Warehouse {
-    /// Opens a warehouse from a folder path, a `file://` URL or `memory://` (one process only).
+    /// Opens a warehouse from a folder path, a `file://` URL or `memory://` (one process only),
+    /// with S3 settings from the AWS environment variables for `s3://` URLs.
     ///
     /// A local folder is created if it does not exist.
     pub fn open(location: &str) -> Result<Self> {
+        let s3 = if location.trim_start().starts_with("s3://") {
+            S3Options::from_env()?
+        } else {
+            S3Options::default()
+        };
+        Self::open_with(location, &s3)
+    }
+
+    /// Opens a warehouse from a folder path, a `file://` URL, `memory://` or
+    /// `s3://bucket/prefix` (with these S3 settings). The bucket must exist.
+    pub fn open_with(location: &str, s3: &S3Options) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidWarehouse {
             url: location.to_string(),
             reason,
@@ -63,8 +76,29 @@ impl Warehouse {
                     prefix,
                 })
             }
+            "s3" | "s3a" => {
+                let bucket = url
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| {
+                        invalid("an s3:// URL needs a bucket: s3://bucket/prefix".into())
+                    })?
+                    .to_string();
+                let prefix = Path::from_url_path(url.path())
+                    .map_err(|e| invalid(format!("unusable prefix: {e}")))?;
+                let mut url = url.clone();
+                if url.scheme() == "s3a" {
+                    url = Url::parse(&url.as_str().replacen("s3a://", "s3://", 1))
+                        .map_err(|e| invalid(e.to_string()))?;
+                }
+                Ok(Self {
+                    url: with_trailing_slash(url),
+                    store: s3.build_store(&bucket)?,
+                    prefix,
+                })
+            }
             other => Err(invalid(format!(
-                "the scheme '{other}://' is not supported; use a folder path or a file:// URL"
+                "the scheme '{other}://' is not supported; use a folder path, a file:// URL or s3://bucket/prefix"
             ))),
         }
     }
@@ -75,6 +109,35 @@ impl Warehouse {
             url: with_trailing_slash(url),
             store,
             prefix,
+        }
+    }
+
+    /// The same warehouse reached through another store (a wrapper of this one that counts or
+    /// caches requests).
+    pub fn with_store(&self, store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            url: self.url.clone(),
+            store,
+            prefix: self.prefix.clone(),
+        }
+    }
+
+    /// Checks that the store answers: a missing bucket, refused credentials or a server that
+    /// stays down become one clear error naming the endpoint and bucket.
+    pub async fn check(&self, s3: &S3Options) -> Result<()> {
+        if self.url.scheme() != "s3" {
+            return Ok(());
+        }
+        let bucket = self.url.host_str().unwrap_or_default();
+        match self.store.list_with_delimiter(Some(&self.prefix)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::StorageUnavailable {
+                message: format!(
+                    "cannot open warehouse {}: {}",
+                    self.url,
+                    explain_storage_error(&e, s3, bucket)
+                ),
+            }),
         }
     }
 

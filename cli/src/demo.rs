@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use object_store::ObjectStoreExt;
+
 use anyhow::Context;
 use strata_engine::Session;
 
@@ -47,29 +49,31 @@ pub fn default_location() -> PathBuf {
 }
 
 /// Writes the sample files into the raw zone (if they are not there) and registers them.
+/// The raw zone may be a local folder or a bucket.
 pub async fn seed(session: &Session) -> anyhow::Result<()> {
     let snapshot = session.catalog().snapshot();
     let raw_root = snapshot.zone("raw")?.root.clone();
-    let url = url_to_path(&raw_root)?;
+    let root =
+        url::Url::parse(&raw_root).with_context(|| format!("bad raw zone root {raw_root}"))?;
+    let store = session.store_for(&root)?;
+    let prefix = object_store::path::Path::from_url_path(root.path())
+        .with_context(|| format!("bad raw zone root {raw_root}"))?;
     for (relative, bytes) in FILES {
-        let path = url.join(relative);
-        if !path.exists() {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            std::fs::write(&path, bytes)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+        let path = object_store::path::Path::from_iter(
+            prefix
+                .parts()
+                .chain(relative.split('/').map(object_store::path::PathPart::from)),
+        );
+        match store.head(&path).await {
+            Ok(_) => continue,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {raw_root}{relative}")),
         }
+        store
+            .put(&path, bytes::Bytes::from_static(bytes).into())
+            .await
+            .with_context(|| format!("cannot write {raw_root}{relative}"))?;
     }
     session.sql("REFRESH ZONE raw").await?;
     Ok(())
-}
-
-fn url_to_path(url: &str) -> anyhow::Result<PathBuf> {
-    url::Url::parse(url)
-        .ok()
-        .filter(|u| u.scheme() == "file")
-        .and_then(|u| u.to_file_path().ok())
-        .context("the demo needs a local warehouse")
 }

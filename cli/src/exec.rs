@@ -131,10 +131,11 @@ fn footer(rows: usize, elapsed: Duration, summary: &ScanSummary, timing: bool) -
         s.push_str(&format!(" in {:.3}s", elapsed.as_secs_f64()));
     }
     s.push_str(&format!(
-        "; {} file{}, {} scanned",
+        "; {} file{}, {} scanned; {}",
         summary.files,
         if summary.files == 1 { "" } else { "s" },
-        human_bytes(summary.bytes)
+        human_bytes(summary.bytes),
+        summary.requests
     ));
     s
 }

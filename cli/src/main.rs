@@ -23,10 +23,19 @@ use crate::print_format::PrintFormat;
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about)]
 struct Args {
-    /// Warehouse folder or file:// URL [default: $STRATA_WAREHOUSE, else a folder in the
-    /// user's data directory]. Created with its zones on first use.
+    /// Warehouse folder, file:// URL or s3://bucket/prefix [default: $STRATA_WAREHOUSE, else
+    /// `warehouse` in the config file, else a folder in the user's data directory]. Created
+    /// with its zones on first use (a bucket must exist).
     #[arg(long, short = 'w', env = "STRATA_WAREHOUSE")]
     warehouse: Option<String>,
+
+    /// Config file [default: $STRATA_CONFIG, else ./strata.toml if there is one]: S3
+    /// settings, zone roots, caching.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(flatten)]
+    s3: S3Flags,
 
     /// Run these statements (';'-separated; may be repeated) and exit.
     #[arg(long = "command", short = 'c', allow_hyphen_values = true)]
@@ -54,6 +63,47 @@ struct Args {
 
     #[command(subcommand)]
     command: Option<Commands>,
+}
+
+/// S3 settings; each overrides the config file, which overrides the AWS_* variables.
+#[derive(Debug, Default, clap::Args)]
+struct S3Flags {
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 for MinIO [env: AWS_ENDPOINT_URL].
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region [env: AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
+    /// S3 access key id [env: AWS_ACCESS_KEY_ID].
+    #[arg(long, value_name = "KEY")]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key; prefer AWS_SECRET_ACCESS_KEY or the config file, which do not
+    /// show in the process list.
+    #[arg(long, value_name = "SECRET", hide_env_values = true)]
+    s3_secret_access_key: Option<String>,
+    /// Allow a plain http:// endpoint [env: AWS_ALLOW_HTTP].
+    #[arg(long)]
+    s3_allow_http: bool,
+    /// Path-style requests (endpoint/bucket/key) [default: on with --s3-endpoint].
+    #[arg(long, value_name = "BOOL")]
+    s3_path_style: Option<bool>,
+}
+
+impl S3Flags {
+    fn options(&self) -> strata_catalog::S3Options {
+        strata_catalog::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self
+                .s3_secret_access_key
+                .clone()
+                .map(strata_catalog::Secret::new),
+            allow_http: self.s3_allow_http.then_some(true),
+            path_style: self.s3_path_style,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -138,14 +188,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// The settings in force: the AWS variables, then the config file, then flags.
+fn load_config(args: &Args) -> anyhow::Result<strata_catalog::Config> {
+    let mut s3 = strata_catalog::S3Options::from_env()?;
+    let mut config = match strata_catalog::Config::discover(args.config.as_deref())? {
+        Some((_, config)) => config,
+        None => strata_catalog::Config::default(),
+    };
+    s3.overlay(&config.s3);
+    s3.overlay(&args.s3.options());
+    config.s3 = s3;
+    Ok(config)
+}
+
 /// Runs what the arguments ask; returns the number of failed statements.
 async fn run(args: Args) -> anyhow::Result<usize> {
-    let location = match (&args.warehouse, args.demo) {
-        (Some(w), _) => w.clone(),
-        (None, true) => demo::default_location().to_string_lossy().to_string(),
-        (None, false) => data_dir().join("warehouse").to_string_lossy().to_string(),
+    let config = load_config(&args)?;
+    let location = match (&args.warehouse, &config.warehouse, args.demo) {
+        (Some(w), _, _) | (None, Some(w), _) => w.clone(),
+        (None, None, true) => demo::default_location().to_string_lossy().to_string(),
+        (None, None, false) => data_dir().join("warehouse").to_string_lossy().to_string(),
     };
-    let session = Arc::new(Session::open(&location).await?);
+    let session = Arc::new(Session::open_with(&location, &config).await?);
     if args.demo {
         demo::seed(&session).await?;
     }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use futures::TryStreamExt;
@@ -291,9 +290,11 @@ pub(crate) async fn create_table_as(
                     Error::Unsupported(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
-            let table = DeltaTable::try_from_url(url.clone())
-                .await
-                .map_err(crate::delta::delta_error)?;
+            let mut table = crate::delta::unloaded(session.stores(), &url)?;
+            // A folder that already holds a table must not be written over by accident.
+            if table.verify_deltatable_existence().await.unwrap_or(false) {
+                table.load().await.map_err(crate::delta::delta_error)?;
+            }
             if table.version().is_some() && !ctas.or_replace {
                 return Err(Error::Unsupported(format!(
                     "'{location}' already holds a Delta table that is not registered as {qualified}; register it with REFRESH ZONE {zone}, or drop the folder"

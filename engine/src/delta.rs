@@ -17,6 +17,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::stores::StoreRegistry;
 
 /// Which version of a Delta table to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,28 +72,20 @@ fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
     )))
 }
 
-/// Loads a Delta table at the version asked for. A version that does not exist is an error
-/// naming the latest one.
-pub async fn load(location: &str, as_of: &AsOf, table: &str) -> Result<DeltaTable> {
-    load_with_store(location, as_of, table, None).await
-}
-
-/// Like [`load`], reading through `store` (rooted at `/` of the location's store), so that
-/// the session's read counters see what a query reads.
-pub async fn load_with_store(
+/// Loads a Delta table at the version asked for, reading through the session's store for
+/// its location (so S3 settings apply and the read counters see what is read). A version
+/// that does not exist is an error naming the latest one.
+pub async fn load(
+    stores: &StoreRegistry,
     location: &str,
     as_of: &AsOf,
     table: &str,
-    store: Option<Arc<dyn object_store::ObjectStore>>,
 ) -> Result<DeltaTable> {
     let url = Url::parse(location).map_err(|e| {
         Error::Unsupported(format!("{table} has an invalid location '{location}': {e}"))
     })?;
-    let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(delta_error)?;
-    if let Some(store) = store {
-        builder = builder.with_storage_backend(store, url.clone());
-    }
-    builder = match as_of {
+    let builder = builder(stores, &url)?;
+    let builder = match as_of {
         AsOf::Latest => builder,
         AsOf::Version(v) => builder.with_version(*v),
         AsOf::Timestamp(t) => builder.with_timestamp(*t),
@@ -100,12 +93,10 @@ pub async fn load_with_store(
     match builder.load().await {
         Ok(t) => Ok(t),
         Err(e) if *as_of != AsOf::Latest => {
-            let latest = DeltaTableBuilder::from_url(url)
-                .and_then(|b| b.build())
-                .map_err(delta_error)?
-                .get_latest_version()
-                .await
-                .ok();
+            let latest = match self::builder(stores, &url)?.build() {
+                Ok(t) => t.get_latest_version().await.ok(),
+                Err(_) => None,
+            };
             match (as_of, latest) {
                 (AsOf::Version(v), Some(latest)) if *v > latest => Err(Error::Unsupported(
                     format!("{table} has no version {v}; its latest version is {latest}"),
@@ -117,6 +108,33 @@ pub async fn load_with_store(
             "{table} at '{location}' cannot be read as a Delta table: {e}"
         ))),
     }
+}
+
+/// A registered Delta table at its latest version.
+pub async fn load_latest(
+    stores: &StoreRegistry,
+    entry: &strata_catalog::TableEntry,
+) -> Result<DeltaTable> {
+    load(
+        stores,
+        &entry.location,
+        &AsOf::Latest,
+        &entry.qualified_name(),
+    )
+    .await
+}
+
+/// A table handle at `url` that has not read its log (to create a table there).
+pub fn unloaded(stores: &StoreRegistry, url: &Url) -> Result<DeltaTable> {
+    builder(stores, url)?.build().map_err(delta_error)
+}
+
+fn builder(stores: &StoreRegistry, url: &Url) -> Result<DeltaTableBuilder> {
+    use datafusion::execution::object_store::ObjectStoreRegistry;
+    let store = stores.get_store(url)?;
+    Ok(DeltaTableBuilder::from_url(url.clone())
+        .map_err(delta_error)?
+        .with_storage_backend(store, url.clone()))
 }
 
 /// The DataFusion provider of a loaded table.

@@ -12,7 +12,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use strata_catalog::{RAW_ZONE, TableEntry, TableFormat};
 
 use crate::ctas::SQL_METADATA_KEY;
-use crate::delta::{self, AsOf, delta_error};
+use crate::delta::{self, delta_error};
 use crate::error::{Error, Result};
 use crate::session::{Output, Session, count_output, table_output};
 
@@ -95,7 +95,7 @@ pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<O
         ));
     }
     let entry = delta_target(session, table_name(&u.table)?, "UPDATE")?;
-    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let table = delta::load_latest(session.stores(), &entry).await?;
     let mut builder = table
         .update()
         .with_session_state(Arc::new(session.context().state()))
@@ -124,7 +124,7 @@ pub(crate) async fn delete(session: &Session, d: &Delete, sql: &str) -> Result<O
         ));
     }
     let entry = delta_target(session, table_name(target)?, "DELETE")?;
-    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let table = delta::load_latest(session.stores(), &entry).await?;
     let mut builder = table
         .delete()
         .with_session_state(Arc::new(session.context().state()))
@@ -163,7 +163,7 @@ pub(crate) async fn history(session: &Session, name: &str) -> Result<Output> {
             entry.format
         )));
     }
-    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let table = delta::load_latest(session.stores(), &entry).await?;
     let (versions, infos) = deltalake::logstore::get_all_versions_from(table.log_store(), 0)
         .await
         .map_err(delta_error)?;
@@ -241,7 +241,7 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
         }
     };
     let source = session.plan_query(&source_sql).await?;
-    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let table = delta::load_latest(session.stores(), &entry).await?;
     let mut builder = table
         .merge(source, m.on.to_string())
         .with_source_alias(source_alias)

@@ -32,10 +32,11 @@ mod register;
 mod schema;
 mod session;
 pub mod split;
+pub mod stores;
 pub mod table;
 pub mod tpch;
 
 pub use error::{Error, Result};
-pub use metrics::{ScanCounters, ScanSummary};
+pub use metrics::{RequestCounts, ScanCounters, ScanSummary};
 pub use session::{CATALOG_NAME, Output, Session};
 pub use strata_catalog as catalog;

@@ -90,7 +90,7 @@ async fn restore(session: &Session, t: &[Token]) -> Result<Output> {
         _ => return Err(usage()),
     };
     let entry = delta_entry(session, &name, "RESTORE")?;
-    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let table = delta::load_latest(session.stores(), &entry).await?;
     let latest = table.version().unwrap_or_default();
     let builder = table.restore();
     let builder = match &as_of {
@@ -202,7 +202,7 @@ async fn optimize(session: &Session, t: &[Token]) -> Result<Output> {
     if i != t.len() {
         return Err(usage());
     }
-    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let table = delta::load_latest(session.stores(), &entry).await?;
     let literals: Vec<(&str, FilterOp, FilterValue<'_>)> = filters
         .iter()
         .map(|(c, v)| (c.as_str(), FilterOp::Eq, FilterValue::Scalar(v.as_str())))
@@ -255,7 +255,7 @@ async fn vacuum(session: &Session, t: &[Token]) -> Result<Output> {
             return Err(usage());
         }
     }
-    let table = delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+    let table = delta::load_latest(session.stores(), &entry).await?;
     let mut builder = table
         .vacuum()
         .with_dry_run(dry_run)

@@ -18,7 +18,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_catalog::{RAW_ZONE, TableFormat};
 use url::Url;
 
-use crate::delta::{self, AsOf, delta_error};
+use crate::delta::{self, delta_error};
 use crate::error::{Error, Result};
 use crate::session::{Output, Session, count_output};
 
@@ -124,8 +124,7 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
     // The write reports its row count, so the query is not run again just to count.
     let rows_written: u64 = match entry.format {
         TableFormat::Delta => {
-            let table =
-                delta::load(&entry.location, &AsOf::Latest, &entry.qualified_name()).await?;
+            let table = delta::load_latest(session.stores(), &entry).await?;
             let mut builder = table
                 .write(vec![])
                 .with_input_plan(df.logical_plan().clone())

@@ -68,7 +68,7 @@ pub(crate) async fn create_external_table(
             (k, v.clone())
         })
         .collect();
-    let url = location_url(&location)?;
+    let url = location_url(session, &location).await?;
     let mut entry = TableEntry::new(&zone, &name, format, url.as_str());
     let declared: Vec<Field> = cmd
         .schema
@@ -336,7 +336,7 @@ async fn inspect(
         reason: format!("is not a valid URL ({e})"),
     })?;
     if entry.format == TableFormat::Delta {
-        return inspect_delta(entry).await;
+        return inspect_delta(session, entry).await;
     }
     let store = session.store_for(&url)?;
     let prefix = url_path(&url)?;
@@ -403,13 +403,8 @@ async fn inspect(
 }
 
 /// A Delta table's schema and partition columns come from its log, latest version.
-async fn inspect_delta(entry: &mut TableEntry) -> Result<Inspected> {
-    let table = crate::delta::load(
-        &entry.location,
-        &crate::delta::AsOf::Latest,
-        &entry.qualified_name(),
-    )
-    .await?;
+async fn inspect_delta(session: &Session, entry: &mut TableEntry) -> Result<Inspected> {
+    let table = crate::delta::load_latest(session.stores(), entry).await?;
     let snapshot = table.snapshot().map_err(crate::delta::delta_error)?;
     let partitions: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let files = snapshot.log_data().num_files();
@@ -476,8 +471,9 @@ async fn is_delta(store: &Arc<dyn ObjectStore>, folder: &Path) -> bool {
     any_object(store.list(Some(&log))).await
 }
 
-/// A user's location as a URL: folder paths become `file://` URLs ending in `/`.
-fn location_url(location: &str) -> Result<Url> {
+/// A user's location as a URL: folder paths become `file://` URLs ending in `/`; an object
+/// store location without a trailing `/` is a folder when no object has that exact name.
+async fn location_url(session: &Session, location: &str) -> Result<Url> {
     let mut url = strata_catalog::resolve_url(location).map_err(|reason| Error::EmptyLocation {
         location: location.to_string(),
         reason: format!("is not usable: {reason}"),
@@ -494,6 +490,38 @@ fn location_url(location: &str) -> Result<Url> {
         if path.is_dir() && !url.path().ends_with('/') {
             let p = format!("{}/", url.path());
             url.set_path(&p);
+        }
+    } else {
+        let store = session.store_for(&url)?;
+        let bucket = url.host_str().unwrap_or_default().to_string();
+        let explain = |e: object_store::Error| {
+            Error::Unsupported(strata_catalog::explain_storage_error(
+                &e,
+                session.stores().s3(),
+                &bucket,
+            ))
+        };
+        if !url.path().ends_with('/') {
+            match store.head(&url_path(&url)?).await {
+                Ok(_) => return Ok(url),
+                Err(object_store::Error::NotFound { .. }) => {
+                    let p = format!("{}/", url.path());
+                    url.set_path(&p);
+                }
+                Err(e) => return Err(explain(e)),
+            }
+        }
+        let folder = url_path(&url)?;
+        let mut listing = store.list(Some(&folder));
+        match futures::StreamExt::next(&mut listing).await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(explain(e)),
+            None => {
+                return Err(Error::EmptyLocation {
+                    location: location.to_string(),
+                    reason: "does not exist".into(),
+                });
+            }
         }
     }
     Ok(url)

@@ -15,6 +15,7 @@ use crate::delta::{self, AsOf};
 
 use crate::error::Error;
 use crate::metrics::ScanCounters;
+use crate::stores::StoreRegistry;
 use crate::table::StrataTable;
 
 /// Providers built from entries, by zone and name, with the entry each was built from.
@@ -25,9 +26,13 @@ type ProviderCache = HashMap<(String, String), (TableEntry, Arc<StrataTable>)>;
 pub(crate) struct Shared {
     pub catalog: Arc<Catalog>,
     pub counters: Arc<ScanCounters>,
-    /// The counting store for local files, which Delta reads go through too.
-    pub file_store: Arc<dyn object_store::ObjectStore>,
+    /// The stores of the session, by bucket; Delta reads and writes go through them too.
+    pub stores: Arc<StoreRegistry>,
     providers: Mutex<ProviderCache>,
+    /// Delta tables read at their latest version, with the entry each was loaded for: the
+    /// next query brings one up to date by reading only the commits made since (one listing
+    /// of its log) instead of loading it again.
+    delta_tables: Mutex<HashMap<(String, String), (TableEntry, deltalake::DeltaTable)>>,
     /// Session-local tables and views (CREATE VIEW), by zone and name. Not persisted.
     local: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
 }
@@ -36,13 +41,14 @@ impl Shared {
     pub fn new(
         catalog: Arc<Catalog>,
         counters: Arc<ScanCounters>,
-        file_store: Arc<dyn object_store::ObjectStore>,
+        stores: Arc<StoreRegistry>,
     ) -> Arc<Self> {
         Arc::new(Self {
             catalog,
             counters,
-            file_store,
+            stores,
             providers: Mutex::new(HashMap::new()),
+            delta_tables: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),
         })
     }
@@ -58,6 +64,30 @@ impl Shared {
         }
         let table = Arc::new(StrataTable::try_new(entry.clone(), &self.counters)?);
         providers.insert(key, (entry.clone(), Arc::clone(&table)));
+        Ok(table)
+    }
+
+    /// A Delta table at its latest version, updated from the last one this session read.
+    pub async fn latest_delta(&self, entry: &TableEntry) -> Result<deltalake::DeltaTable, Error> {
+        let key = (entry.zone.clone(), entry.name.clone());
+        let cached = {
+            let tables = self.delta_tables.lock().unwrap_or_else(|p| p.into_inner());
+            tables
+                .get(&key)
+                .filter(|(e, _)| e == entry)
+                .map(|(_, t)| t.clone())
+        };
+        let table = match cached {
+            Some(mut table) => match table.update_incremental(None).await {
+                Ok(()) => table,
+                // The log is not what it was (rewritten, or removed and made anew): read it
+                // from the start.
+                Err(_) => delta::load_latest(&self.stores, entry).await?,
+            },
+            None => delta::load_latest(&self.stores, entry).await?,
+        };
+        let mut tables = self.delta_tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables.insert(key, (entry.clone(), table.clone()));
         Ok(table)
     }
 
@@ -146,14 +176,18 @@ impl SchemaProvider for ZoneSchema {
             return Ok(None);
         };
         if entry.format == TableFormat::Delta {
-            let store = entry
-                .location
-                .starts_with("file:")
-                .then(|| Arc::clone(&self.shared.file_store));
-            let table =
-                delta::load_with_store(&entry.location, &as_of, &entry.qualified_name(), store)
-                    .await
-                    .map_err(external)?;
+            let table = if as_of == AsOf::Latest {
+                self.shared.latest_delta(entry).await.map_err(external)?
+            } else {
+                delta::load(
+                    &self.shared.stores,
+                    &entry.location,
+                    &as_of,
+                    &entry.qualified_name(),
+                )
+                .await
+                .map_err(external)?
+            };
             return Ok(Some(delta::provider(&table).await.map_err(external)?));
         }
         if as_of != AsOf::Latest {

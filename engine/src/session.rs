@@ -3,7 +3,9 @@
 //! side of CREATE EXTERNAL TABLE and DROP TABLE). The REPL, scripts and any server run SQL
 //! through here; nothing is implemented twice.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{Field, Schema};
@@ -18,13 +20,16 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use strata_catalog::{Catalog, DEFAULT_ZONE, RAW_ZONE, Warehouse};
+use strata_catalog::{
+    Action, Catalog, Config, DEFAULT_ZONE, RAW_ZONE, S3Options, Warehouse, ZoneEntry,
+};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::metrics::{CountingStore, ScanCounters};
+use crate::metrics::{ScanCounters, ScanSummary};
 use crate::schema::{Shared, WarehouseCatalog};
 use crate::split::split_statements;
+use crate::stores::{DEFAULT_LISTING_TTL, StoreRegistry};
 
 /// The name of the SQL catalog that holds the zones.
 pub const CATALOG_NAME: &str = "strata";
@@ -70,19 +75,64 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// Opens a session on the warehouse at a folder path or URL, creating the warehouse on
-    /// first use.
+    /// first use. S3 settings come from the AWS environment variables.
     pub async fn open(location: &str) -> Result<Self> {
-        Self::open_warehouse(Warehouse::open(location)?).await
+        Self::open_with(location, &env_config()?).await
+    }
+
+    /// Opens a session with settings from a config file (whose S3 settings the caller has
+    /// already layered over the environment's, and flags over those).
+    pub async fn open_with(location: &str, config: &Config) -> Result<Self> {
+        let warehouse = Warehouse::open_with(location, &config.s3)?;
+        Self::open_configured(warehouse, config).await
     }
 
     /// Opens a session on an already configured warehouse.
     pub async fn open_warehouse(warehouse: Warehouse) -> Result<Self> {
-        let catalog = Catalog::open(warehouse).await?;
+        Self::open_configured(warehouse, &env_config()?).await
+    }
+
+    async fn open_configured(warehouse: Warehouse, config: &Config) -> Result<Self> {
         let counters = Arc::new(ScanCounters::default());
+        let listing_ttl = match config.cache.listing_ttl_secs {
+            None => DEFAULT_LISTING_TTL,
+            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),
+            Some(s) => {
+                return Err(strata_catalog::Error::InvalidConfig {
+                    source_name: "[cache]".into(),
+                    reason: format!("listing_ttl_secs must be 0 or more, not {s}"),
+                }
+                .into());
+            }
+        };
+        let stores = Arc::new(StoreRegistry::new(
+            config.s3.clone(),
+            Arc::clone(&counters),
+            listing_ttl,
+        ));
+        let file_store = stores.adopt(
+            &file_url(),
+            Arc::new(object_store::local::LocalFileSystem::new()),
+        );
+        // The catalog reads and writes through the session's store for its bucket, so its
+        // requests are counted with the rest.
+        let warehouse = if warehouse.url().scheme() == "file" {
+            warehouse.with_store(file_store)
+        } else {
+            let mut base = warehouse.url().clone();
+            base.set_path("/");
+            let store = stores.adopt(&base, Arc::clone(warehouse.store()));
+            warehouse.with_store(store)
+        };
+        warehouse.check(&config.s3).await?;
+        let catalog = Catalog::open(warehouse).await?;
+        apply_zone_roots(&catalog, &config.zones).await?;
         // The list-files cache is off: raw zones change under us, and a query must see files
-        // that landed since the last one.
+        // that landed since the last one. Object-store listings are cached by the session's
+        // stores instead, for `listing_ttl`, and dropped by strata's own writes.
         let runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .with_object_store_registry(Arc::clone(&stores) as _)
             .build_arc()?;
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -97,29 +147,17 @@ impl Session {
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let file_store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(
-            Arc::new(object_store::local::LocalFileSystem::new()),
-            Arc::clone(&counters),
-        ));
-        ctx.register_object_store(&file_url(), Arc::clone(&file_store));
-        let warehouse = catalog.warehouse();
-        if warehouse.url().scheme() != "file" {
-            let mut base = warehouse.url().clone();
-            base.set_path("/");
-            ctx.register_object_store(
-                &base,
-                Arc::new(CountingStore::new(
-                    Arc::clone(warehouse.store()),
-                    Arc::clone(&counters),
-                )),
-            );
-        }
-        let shared = Shared::new(catalog, counters, file_store);
+        let shared = Shared::new(catalog, counters, stores);
         ctx.register_catalog(
             CATALOG_NAME,
             Arc::new(WarehouseCatalog::new(Arc::clone(&shared))),
         );
         Ok(Self { ctx, shared })
+    }
+
+    /// The stores of this session, by bucket.
+    pub fn stores(&self) -> &StoreRegistry {
+        &self.shared.stores
     }
 
     /// The warehouse catalog.
@@ -249,6 +287,10 @@ impl Session {
             }
             _ => {}
         }
+        if matches!(plan, LogicalPlan::Analyze(_)) {
+            let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+            return Ok(with_storage_row(batches, &self.shared.counters.summary()));
+        }
         let no_result_set = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
         let df = self.ctx.execute_logical_plan(plan).await?;
         if no_result_set {
@@ -322,15 +364,8 @@ impl Session {
 
     /// The object store that serves a URL.
     pub fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        let base = datafusion::execution::object_store::ObjectStoreUrl::parse(
-            &url[..url::Position::BeforePath],
-        )?;
-        self.ctx.runtime_env().object_store(base).map_err(|_| {
-            Error::Unsupported(format!(
-                "no storage is configured for '{}'; locations are local folders or file:// URLs (and the warehouse's own store)",
-                &url[..url::Position::BeforePath]
-            ))
-        })
+        use datafusion::execution::object_store::ObjectStoreRegistry;
+        Ok(self.shared.stores.get_store(url)?)
     }
 
     /// Statements strata adds to SQL: `SHOW ZONES`, `USE [ZONE] z`, `REFRESH ZONE z`,
@@ -355,6 +390,7 @@ impl Session {
                 ))))
             }
             ["REFRESH", "ZONE", _] => {
+                self.shared.stores.invalidate_listings();
                 let zone = words[2].trim_matches('"').to_ascii_lowercase();
                 crate::register::refresh_zone(self, &zone).await.map(Some)
             }
@@ -364,6 +400,7 @@ impl Session {
                     .map(Some)
             }
             ["REFRESH", "TABLE", _] => {
+                self.shared.stores.invalidate_listings();
                 let reference = TableReference::from(words[2].as_str());
                 let (zone, name) = self.resolve(&reference)?;
                 crate::register::refresh_table(self, &zone, &name)
@@ -438,6 +475,93 @@ fn checks_references(statement: &DFStatement) -> bool {
         DFStatement::Explain(_) => true,
         _ => false,
     }
+}
+
+/// EXPLAIN ANALYZE's rows, plus one that says what storage was asked for.
+fn with_storage_row(mut batches: Vec<RecordBatch>, summary: &ScanSummary) -> Output {
+    let Some(schema) = batches.first().map(|b| b.schema()) else {
+        return Output::Done(String::new());
+    };
+    let text = format!(
+        "{}; {} file{}, {} bytes fetched",
+        summary.requests,
+        summary.files,
+        if summary.files == 1 { "" } else { "s" },
+        summary.bytes
+    );
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            Arc::new(StringArray::from(vec![if i == 0 {
+                "Storage requests".to_string()
+            } else {
+                text.clone()
+            }])) as ArrayRef
+        })
+        .collect();
+    if let Ok(row) = RecordBatch::try_new(Arc::clone(&schema), columns) {
+        batches.push(row);
+    }
+    match MemoryStream::try_new(batches, schema, None) {
+        Ok(stream) => Output::Rows(Box::pin(stream)),
+        Err(e) => Output::Done(format!("internal error building the result: {e}")),
+    }
+}
+
+/// Settings from the environment alone (no config file, no flags).
+fn env_config() -> Result<Config> {
+    Ok(Config {
+        s3: S3Options::from_env()?,
+        ..Default::default()
+    })
+}
+
+/// Records the zone roots a config file sets. A zone that already has tables keeps its root:
+/// moving it would leave them behind.
+async fn apply_zone_roots(catalog: &Catalog, zones: &BTreeMap<String, String>) -> Result<()> {
+    if zones.is_empty() {
+        return Ok(());
+    }
+    let mut wanted = Vec::new();
+    for (zone, root) in zones {
+        let zone = zone.to_ascii_lowercase();
+        strata_catalog::validate_name(&zone)?;
+        let url = strata_catalog::resolve_url(root).map_err(|reason| {
+            strata_catalog::Error::InvalidConfig {
+                source_name: "[zones]".into(),
+                reason: format!("zone '{zone}': {reason}"),
+            }
+        })?;
+        let mut root = url.to_string();
+        if !root.ends_with('/') {
+            root.push('/');
+        }
+        wanted.push(ZoneEntry { name: zone, root });
+    }
+    catalog
+        .commit("SET ZONE ROOTS", |state| {
+            let mut actions = Vec::new();
+            for z in &wanted {
+                match state.zones.get(&z.name) {
+                    Some(existing) if existing.root == z.root => {}
+                    Some(existing) if !state.table_names(&z.name).is_empty() => {
+                        return Err(strata_catalog::Error::InvalidConfig {
+                            source_name: "[zones]".into(),
+                            reason: format!(
+                                "zone '{}' already has tables under {}; it cannot move to {} (drop its tables first, or take it out of [zones])",
+                                z.name, existing.root, z.root
+                            ),
+                        });
+                    }
+                    _ => actions.push(Action::SetZone(z.clone())),
+                }
+            }
+            Ok(actions)
+        })
+        .await?;
+    Ok(())
 }
 
 fn file_url() -> Url {

@@ -1,10 +1,12 @@
-//! Runs the SQL behaviour tests in `tests/slt/*.slt`, each file on a fresh warehouse in a
-//! temporary folder whose raw zone holds a copy of `testdata/retail/`.
+//! Runs the SQL behaviour tests in `tests/slt/*.slt`, each file twice: on a fresh warehouse
+//! in a temporary folder, and on a fresh warehouse in a bucket of a real S3 server on
+//! loopback (strata-testkit's), whose raw zone holds a copy of `testdata/retail/`.
 //!
-//! In statements, `$TESTDATA` is the repository's `testdata/` folder and `$WAREHOUSE` the
-//! warehouse folder. `cargo test -p strata-engine --test sqllogic -- --complete` rewrites the
-//! expected results from what strata returns; a file name given as an argument runs only the
-//! files whose names contain it.
+//! In statements, `$TESTDATA` is the repository's `testdata/` folder (or its copy in the
+//! bucket) and `$WAREHOUSE` the warehouse's URL. `cargo test -p strata-engine --test sqllogic
+//! -- --complete` rewrites the expected results from what strata returns on the local
+//! warehouse; a file name given as an argument runs only the files whose names contain it,
+//! and `--local` or `--s3` runs one storage only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +22,16 @@ struct StrataDb {
     testdata: String,
     warehouse: String,
 }
+
+/// Where a file's warehouse lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    Local,
+    S3,
+}
+
+const ACCESS_KEY: &str = "slt-access";
+const SECRET_KEY: &str = "slt-secret-key";
 
 #[derive(Debug)]
 struct TestError(String);
@@ -73,7 +85,9 @@ impl AsyncDB for StrataDb {
                     .map(|row| {
                         row.into_iter()
                             .map(|cell| {
-                                cell.replace(&self.warehouse, "$WAREHOUSE")
+                                cell.replace(&format!("file://{}", self.warehouse), "$WAREHOUSE")
+                                    .replace(&self.warehouse, "$WAREHOUSE")
+                                    .replace(&format!("file://{}", self.testdata), "$TESTDATA")
                                     .replace(&self.testdata, "$TESTDATA")
                             })
                             .collect()
@@ -134,19 +148,60 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
+async fn run_file(
+    path: &Path,
+    complete: bool,
+    storage: Storage,
+    server: Option<&strata_testkit::S3Server>,
+    n: usize,
+) -> Result<(), String> {
     let testdata: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
     let testdata = testdata.canonicalize().map_err(|e| e.to_string())?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let warehouse = dir.path().join("warehouse");
-    copy_dir(&testdata.join("retail"), &warehouse.join("raw")).map_err(|e| e.to_string())?;
-    let session = Arc::new(
-        Session::open(&warehouse.to_string_lossy())
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let testdata = testdata.to_string_lossy().to_string();
-    let warehouse = warehouse.to_string_lossy().to_string();
+    let (session, testdata, warehouse) = match (storage, server) {
+        (Storage::S3, Some(server)) => {
+            // The bucket is a folder of the server's root: copying files in is landing them.
+            let bucket = format!("slt-{n}");
+            server.create_bucket(&bucket).map_err(|e| e.to_string())?;
+            let bucket_dir = server.root().join(&bucket);
+            copy_dir(&testdata, &bucket_dir.join("testdata")).map_err(|e| e.to_string())?;
+            copy_dir(
+                &testdata.join("retail"),
+                &bucket_dir.join("warehouse").join("raw"),
+            )
+            .map_err(|e| e.to_string())?;
+            let config = strata_engine::catalog::Config {
+                s3: strata_engine::catalog::S3Options {
+                    endpoint: Some(server.endpoint()),
+                    allow_http: Some(true),
+                    region: Some("us-east-1".into()),
+                    access_key_id: Some(ACCESS_KEY.into()),
+                    secret_access_key: Some(strata_engine::catalog::Secret::new(SECRET_KEY)),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let warehouse = format!("s3://{bucket}/warehouse");
+            let session = Session::open_with(&warehouse, &config)
+                .await
+                .map_err(|e| e.to_string())?;
+            (session, format!("s3://{bucket}/testdata"), warehouse)
+        }
+        _ => {
+            let warehouse = dir.path().join("warehouse");
+            copy_dir(&testdata.join("retail"), &warehouse.join("raw"))
+                .map_err(|e| e.to_string())?;
+            let session = Session::open(&warehouse.to_string_lossy())
+                .await
+                .map_err(|e| e.to_string())?;
+            (
+                session,
+                testdata.to_string_lossy().to_string(),
+                warehouse.to_string_lossy().to_string(),
+            )
+        }
+    };
+    let session = Arc::new(session);
     let mut runner = Runner::new(move || {
         let db = StrataDb {
             session: Arc::clone(&session),
@@ -192,21 +247,45 @@ async fn main() {
         })
         .collect();
     files.sort();
+    let storages: Vec<Storage> = if complete || args.iter().any(|a| a == "--local") {
+        vec![Storage::Local]
+    } else if args.iter().any(|a| a == "--s3") {
+        vec![Storage::S3]
+    } else {
+        vec![Storage::Local, Storage::S3]
+    };
+    let root = tempfile::tempdir().expect("temporary folder");
+    let server = if storages.contains(&Storage::S3) {
+        Some(
+            strata_testkit::S3Server::start(root.path(), ACCESS_KEY, SECRET_KEY)
+                .expect("S3 server starts"),
+        )
+    } else {
+        None
+    };
     let (mut passed, mut failed) = (0, 0);
-    for file in &files {
-        let name = file
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        match run_file(file, complete).await {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test {name} ... FAILED\n{e}");
+    let mut n = 0;
+    for storage in storages {
+        for file in &files {
+            n += 1;
+            let name = file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let label = match storage {
+                Storage::Local => "local",
+                Storage::S3 => "s3",
+            };
+            match run_file(file, complete, storage, server.as_ref(), n).await {
+                Ok(()) => {
+                    passed += 1;
+                    println!("test {name} [{label}] ... ok");
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("test {name} [{label}] ... FAILED\n{e}");
+                }
             }
         }
     }

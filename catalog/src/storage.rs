@@ -1,0 +1,335 @@
+//! Where storage settings come from and how a bucket becomes an object store.
+//!
+//! S3 settings are layered: the standard AWS environment variables first, then the `[s3]`
+//! table of a config file (`strata.toml`), then command-line flags; a later layer overrides
+//! an earlier one key by key. Secrets are held in [`Secret`], which never prints its value.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A credential: usable by the store, shown as `****` by `Debug` and `Display`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for handing to the store; never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// Retries: transient failures (HTTP 5xx, 429, dropped connections, timeouts) are retried
+/// with exponential backoff and jitter, at most this many times and for at most this long.
+pub const DEFAULT_MAX_RETRIES: usize = 6;
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request that gets no complete answer within this time is abandoned (and retried when
+/// that is safe).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings of S3-compatible storage (AWS S3, MinIO, and the like). Every field is optional
+/// so that layers can be merged; see [`S3Options::overlay`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Options {
+    /// `http(s)://host:port` of an S3-compatible server; AWS itself when unset.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    /// Allow plain `http://` endpoints (local MinIO).
+    pub allow_http: Option<bool>,
+    /// Path-style requests (`endpoint/bucket/key`), which MinIO-like servers need. Defaults
+    /// to on when an endpoint is set, off for AWS.
+    pub path_style: Option<bool>,
+    pub max_retries: Option<usize>,
+    pub retry_timeout_secs: Option<f64>,
+    pub request_timeout_secs: Option<f64>,
+    pub connect_timeout_secs: Option<f64>,
+}
+
+impl S3Options {
+    /// Reads the standard AWS variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP`.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`S3Options::from_env`], reading variables through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let allow_http = match get("AWS_ALLOW_HTTP") {
+            Some(v) => Some(parse_bool(&v).ok_or_else(|| Error::InvalidConfig {
+                source_name: "environment".into(),
+                reason: format!("AWS_ALLOW_HTTP is '{v}'; use true or false"),
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            endpoint: get("AWS_ENDPOINT_URL").or_else(|| get("AWS_ENDPOINT_URL_S3")),
+            region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
+            access_key_id: get("AWS_ACCESS_KEY_ID"),
+            secret_access_key: get("AWS_SECRET_ACCESS_KEY").map(Secret),
+            session_token: get("AWS_SESSION_TOKEN").map(Secret),
+            allow_http,
+            ..Default::default()
+        })
+    }
+
+    /// Sets every field that `other` sets: `other` is the later, stronger layer.
+    pub fn overlay(&mut self, other: &S3Options) {
+        fn take<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
+            if theirs.is_some() {
+                mine.clone_from(theirs);
+            }
+        }
+        take(&mut self.endpoint, &other.endpoint);
+        take(&mut self.region, &other.region);
+        take(&mut self.access_key_id, &other.access_key_id);
+        take(&mut self.secret_access_key, &other.secret_access_key);
+        take(&mut self.session_token, &other.session_token);
+        take(&mut self.allow_http, &other.allow_http);
+        take(&mut self.path_style, &other.path_style);
+        take(&mut self.max_retries, &other.max_retries);
+        take(&mut self.retry_timeout_secs, &other.retry_timeout_secs);
+        take(&mut self.request_timeout_secs, &other.request_timeout_secs);
+        take(&mut self.connect_timeout_secs, &other.connect_timeout_secs);
+    }
+
+    /// The endpoint requests go to, for messages: the configured one, or AWS's.
+    pub fn endpoint_name(&self) -> String {
+        match &self.endpoint {
+            Some(e) => e.trim_end_matches('/').to_string(),
+            None => format!("AWS S3 ({})", self.region.as_deref().unwrap_or("us-east-1")),
+        }
+    }
+
+    /// An object store for one bucket, with strata's retry and timeout policy.
+    pub fn build_store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+        let invalid = |reason: String| Error::InvalidConfig {
+            source_name: format!("S3 settings for bucket '{bucket}'"),
+            reason,
+        };
+        let seconds = |v: Option<f64>, default: Duration, name: &str| -> Result<Duration> {
+            match v {
+                None => Ok(default),
+                Some(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
+                Some(s) => Err(invalid(format!(
+                    "{name} must be a positive number, not {s}"
+                ))),
+            }
+        };
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(4),
+                base: 2.0,
+            },
+            max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+            retry_timeout: seconds(
+                self.retry_timeout_secs,
+                DEFAULT_RETRY_TIMEOUT,
+                "retry_timeout_secs",
+            )?,
+        };
+        let client = ClientOptions::new()
+            .with_timeout(seconds(
+                self.request_timeout_secs,
+                DEFAULT_REQUEST_TIMEOUT,
+                "request_timeout_secs",
+            )?)
+            .with_connect_timeout(seconds(
+                self.connect_timeout_secs,
+                DEFAULT_CONNECT_TIMEOUT,
+                "connect_timeout_secs",
+            )?)
+            .with_allow_http(self.allow_http.unwrap_or(false));
+        // Start from the environment for what strata does not model itself (web identity,
+        // container credentials), then apply the merged settings on top.
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry)
+            .with_client_options(client)
+            .with_allow_http(self.allow_http.unwrap_or(false))
+            // Commits are create-if-absent puts (`If-None-Match: *`).
+            .with_conditional_put(S3ConditionalPut::ETagMatch)
+            .with_region(self.region.as_deref().unwrap_or("us-east-1"));
+        if let Some(endpoint) = &self.endpoint {
+            let endpoint = endpoint.trim_end_matches('/');
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "the endpoint '{endpoint}' must start with http:// or https://"
+                )));
+            }
+            if endpoint.starts_with("http://") && !self.allow_http.unwrap_or(false) {
+                return Err(invalid(format!(
+                    "the endpoint '{endpoint}' is plain http; set AWS_ALLOW_HTTP=true (or allow_http = true in [s3]) to use it"
+                )));
+            }
+            builder = builder.with_endpoint(endpoint);
+        }
+        let path_style = self.path_style.unwrap_or(self.endpoint.is_some());
+        builder = builder.with_virtual_hosted_style_request(!path_style);
+        if let Some(key) = &self.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &self.secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose());
+        }
+        if let Some(token) = &self.session_token {
+            builder = builder.with_token(token.expose());
+        }
+        // object_store's messages name no secret, but say nothing of where to look either.
+        let store = builder
+            .build()
+            .map_err(|e| invalid(redact(&e.to_string(), self)))?;
+        Ok(Arc::new(store))
+    }
+
+    /// Hides the configured secrets inside a message (belt and braces: no message strata
+    /// builds contains them).
+    pub fn redact(&self, message: &str) -> String {
+        redact(message, self)
+    }
+}
+
+fn redact(message: &str, options: &S3Options) -> String {
+    let mut out = message.to_string();
+    for secret in [&options.secret_access_key, &options.session_token]
+        .into_iter()
+        .flatten()
+    {
+        if !secret.expose().is_empty() {
+            out = out.replace(secret.expose(), "****");
+        }
+    }
+    out
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Explains a storage failure in words a user can act on, naming the endpoint and bucket.
+pub fn explain_storage_error(
+    error: &object_store::Error,
+    options: &S3Options,
+    bucket: &str,
+) -> String {
+    let endpoint = options.endpoint_name();
+    let detail = redact(&error.to_string(), options);
+    // Listing errors arrive as generic errors with the server's reply inside.
+    let missing =
+        matches!(error, object_store::Error::NotFound { .. }) || detail.contains("NoSuchBucket");
+    let refused = matches!(
+        error,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) || [
+        "403 Forbidden",
+        "AccessDenied",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+    ]
+    .iter()
+    .any(|s| detail.contains(s));
+    if missing {
+        format!(
+            "bucket '{bucket}' was not found at {endpoint}; create it first, or check the bucket name ({detail})"
+        )
+    } else if refused {
+        format!(
+            "{endpoint} refused access to bucket '{bucket}'; check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or [s3] in strata.toml) ({detail})"
+        )
+    } else {
+        format!("cannot reach bucket '{bucket}' at {endpoint}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_key_by_key_and_secrets_do_not_print() {
+        let env = S3Options::from_vars(|name| match name {
+            "AWS_ACCESS_KEY_ID" => Some("env-key".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("env-secret".into()),
+            "AWS_REGION" => Some("eu-west-1".into()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9000".into()),
+            "AWS_ALLOW_HTTP" => Some("true".into()),
+            _ => None,
+        })
+        .expect("env");
+        let mut merged = env.clone();
+        merged.overlay(&S3Options {
+            region: Some("us-west-2".into()),
+            ..Default::default()
+        });
+        merged.overlay(&S3Options {
+            access_key_id: Some("flag-key".into()),
+            ..Default::default()
+        });
+        assert_eq!(merged.region.as_deref(), Some("us-west-2"));
+        assert_eq!(merged.access_key_id.as_deref(), Some("flag-key"));
+        assert_eq!(merged.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            merged.secret_access_key.as_ref().map(Secret::expose),
+            Some("env-secret")
+        );
+        let shown = format!("{merged:?}");
+        assert!(!shown.contains("env-secret"), "{shown}");
+        assert_eq!(merged.redact("x env-secret y"), "x **** y");
+        merged.build_store("bucket").expect("store");
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let bad = S3Options::from_vars(|name| (name == "AWS_ALLOW_HTTP").then(|| "maybe".into()));
+        assert!(
+            bad.expect_err("must fail")
+                .to_string()
+                .contains("AWS_ALLOW_HTTP")
+        );
+        let http = S3Options {
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            ..Default::default()
+        };
+        let e = http.build_store("b").expect_err("must fail").to_string();
+        assert!(e.contains("allow_http"), "{e}");
+        let timeout = S3Options {
+            request_timeout_secs: Some(-1.0),
+            ..Default::default()
+        };
+        assert!(timeout.build_store("b").is_err());
+    }
+}

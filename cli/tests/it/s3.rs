@@ -1,0 +1,442 @@
+//! The `strata` binary on S3: a real S3 server on loopback (strata-testkit's, in this test
+//! process), warehouses and zones in buckets, several processes at once, a fault-injecting
+//! proxy in between, and the errors users see when storage is down or refuses them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use strata_testkit::{FaultProxy, Faults, S3Server, closed_endpoint};
+
+use super::{stderr, stdout};
+
+const ACCESS_KEY: &str = "cli-access";
+const SECRET_KEY: &str = "cli-Secret-Qx93-do-not-print";
+
+/// A server with buckets, and a folder for config files.
+struct Lake {
+    server: S3Server,
+    _root: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Lake {
+    fn start(buckets: &[&str]) -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        let server = S3Server::start(root.path(), ACCESS_KEY, SECRET_KEY).expect("S3 server");
+        for b in buckets {
+            server.create_bucket(b).expect("bucket");
+        }
+        Self {
+            server,
+            _root: root,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Writes a config file for `endpoint` with these extra lines, and returns its path.
+    fn config(&self, name: &str, endpoint: &str, secret: &str, extra: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let text = format!(
+            "[s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nallow_http = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{secret}\"\n{extra}\n"
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// A config for the server itself, with the right credentials.
+    fn direct(&self) -> PathBuf {
+        self.config("direct.toml", &self.server.endpoint(), SECRET_KEY, "")
+    }
+
+    /// Copies a folder of `testdata/` into a bucket (landing files, as a loader would).
+    fn land(&self, bucket: &str, relative: &str) {
+        let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata")
+            .join(relative);
+        super::copy_dir(&from, &self.server.root().join(bucket).join(relative));
+    }
+}
+
+fn command(config: &Path, warehouse: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+    c.arg("--warehouse")
+        .arg(warehouse)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("STRATA_WAREHOUSE")
+        .env_remove("STRATA_CONFIG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            c.env_remove(key);
+        }
+    }
+    c
+}
+
+fn run(config: &Path, warehouse: &str, args: &[&str]) -> Output {
+    command(config, warehouse, args)
+        .output()
+        .expect("strata runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stderr: {}\nstdout: {}",
+        stderr(o),
+        stdout(o)
+    );
+    stdout(o)
+}
+
+/// Requests named in a footer or EXPLAIN ANALYZE line: "12 GET, 3 LIST".
+fn requests(line: &str, kind: &str) -> u64 {
+    let at = line
+        .find(&format!(" {kind}"))
+        .unwrap_or_else(|| panic!("no {kind} count in {line}"));
+    line[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {kind} count in {line}"))
+}
+
+/// A warehouse in one bucket with its raw zone in another, set in the config file and kept
+/// in the catalog; the demo data, a Delta table built from it, DML, time travel and VACUUM
+/// all on S3; the footer counts requests and the second run of a query lists less.
+#[test]
+fn warehouse_and_zones_in_buckets() {
+    let lake = Lake::start(&["lake", "lake-raw"]);
+    let zoned = lake.config(
+        "zoned.toml",
+        &lake.server.endpoint(),
+        SECRET_KEY,
+        "[zones]\nraw = \"s3://lake-raw/\"",
+    );
+    let wh = "s3://lake/warehouse";
+    let out = ok(&run(
+        &zoned,
+        wh,
+        &["--demo", "--format", "csv", "-c", "SHOW ZONES"],
+    ));
+    assert!(out.contains("raw,s3://lake-raw/,3"), "{out}");
+    assert!(
+        out.contains("curated,s3://lake/warehouse/curated/,0"),
+        "{out}"
+    );
+    // The files landed in the raw bucket.
+    assert!(
+        lake.server
+            .root()
+            .join("lake-raw/sales/year=2024/month=03/part-0.ndjson")
+            .is_file()
+    );
+
+    // Without the zones in the config, the catalog still knows them.
+    let direct = lake.direct();
+    let out = ok(&run(&direct, wh, &["--format", "csv", "-c", "SHOW ZONES"]));
+    assert!(out.contains("raw,s3://lake-raw/,3"), "{out}");
+
+    let expected = ok(&run(
+        &direct,
+        wh,
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT month, count(*) AS n, round(sum(amount), 2) AS total FROM raw.sales WHERE month >= 5 GROUP BY month ORDER BY month",
+        ],
+    ));
+    assert!(expected.starts_with("month,n,total\n5,"), "{expected}");
+    ok(&run(
+        &direct,
+        wh,
+        &[
+            "-c",
+            "CREATE TABLE curated.fact PARTITIONED BY (month) AS SELECT sale_id, amount, month FROM raw.sales",
+            "-c",
+            "CREATE TABLE processed.fact PARTITIONED BY (month) AS SELECT sale_id, amount, month FROM raw.sales",
+        ],
+    ));
+    for table in ["curated.fact", "processed.fact"] {
+        let out = ok(&run(
+            &direct,
+            wh,
+            &[
+                "--format",
+                "csv",
+                "-c",
+                &format!(
+                    "SELECT month, count(*) AS n, round(sum(amount), 2) AS total FROM {table} WHERE month >= 5 GROUP BY month ORDER BY month"
+                ),
+            ],
+        ));
+        assert_eq!(out, expected, "{table}");
+    }
+    // DML, time travel, VACUUM.
+    let out = ok(&run(
+        &direct,
+        wh,
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "DELETE FROM curated.fact WHERE month = 6",
+            "-c",
+            "UPDATE curated.fact SET amount = 0 WHERE month = 5",
+            "-c",
+            "SELECT count(*) AS n, sum(amount) AS s FROM curated.fact WHERE month >= 5",
+            "-c",
+            "SELECT count(*) AS n FROM curated.fact VERSION AS OF 0 WHERE month >= 5",
+            "-c",
+            "VACUUM curated.fact RETAIN 0 HOURS FORCE",
+            "-c",
+            "SELECT count(*) AS n FROM curated.fact",
+        ],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    let n5: u64 = expected
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|n| n.parse().ok())
+        .expect("month 5 count");
+    assert!(lines.contains(&format!("{n5},0.0").as_str()), "{out}");
+    assert!(out.ends_with("n\n100\n"), "month 6 deleted: {out}");
+
+    // The footer counts requests; the second run of a query reuses the listing.
+    let q = "SELECT count(*) FROM raw.sales WHERE month = 2";
+    let out = ok(&run(
+        &direct,
+        wh,
+        &["-c", q, "-c", q, "-c", &format!("EXPLAIN ANALYZE {q}")],
+    ));
+    let footers: Vec<&str> = out.lines().filter(|l| l.contains(" GET, ")).collect();
+    assert!(footers.len() >= 3, "{out}");
+    let (first, second) = (footers[0], footers[1]);
+    assert!(requests(first, "GET") >= 1, "{first}");
+    assert!(requests(first, "LIST") >= 1, "{first}");
+    assert!(
+        requests(second, "LIST") < requests(first, "LIST"),
+        "first: {first}\nsecond: {second}"
+    );
+    assert!(second.contains("cached listings"), "{second}");
+    assert!(out.contains("Storage requests"), "{out}");
+}
+
+/// Eight processes registering tables in one S3 warehouse at once: every registration is
+/// kept and the catalog's versions are contiguous.
+#[test]
+fn processes_register_concurrently_on_s3() {
+    let lake = Lake::start(&["lake"]);
+    lake.land("lake", "retail/products");
+    let config = lake.direct();
+    let wh = "s3://lake/warehouse";
+    ok(&run(&config, wh, &["-c", "SHOW ZONES"]));
+    let children: Vec<_> = (0..8)
+        .map(|p| {
+            let sql: Vec<String> = (0..4)
+                .map(|i| {
+                    format!(
+                        "CREATE EXTERNAL TABLE raw.p{p}_t{i} STORED AS CSV LOCATION 's3://lake/retail/products/'"
+                    )
+                })
+                .collect();
+            command(&config, wh, &["--stop-on-error", "-c", &sql.join(";")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn strata")
+        })
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().expect("wait");
+        ok(&o);
+    }
+    let out = ok(&run(
+        &config,
+        wh,
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'raw'",
+        ],
+    ));
+    assert_eq!(out, "n\n32\n");
+    let log = lake.server.root().join("lake/warehouse/_strata/log");
+    let mut versions: Vec<u64> = std::fs::read_dir(&log)
+        .expect("log folder")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (0..versions.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        versions.len(),
+        33,
+        "the warehouse commit and 32 registrations"
+    );
+}
+
+/// With a proxy failing a share of requests (HTTP 500/503), dropping connections and
+/// stalling responses past the request timeout, writes land exactly once and queries return
+/// the same answers as without faults.
+#[test]
+fn faults_are_retried_and_lose_nothing() {
+    let lake = Lake::start(&["lake"]);
+    let proxy = FaultProxy::start(&lake.server.endpoint(), Faults::none()).expect("proxy");
+    let config = lake.config(
+        "faulty.toml",
+        &proxy.endpoint(),
+        SECRET_KEY,
+        "max_retries = 10\nretry_timeout_secs = 60\nrequest_timeout_secs = 1\nconnect_timeout_secs = 1",
+    );
+    let wh = "s3://lake/warehouse";
+    // Writes under server errors on every kind of request.
+    proxy.set_faults(Faults {
+        error_rate: 0.2,
+        seed: 7,
+        ..Faults::none()
+    });
+    ok(&run(
+        &config,
+        wh,
+        &[
+            "--demo",
+            "--stop-on-error",
+            "-c",
+            "CREATE TABLE curated.fact PARTITIONED BY (month) AS SELECT sale_id, amount, month FROM raw.sales",
+            "-c",
+            "INSERT INTO curated.fact SELECT sale_id + 1000, amount, month FROM raw.sales WHERE month = 1",
+            "-c",
+            "CREATE EXTERNAL TABLE raw.products2 STORED AS CSV LOCATION 's3://lake/warehouse/raw/products/'",
+        ],
+    ));
+    let during_writes = proxy.stats();
+    assert!(during_writes.errors > 0, "{during_writes:?}");
+
+    // Reads under errors, dropped connections and stalls.
+    proxy.set_faults(Faults {
+        error_rate: 0.15,
+        drop_rate: 0.1,
+        stall_rate: 0.05,
+        stall: Duration::from_secs(3),
+        seed: 11,
+        methods: vec!["GET".into(), "HEAD".into()],
+    });
+    let q = "SELECT count(*) AS n, round(sum(amount), 2) AS s FROM curated.fact; SELECT count(*) AS n FROM raw.products2";
+    let faulty = ok(&run(
+        &config,
+        wh,
+        &["--format", "csv", "--stop-on-error", "-c", q],
+    ));
+    let stats = proxy.stats();
+    assert!(stats.drops > 0 && stats.stalls > 0, "{stats:?}");
+    proxy.set_faults(Faults::none());
+    let clean = ok(&run(&lake.direct(), wh, &["--format", "csv", "-c", q]));
+    assert_eq!(faulty, clean);
+    // Exactly once: 120 demo rows and the 20 of month 1 again; 8 products.
+    assert!(clean.starts_with("n,s\n140,"), "{clean}");
+    assert!(clean.ends_with("n\n8\n"), "{clean}");
+}
+
+/// A server that is down, a bucket that does not exist and wrong credentials each end in a
+/// clear error, naming the endpoint and bucket, soon; no secret is ever printed.
+#[test]
+fn storage_errors_are_clear_and_secrets_stay_hidden() {
+    let lake = Lake::start(&["lake"]);
+    let wh = "s3://lake/warehouse";
+
+    let down = closed_endpoint();
+    let config = lake.config(
+        "down.toml",
+        &down,
+        SECRET_KEY,
+        "max_retries = 3\nconnect_timeout_secs = 1\nretry_timeout_secs = 10",
+    );
+    let started = Instant::now();
+    let o = run(&config, wh, &["-c", "SELECT 1"]);
+    assert!(!o.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = stderr(&o);
+    assert!(err.contains(down.trim_start_matches("http://")), "{err}");
+    assert!(err.contains("'lake'"), "{err}");
+
+    let direct = lake.direct();
+    let o = run(
+        &direct,
+        "s3://no-such-bucket/warehouse",
+        &["-c", "SELECT 1"],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("bucket 'no-such-bucket' was not found"),
+        "{err}"
+    );
+    assert!(err.contains(&lake.server.endpoint()), "{err}");
+
+    let wrong = "Wrong-Secret-77-do-not-print";
+    let config = lake.config("wrong.toml", &lake.server.endpoint(), wrong, "");
+    let o = run(&config, wh, &["-c", "SELECT 1"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("refused access to bucket 'lake'"), "{err}");
+    assert!(!err.contains(wrong) && !stdout(&o).contains(wrong), "{err}");
+
+    // Nothing a user can print shows the secret: zones, settings, plans, errors, the
+    // flag's own help.
+    let o = run(
+        &direct,
+        wh,
+        &[
+            "--demo",
+            "-c",
+            "SHOW ZONES",
+            "-c",
+            "SHOW ALL",
+            "-c",
+            "DESCRIBE raw.sales",
+            "-c",
+            "SELECT * FROM information_schema.df_settings",
+            "-c",
+            "EXPLAIN ANALYZE SELECT count(*) FROM raw.sales",
+            "-c",
+            "SELECT * FROM raw.missing",
+            "-c",
+            "CREATE EXTERNAL TABLE raw.x STORED AS JSON LOCATION 's3://other-bucket/x/'",
+        ],
+    );
+    for text in [stdout(&o), stderr(&o)] {
+        assert!(!text.contains(SECRET_KEY), "{text}");
+    }
+    assert!(stderr(&o).contains("other-bucket"), "{}", stderr(&o));
+    let o = command(
+        &direct,
+        wh,
+        &[
+            "--s3-secret-access-key",
+            SECRET_KEY,
+            "-c",
+            "SELECT nosuchcolumn",
+        ],
+    )
+    .output()
+    .expect("strata runs");
+    for text in [stdout(&o), stderr(&o)] {
+        assert!(!text.contains(SECRET_KEY), "{text}");
+    }
+}
