@@ -18,6 +18,8 @@
 //! listing_ttl_secs = 30                     # how long object-store listings are reused
 //! ```
 //!
+//! and at the top level `memory_limit = "4GiB"` bounds the memory of a session's queries.
+//!
 //! The file is found at `--config`, else `$STRATA_CONFIG`, else `./strata.toml` when there is
 //! one.
 
@@ -50,6 +52,31 @@ pub struct Config {
     pub zones: BTreeMap<String, String>,
     #[serde(default)]
     pub cache: CacheOptions,
+    /// Memory a session's queries may hold at once (`"4GiB"`, `"512MB"`, bytes); a query
+    /// that needs more fails with "resources exhausted". Unlimited when unset.
+    pub memory_limit: Option<String>,
+}
+
+/// Parses a size such as `4GiB`, `512MB`, `1.5G` or `1048576` (bytes) into bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit.trim_end_matches('B').trim_end_matches('I');
+    let scale: u64 = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = number * scale as f64;
+    (bytes.is_finite() && bytes >= 1.0).then_some(bytes as u64)
 }
 
 /// Caching of object-store metadata.
@@ -144,6 +171,16 @@ listing_ttl_secs = 5
         assert_eq!(c.zones["raw"], "s3://lake-raw/");
         assert_eq!(c.cache.listing_ttl_secs, Some(5.0));
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4GiB"), Some(4 << 30));
+        assert_eq!(parse_size("512MB"), Some(512 << 20));
+        assert_eq!(parse_size("1.5g"), Some(3 << 29));
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("0"), None);
     }
 
     #[test]

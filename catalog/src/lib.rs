@@ -28,7 +28,7 @@ mod model;
 mod storage;
 mod warehouse;
 
-pub use config::{CONFIG_ENV, CONFIG_FILE_NAME, CacheOptions, Config};
+pub use config::{CONFIG_ENV, CONFIG_FILE_NAME, CacheOptions, Config, parse_size};
 pub use error::{Error, Result};
 pub use log::{CATALOG_DIR, CHECKPOINT_INTERVAL, Catalog, Commit, FORMAT_VERSION};
 pub use model::{

@@ -26,13 +26,18 @@ struct Args {
     /// Warehouse folder, file:// URL or s3://bucket/prefix [default: $STRATA_WAREHOUSE, else
     /// `warehouse` in the config file, else a folder in the user's data directory]. Created
     /// with its zones on first use (a bucket must exist).
-    #[arg(long, short = 'w', env = "STRATA_WAREHOUSE")]
+    #[arg(long, short = 'w', env = "STRATA_WAREHOUSE", global = true)]
     warehouse: Option<String>,
 
     /// Config file [default: $STRATA_CONFIG, else ./strata.toml if there is one]: S3
     /// settings, zone roots, caching.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+
+    /// Memory the queries may hold at once, e.g. 4GiB; a query needing more fails with
+    /// "resources exhausted" [default: `memory_limit` in the config file, else unlimited].
+    #[arg(long, value_name = "SIZE", global = true)]
+    memory_limit: Option<String>,
 
     #[command(flatten)]
     s3: S3Flags,
@@ -69,23 +74,23 @@ struct Args {
 #[derive(Debug, Default, clap::Args)]
 struct S3Flags {
     /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 for MinIO [env: AWS_ENDPOINT_URL].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     s3_endpoint: Option<String>,
     /// S3 region [env: AWS_REGION].
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", global = true)]
     s3_region: Option<String>,
     /// S3 access key id [env: AWS_ACCESS_KEY_ID].
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", global = true)]
     s3_access_key_id: Option<String>,
     /// S3 secret access key; prefer AWS_SECRET_ACCESS_KEY or the config file, which do not
     /// show in the process list.
-    #[arg(long, value_name = "SECRET", hide_env_values = true)]
+    #[arg(long, value_name = "SECRET", global = true)]
     s3_secret_access_key: Option<String>,
     /// Allow a plain http:// endpoint [env: AWS_ALLOW_HTTP].
-    #[arg(long)]
+    #[arg(long, global = true)]
     s3_allow_http: bool,
     /// Path-style requests (endpoint/bucket/key) [default: on with --s3-endpoint].
-    #[arg(long, value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL", global = true)]
     s3_path_style: Option<bool>,
 }
 
@@ -198,6 +203,9 @@ fn load_config(args: &Args) -> anyhow::Result<strata_catalog::Config> {
     s3.overlay(&config.s3);
     s3.overlay(&args.s3.options());
     config.s3 = s3;
+    if let Some(limit) = &args.memory_limit {
+        config.memory_limit = Some(limit.clone());
+    }
     Ok(config)
 }
 

@@ -337,14 +337,17 @@ impl ObjectStore for CountingStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        // A request counts whether or not it finds the object.
         let head = options.head;
-        if head {
-            self.counters.count(&self.counters.heads);
-        }
+        self.counters.count(if head {
+            &self.counters.heads
+        } else {
+            &self.counters.gets
+        });
         let result = self.inner.get_opts(location, options).await?;
         if !head {
             self.counters
-                .record_read(location, 1, result.range.end - result.range.start);
+                .record_read(location, 0, result.range.end - result.range.start);
         }
         Ok(result)
     }

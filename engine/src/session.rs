@@ -130,10 +130,21 @@ impl Session {
         // The list-files cache is off: raw zones change under us, and a query must see files
         // that landed since the last one. Object-store listings are cached by the session's
         // stores instead, for `listing_ttl`, and dropped by strata's own writes.
-        let runtime = RuntimeEnvBuilder::new()
+        let mut runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
-            .with_object_store_registry(Arc::clone(&stores) as _)
-            .build_arc()?;
+            .with_object_store_registry(Arc::clone(&stores) as _);
+        if let Some(limit) = &config.memory_limit {
+            let bytes = strata_catalog::parse_size(limit).ok_or_else(|| {
+                strata_catalog::Error::InvalidConfig {
+                    source_name: "memory_limit".into(),
+                    reason: format!(
+                        "'{limit}' is not a size; use e.g. 4GiB, 512MB or a number of bytes"
+                    ),
+                }
+            })?;
+            runtime = runtime.with_memory_limit(bytes as usize, 1.0);
+        }
+        let runtime = runtime.build_arc()?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_ZONE)
