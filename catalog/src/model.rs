@@ -107,6 +107,33 @@ pub struct TableEntry {
     pub discovered: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The tables this one was made from, with the version each had when last read for a
+    /// write (Delta tables have versions; files do not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceTable>,
+    /// Set for a materialized view: its definition is `lineage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub materialized: Option<Materialized>,
+    /// A write under audit (write-audit-publish): readers keep reading this Delta version
+    /// until the write's checks pass; `-1` hides a table that is not published yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_version: Option<i64>,
+}
+
+/// A table another was made from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourceTable {
+    /// `zone.name`.
+    pub table: String,
+    /// Its Delta version when it was read, if it has versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// What a materialized view remembers besides its definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Materialized {
+    pub refreshed_at: DateTime<Utc>,
 }
 
 impl TableEntry {
@@ -125,6 +152,9 @@ impl TableEntry {
             discovered: false,
             created_at: now,
             updated_at: now,
+            sources: vec![],
+            materialized: None,
+            held_version: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub enum Command {
     ListZones,
     ListTables(Option<String>),
     Describe(String),
+    Lineage(String),
     Timing,
     Format(PrintFormat),
 }
@@ -23,10 +24,13 @@ Statements end with ';' and may span lines. Backslash commands:
   \\dz             list zones with their root URLs
   \\dt [zone]      list tables, of one zone or all
   \\d zone.table   describe a table: columns, format, location, partitions, lineage
+  \\lineage table  the tables it was made from, across zones (SHOW LINEAGE)
   \\timing         turn the elapsed time in the footer on or off
   \\format FORMAT  print results as table, csv, tsv, json or ndjson
 Ctrl-C cancels the running query. Strata statements besides SQL:
-  SHOW ZONES; USE zone; REFRESH ZONE zone; REFRESH TABLE zone.table;";
+  SHOW ZONES; USE zone; REFRESH ZONE zone; REFRESH TABLE zone.table;
+  CHECK 'name' EXPECT (SELECT …) = value; SHOW LINEAGE zone.table;
+  CREATE MATERIALIZED VIEW zone.v AS …; REFRESH MATERIALIZED VIEW zone.v;";
 
 impl FromStr for Command {
     type Err = String;
@@ -43,6 +47,10 @@ impl FromStr for Command {
             ("\\dt", zone) => Command::ListTables(zone),
             ("\\d", Some(table)) => Command::Describe(table),
             ("\\d", None) => Command::ListTables(None),
+            ("\\lineage", Some(table)) => Command::Lineage(table),
+            ("\\lineage", None) => {
+                return Err("\\lineage needs a table: \\lineage zone.table".into());
+            }
             ("\\timing", _) => Command::Timing,
             ("\\format", Some(f)) => Command::Format(f.parse()?),
             ("\\format", None) => {

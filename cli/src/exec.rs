@@ -21,6 +21,7 @@ use crate::helper::ReplHelper;
 use crate::print_format::PrintFormat;
 
 /// Printing settings of a run.
+#[derive(Debug, Clone)]
 pub struct Printer {
     pub format: PrintFormat,
     /// Show the footer (rows, time, files and bytes): in the REPL and in table format.
@@ -42,11 +43,28 @@ pub async fn run_text(
     let mut failed = 0;
     for statement in split_statements(text) {
         if statement.sql.starts_with('\\') {
-            eprintln!(
-                "error: backslash commands work in the REPL only: {}",
-                statement.sql
-            );
-            failed += 1;
+            // The commands that only show things work in scripts too.
+            let outcome = match statement.sql.parse::<Command>() {
+                Ok(
+                    command @ (Command::Describe(_)
+                    | Command::ListTables(_)
+                    | Command::ListZones
+                    | Command::Lineage(_)
+                    | Command::Help),
+                ) => run_command(session, command, &mut printer.clone()).await,
+                Ok(_) => Err(anyhow::anyhow!(
+                    "this backslash command works in the REPL only: {}",
+                    statement.sql
+                )),
+                Err(e) => Err(anyhow::anyhow!(e)),
+            };
+            if let Err(e) = outcome {
+                eprintln!("error: {e:#}");
+                failed += 1;
+                if stop_on_error {
+                    break;
+                }
+            }
             continue;
         }
         if let Err(e) = run_statement(session, &statement.sql, printer).await {
@@ -351,7 +369,54 @@ async fn run_command(
                 if let Some(sql) = &entry.lineage {
                     println!("made by:     {sql}");
                 }
+                if !entry.sources.is_empty() {
+                    let sources: Vec<String> = entry
+                        .sources
+                        .iter()
+                        .map(|s| match s.version {
+                            Some(v) => format!("{} (version {v})", s.table),
+                            None => s.table.clone(),
+                        })
+                        .collect();
+                    println!("reads:       {}", sources.join(", "));
+                }
+                if let Some(m) = &entry.materialized {
+                    println!(
+                        "refreshed:   {}",
+                        m.refreshed_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    );
+                    let entry = entry.clone();
+                    match strata_engine::lineage::changed_sources(session, &entry).await {
+                        Ok(changed) if changed.is_empty() => {
+                            println!("sources:     unchanged since the refresh")
+                        }
+                        Ok(changed) => {
+                            let changed: Vec<String> = changed
+                                .iter()
+                                .map(|(t, then, now)| match (then, now) {
+                                    (Some(a), Some(b)) => format!("{t} (version {a} → {b})"),
+                                    (_, None) => format!("{t} (gone)"),
+                                    (None, Some(b)) => format!("{t} (now version {b})"),
+                                })
+                                .collect();
+                            println!(
+                                "sources:     changed since the refresh: {}; REFRESH MATERIALIZED VIEW {} brings it up to date",
+                                changed.join(", "),
+                                entry.qualified_name()
+                            );
+                        }
+                        Err(e) => println!("sources:     cannot tell whether they changed: {e}"),
+                    }
+                }
+                if let Some(v) = entry.held_version {
+                    println!(
+                        "held:        readers see version {v} while a write to it is being checked"
+                    );
+                }
             }
+        }
+        Command::Lineage(table) => {
+            run_statement(session, &format!("SHOW LINEAGE {table}"), printer).await?;
         }
         Command::Timing => {
             printer.timing = !printer.timing;
@@ -363,6 +428,83 @@ async fn run_command(
         }
     }
     Ok(())
+}
+
+/// `strata run`: a pipeline file with variables; a line per step with what it did, a progress
+/// line while a step runs, and at the first failure the line, statement and error. Returns
+/// 1 when the pipeline stopped, else 0.
+pub async fn run_pipeline(
+    session: &Session,
+    file: &Path,
+    vars: &[String],
+) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read pipeline {}", file.display()))?;
+    let mut values = std::collections::BTreeMap::new();
+    for var in vars {
+        let Some((name, value)) = var.split_once('=') else {
+            anyhow::bail!("--var {var}: write it as NAME=VALUE");
+        };
+        values.insert(name.trim().to_string(), value.to_string());
+    }
+    let text = match strata_engine::pipeline::substitute(&text, &values) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: {}:{e}", file.display());
+            return Ok(1);
+        }
+    };
+    let show_progress = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut progress: Option<Progress> = None;
+    let result = strata_engine::pipeline::run(session, &text, |event| match event {
+        strata_engine::pipeline::Event::Started {
+            step,
+            steps,
+            line,
+            sql,
+        } => {
+            let first = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            let shown: String = first.chars().take(70).collect();
+            let more = if first.chars().count() > 70 {
+                "…"
+            } else {
+                ""
+            };
+            println!("[{step}/{steps}] line {line}: {shown}{more}");
+            if show_progress {
+                progress = Some(Progress::start(
+                    Instant::now(),
+                    Arc::new(AtomicUsize::new(0)),
+                    Arc::clone(session.counters()),
+                ));
+            }
+        }
+        strata_engine::pipeline::Event::Finished {
+            summary, elapsed, ..
+        } => {
+            progress = None;
+            println!("  {summary} ({:.2}s)", elapsed.as_secs_f64());
+        }
+        strata_engine::pipeline::Event::Warning(w) => eprintln!("warning: {w}"),
+    })
+    .await;
+    drop(progress);
+    match result {
+        Ok(steps) => {
+            println!(
+                "pipeline {} finished: {steps} statement{} in {:.1}s",
+                file.display(),
+                if steps == 1 { "" } else { "s" },
+                start.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: pipeline {} stopped at {e}", file.display());
+            Ok(1)
+        }
+    }
 }
 
 /// `strata tpch gen`: generates the TPC-H tables with a progress line per table.

@@ -35,6 +35,8 @@ pub(crate) struct CreateTableAs {
     pub partition_by: Vec<String>,
     /// The query text after `AS`.
     pub query: String,
+    /// `CREATE MATERIALIZED VIEW`: a Delta table that remembers its definition.
+    pub materialized: bool,
 }
 
 /// Recognizes `CREATE TABLE … AS query`; anything else is left to DataFusion.
@@ -60,7 +62,16 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
         return None;
     }
     let or_replace = word(&mut i, "or") && word(&mut i, "replace");
-    if !word(&mut i, "table") {
+    let materialized = {
+        let mut j = i;
+        if word(&mut j, "materialized") && word(&mut j, "view") {
+            i = j;
+            true
+        } else {
+            false
+        }
+    };
+    if !materialized && !word(&mut i, "table") {
         return None;
     }
     let if_not_exists = word(&mut i, "if") && word(&mut i, "not") && word(&mut i, "exists");
@@ -209,6 +220,7 @@ pub(crate) fn parse(sql: &str) -> Option<CreateTableAs> {
         format,
         partition_by,
         query: query.trim().to_string(),
+        materialized,
     })
 }
 
@@ -241,7 +253,8 @@ pub(crate) async fn create_table_as(
     validate_name(&name)?;
     let snapshot = session.catalog().snapshot();
     let zone_entry = snapshot.zone(&zone)?.clone();
-    if snapshot.table(&zone, &name).is_ok() {
+    let existing = snapshot.table(&zone, &name).ok().cloned();
+    if existing.is_some() {
         if ctas.if_not_exists {
             return Ok(Output::Done(format!(
                 "{qualified} already exists; left as it is"
@@ -252,6 +265,14 @@ pub(crate) async fn create_table_as(
         }
     }
     let format = match ctas.format.as_deref() {
+        _ if ctas.materialized => match ctas.format.as_deref().map(str::parse::<TableFormat>) {
+            None | Some(Ok(TableFormat::Delta)) => TableFormat::Delta,
+            Some(_) => {
+                return Err(Error::Unsupported(format!(
+                    "materialized view {qualified} is stored as a Delta table; leave out STORED AS"
+                )));
+            }
+        },
         None if zone == "processed" => TableFormat::Parquet,
         None => TableFormat::Delta,
         Some(f) => match f.parse::<TableFormat>() {
@@ -283,6 +304,23 @@ pub(crate) async fn create_table_as(
         .map_err(|e| Error::Unsupported(format!("bad location {location}: {e}")))?;
     let mut entry = TableEntry::new(&zone, &name, format, &location);
     entry.lineage = Some(sql.trim().to_string());
+    entry.sources = crate::lineage::sources(session, &ctas.query).await?;
+    if ctas.materialized {
+        entry.materialized = Some(strata_catalog::Materialized {
+            refreshed_at: chrono::Utc::now(),
+        });
+    }
+    // Replacing keeps the table's birth date, and an audit hold in progress; a new table
+    // written under audit stays hidden until its checks pass.
+    match &existing {
+        Some(old) => {
+            entry.created_at = old.created_at;
+            entry.held_version = old.held_version;
+        }
+        None if session.is_auditing(&zone, &name) => entry.held_version = Some(-1),
+        None => {}
+    }
+    let rows: Option<u64>;
     match format {
         TableFormat::Delta => {
             if let Ok(dir) = url.to_file_path() {
@@ -323,7 +361,13 @@ pub(crate) async fn create_table_as(
                 builder =
                     builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
             }
-            builder.await.map_err(crate::delta::delta_error)?;
+            let written = builder.await.map_err(crate::delta::delta_error)?;
+            rows = written.snapshot().ok().map(|s| {
+                s.log_data()
+                    .iter()
+                    .filter_map(|f| f.num_records())
+                    .sum::<usize>() as u64
+            });
         }
         _ => {
             let store = session.store_for(&url)?;
@@ -347,17 +391,20 @@ pub(crate) async fn create_table_as(
                 }
             }
             let options = DataFrameWriteOptions::new().with_partition_by(ctas.partition_by.clone());
-            if let Err(e) = df.write_parquet(&location, options, None).await {
-                // Everything under the folder is ours: it was empty before.
-                let written: Vec<_> = store
-                    .list(Some(&prefix))
-                    .try_collect()
-                    .await
-                    .unwrap_or_default();
-                for f in written {
-                    let _ = store.delete(&f.location).await;
+            match df.write_parquet(&location, options, None).await {
+                Ok(batches) => rows = Some(written_count(&batches)),
+                Err(e) => {
+                    // Everything under the folder is ours: it was empty before.
+                    let written: Vec<_> = store
+                        .list(Some(&prefix))
+                        .try_collect()
+                        .await
+                        .unwrap_or_default();
+                    for f in written {
+                        let _ = store.delete(&f.location).await;
+                    }
+                    return Err(e.into());
                 }
-                return Err(e.into());
             }
         }
     }
@@ -380,7 +427,28 @@ pub(crate) async fn create_table_as(
             Ok(vec![Action::PutTable(Box::new(entry_for_commit.clone()))])
         })
         .await?;
-    Ok(Output::Done(format!("created {qualified}: {inspected}")))
+    let what = if ctas.materialized {
+        "materialized view "
+    } else {
+        ""
+    };
+    let rows = rows
+        .map(|n| format!(", {n} row{} written", if n == 1 { "" } else { "s" }))
+        .unwrap_or_default();
+    Ok(Output::Done(format!(
+        "created {what}{qualified}: {inspected}{rows}"
+    )))
+}
+
+/// The `count` a DataFusion write reports.
+fn written_count(batches: &[arrow::array::RecordBatch]) -> u64 {
+    use arrow::array::AsArray;
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_primitive_opt::<arrow::datatypes::UInt64Type>())
+        .map(|a| a.iter().flatten().sum::<u64>())
+        .sum()
 }
 
 #[cfg(test)]
@@ -406,5 +474,11 @@ mod tests {
             .expect("ctas");
         assert!(c.or_replace);
         assert_eq!(c.query, "with x as (select 1) select * from x");
+        let c =
+            parse("CREATE MATERIALIZED VIEW curated.daily PARTITIONED BY (day) AS SELECT 1 AS day")
+                .expect("materialized view");
+        assert!(c.materialized);
+        assert_eq!(c.name, vec!["curated", "daily"]);
+        assert_eq!(c.partition_by, vec!["day"]);
     }
 }

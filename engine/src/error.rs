@@ -74,6 +74,14 @@ pub enum Error {
         line: Option<usize>,
     },
 
+    /// A data-quality check that did not hold.
+    #[error("check '{name}' failed: expected {expectation}, saw {value}")]
+    CheckFailed {
+        name: String,
+        expectation: String,
+        value: String,
+    },
+
     /// A query that was cancelled.
     #[error("query cancelled")]
     Cancelled,

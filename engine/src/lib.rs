@@ -19,15 +19,18 @@
 //! # }
 //! ```
 
+mod check;
 mod ctas;
 pub mod delta;
 mod dml;
 mod error;
 pub mod infer;
+pub mod lineage;
 mod maintenance;
 pub mod metrics;
 mod ndjson;
 mod overwrite;
+pub mod pipeline;
 mod register;
 mod schema;
 mod session;

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     /// next query brings one up to date by reading only the commits made since (one listing
     /// of its log) instead of loading it again.
     delta_tables: Mutex<HashMap<(String, String), (TableEntry, deltalake::DeltaTable)>>,
+    /// Tables whose writes this session is auditing (write-audit-publish).
+    auditing: Mutex<std::collections::HashSet<(String, String)>>,
     /// Session-local tables and views (CREATE VIEW), by zone and name. Not persisted.
     local: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
 }
@@ -49,6 +51,7 @@ impl Shared {
             stores,
             providers: Mutex::new(HashMap::new()),
             delta_tables: Mutex::new(HashMap::new()),
+            auditing: Mutex::new(std::collections::HashSet::new()),
             local: Mutex::new(HashMap::new()),
         })
     }
@@ -113,12 +116,50 @@ impl Shared {
     /// Whether a name is taken in a zone, by a registered table or a session-local one.
     pub fn exists(&self, zone: &str, name: &str) -> bool {
         let name = name.split_once('@').map_or(name, |(base, _)| base);
-        self.catalog.snapshot().table(zone, name).is_ok() || self.local_table(zone, name).is_some()
+        self.catalog
+            .snapshot()
+            .table(zone, name)
+            .is_ok_and(|e| self.read_version(e) != Some(-1))
+            || self.local_table(zone, name).is_some()
     }
 
-    /// Names in a zone: registered tables and session-local ones.
+    /// The version readers of this session see of a table under audit: the held one, or
+    /// the latest (`None`) for the session running the audit. `-1`: not published yet.
+    pub fn read_version(&self, entry: &TableEntry) -> Option<i64> {
+        let held = entry.held_version?;
+        let auditing = self.auditing.lock().unwrap_or_else(|p| p.into_inner());
+        (!auditing.contains(&(entry.zone.clone(), entry.name.clone()))).then_some(held)
+    }
+
+    /// Marks a table as under audit by this session, which then reads its latest version.
+    pub fn set_auditing(&self, zone: &str, name: &str, on: bool) {
+        let mut auditing = self.auditing.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (zone.to_string(), name.to_string());
+        if on {
+            auditing.insert(key);
+        } else {
+            auditing.remove(&key);
+        }
+    }
+
+    /// Whether this session is auditing a write to the table.
+    pub fn is_auditing(&self, zone: &str, name: &str) -> bool {
+        let auditing = self.auditing.lock().unwrap_or_else(|p| p.into_inner());
+        auditing.contains(&(zone.to_string(), name.to_string()))
+    }
+
+    /// Names in a zone: registered (and published) tables and session-local ones.
     pub fn names(&self, zone: &str) -> Vec<String> {
-        let mut names = self.catalog.snapshot().table_names(zone);
+        let snapshot = self.catalog.snapshot();
+        let mut names: Vec<String> = snapshot
+            .table_names(zone)
+            .into_iter()
+            .filter(|n| {
+                snapshot
+                    .table(zone, n)
+                    .is_ok_and(|e| self.read_version(e) != Some(-1))
+            })
+            .collect();
         names.extend(self.local_names(zone));
         names.sort();
         names.dedup();
@@ -174,6 +215,12 @@ impl SchemaProvider for ZoneSchema {
         let snapshot = self.shared.catalog.snapshot();
         let Ok(entry) = snapshot.table(&self.zone, base) else {
             return Ok(None);
+        };
+        // A write under audit: readers see the version before it until its checks pass.
+        let as_of = match (self.shared.read_version(entry), as_of) {
+            (Some(-1), _) => return Ok(None),
+            (Some(v), AsOf::Latest) => AsOf::Version(u64::try_from(v).unwrap_or_default()),
+            (_, as_of) => as_of,
         };
         if entry.format == TableFormat::Delta {
             let table = if as_of == AsOf::Latest {

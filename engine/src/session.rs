@@ -166,6 +166,34 @@ impl Session {
         Ok(Self { ctx, shared })
     }
 
+    /// Records what a write read on the table it wrote. Lineage is bookkeeping: failing to
+    /// record it does not fail the write, which has landed.
+    async fn record_lineage(&self, sql: &str) {
+        if let Some((zone, name)) = crate::pipeline::write_target(self, sql)
+            && let Err(e) = crate::lineage::record_write(self, &zone, &name, sql).await
+        {
+            tracing::warn!("could not record the lineage of {zone}.{name}: {e}");
+        }
+    }
+
+    /// Whether this session is auditing a write to `zone.name` (it then reads the table's
+    /// latest version, while every other reader keeps the held one).
+    pub fn is_auditing(&self, zone: &str, name: &str) -> bool {
+        self.shared.is_auditing(zone, name)
+    }
+
+    pub(crate) fn set_auditing(&self, zone: &str, name: &str, on: bool) {
+        self.shared.set_auditing(zone, name, on);
+    }
+
+    /// A Delta table at its latest version (kept up to date incrementally).
+    pub async fn latest_delta(
+        &self,
+        entry: &strata_catalog::TableEntry,
+    ) -> Result<deltalake::DeltaTable> {
+        self.shared.latest_delta(entry).await
+    }
+
     /// The stores of this session, by bucket.
     pub fn stores(&self) -> &StoreRegistry {
         &self.shared.stores
@@ -227,6 +255,9 @@ impl Session {
         if let Some(output) = self.strata_statement(sql).await? {
             return Ok(output);
         }
+        if let Some(check) = crate::check::parse(sql) {
+            return crate::check::run(self, &check?).await;
+        }
         if let Some(ctas) = crate::ctas::parse(sql) {
             return crate::ctas::create_table_as(self, ctas, sql).await;
         }
@@ -249,9 +280,14 @@ impl Session {
             match s.as_ref() {
                 SqlStatement::Update(u) => return crate::dml::update(self, u, sql).await,
                 SqlStatement::Delete(d) => return crate::dml::delete(self, d, sql).await,
-                SqlStatement::Merge(m) => return crate::dml::merge(self, m, sql).await,
+                SqlStatement::Merge(m) => {
+                    let output = crate::dml::merge(self, m, sql).await?;
+                    self.record_lineage(sql).await;
+                    return Ok(output);
+                }
                 SqlStatement::Insert(ins) => {
                     if let Some(output) = crate::overwrite::run(self, ins, sql).await? {
+                        self.record_lineage(sql).await;
                         return Ok(output);
                     }
                 }
@@ -301,6 +337,17 @@ impl Session {
         if matches!(plan, LogicalPlan::Analyze(_)) {
             let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
             return Ok(with_storage_row(batches, &self.shared.counters.summary()));
+        }
+        if let LogicalPlan::Dml(dml) = &plan
+            && matches!(dml.op, datafusion::logical_expr::WriteOp::Insert(_))
+        {
+            // Run the insert here, so that its lineage is recorded once it has landed.
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+            self.record_lineage(sql).await;
+            return Ok(Output::Rows(Box::pin(MemoryStream::try_new(
+                batches, schema, None,
+            )?)));
         }
         let no_result_set = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
         let df = self.ctx.execute_logical_plan(plan).await?;
@@ -392,6 +439,22 @@ impl Session {
         let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
         match upper.as_slice() {
             ["SHOW", "ZONES"] => Ok(Some(self.show_zones())),
+            ["SHOW", "LINEAGE", _] => crate::lineage::show(self, &words[2]).await.map(Some),
+            ["REFRESH", "MATERIALIZED", "VIEW", _] => {
+                crate::pipeline::refresh_materialized_view(self, &words[3])
+                    .await
+                    .map(Some)
+            }
+            ["DROP", "MATERIALIZED", "VIEW", _]
+            | ["DROP", "MATERIALIZED", "VIEW", "IF", "EXISTS", _] => {
+                let reference =
+                    TableReference::from(words.last().map(String::as_str).unwrap_or_default());
+                let (zone, name) = self.resolve(&reference)?;
+                let if_exists = upper.contains(&"IF");
+                crate::register::drop_table(self, &zone, &name.to_ascii_lowercase(), if_exists)
+                    .await
+                    .map(Some)
+            }
             ["USE", "ZONE", _] | ["USE", _] => {
                 let zone = words.last().map(String::as_str).unwrap_or_default();
                 self.use_zone(zone).await?;
