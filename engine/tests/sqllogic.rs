@@ -229,6 +229,58 @@ async fn run_file(
     }
 }
 
+/// Write-audit-publish, seen from a second session: while a pipeline's checks run, the other
+/// session still reads the table as it was; once they pass it reads the new rows; after a
+/// failed check it reads the old rows again.
+async fn audit_hides_the_write_until_its_checks_pass() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let location = dir.path().join("warehouse").to_string_lossy().to_string();
+    let writer = Session::open(&location).await.map_err(|e| e.to_string())?;
+    let reader = Arc::new(Session::open(&location).await.map_err(|e| e.to_string())?);
+    writer
+        .sql("CREATE TABLE curated.t AS SELECT * FROM (VALUES (1), (2)) AS v(k)")
+        .await
+        .map_err(|e| e.to_string())?;
+    let count = |session: Arc<Session>| async move {
+        let batches = session
+            .sql("SELECT count(*) AS n FROM curated.t")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(rows_of(&batches).map_err(|e| e.0)?[0][0].clone())
+    };
+    let pipeline = |check: &str| {
+        format!("INSERT INTO curated.t VALUES (3), (4), (5);\nCHECK 'rows' EXPECT (SELECT count(*) FROM curated.t) {check};")
+    };
+    for (check, published) in [("= 5", "5"), ("= 99", "5")] {
+        let mut seen_during_check = None;
+        let result = strata_engine::pipeline::run(&writer, &pipeline(check), |event| {
+            if let strata_engine::pipeline::Event::Started { sql, .. } = event
+                && sql.starts_with("CHECK")
+            {
+                let reader = Arc::clone(&reader);
+                seen_during_check = Some(tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(count(reader))
+                }));
+            }
+        })
+        .await;
+        let before = if published == "5" && check == "= 5" { "2" } else { "5" };
+        if seen_during_check != Some(Ok(before.to_string())) {
+            return Err(format!(
+                "while checking '{check}' the reader saw {seen_during_check:?}, not {before}"
+            ));
+        }
+        let after = count(Arc::clone(&reader)).await?;
+        if after != published {
+            return Err(format!("after '{check}' the reader saw {after}, not {published}"));
+        }
+        if check == "= 99" && result.is_ok() {
+            return Err("a failing check did not fail the pipeline".into());
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -286,6 +338,19 @@ async fn main() {
                     failed += 1;
                     println!("test {name} [{label}] ... FAILED\n{e}");
                 }
+            }
+        }
+    }
+    // Behaviour that needs two sessions at once, beside the SQL files.
+    if filters.is_empty() && !complete {
+        match audit_hides_the_write_until_its_checks_pass().await {
+            Ok(()) => {
+                passed += 1;
+                println!("test audit_hides_the_write_until_its_checks_pass ... ok");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test audit_hides_the_write_until_its_checks_pass ... FAILED\n{e}");
             }
         }
     }
