@@ -37,8 +37,7 @@ pub(crate) async fn sources(session: &Session, query: &str) -> Result<Vec<Source
                 .latest_delta(entry)
                 .await
                 .ok()
-                .and_then(|t| t.version())
-                .and_then(|v| u64::try_from(v).ok()),
+                .and_then(|t| t.version()),
             _ => None,
         };
         found.insert(SourceTable {
@@ -191,8 +190,7 @@ pub async fn changed_sources(
             .latest_delta(current)
             .await
             .map_err(|e| Error::Unsupported(e.to_string()))?
-            .version()
-            .and_then(|v| u64::try_from(v).ok());
+            .version();
         if now != source.version {
             changed.push((source.table.clone(), source.version, now));
         }

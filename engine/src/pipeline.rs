@@ -46,7 +46,7 @@ pub enum Event<'a> {
 pub struct PipelineError {
     pub line: usize,
     pub statement: String,
-    pub error: Error,
+    pub error: Box<Error>,
 }
 
 impl std::fmt::Display for PipelineError {
@@ -106,9 +106,9 @@ pub fn substitute(
                 return Err(PipelineError {
                     line,
                     statement,
-                    error: Error::Unsupported(format!(
+                    error: Box::new(Error::Unsupported(format!(
                         "unknown variable ${{{name}}} ({known}); pass it with --var {name}=value"
-                    )),
+                    ))),
                 });
             }
         }
@@ -173,7 +173,7 @@ async fn step(
         .map_err(|error| PipelineError {
             line: statement.line,
             statement: statement.sql.clone(),
-            error,
+            error: Box::new(error),
         })?;
     on_event(Event::Finished {
         step: index + 1,
@@ -229,7 +229,7 @@ async fn audited(
     let fail = |statement: &StatementText, error: Error| PipelineError {
         line: statement.line,
         statement: statement.sql.clone(),
-        error,
+        error: Box::new(error),
     };
     let existing = session.catalog().snapshot().table(zone, name).ok().cloned();
     let held = match &existing {
