@@ -7,6 +7,7 @@ mod demo;
 mod exec;
 mod helper;
 mod print_format;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -122,6 +123,31 @@ enum Commands {
     Bench {
         #[command(subcommand)]
         suite: BenchSuite,
+    },
+    /// Serve the warehouse over Arrow Flight SQL (ADBC, JDBC, pyarrow) until SIGINT or
+    /// SIGTERM. Prints the address it listens on.
+    Serve {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// Require this token: as `authorization: Bearer TOKEN` on every call, or as the
+        /// password of the handshake's basic credentials.
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "STRATA_AUTH_TOKEN",
+            hide_env_values = true
+        )]
+        auth_token: Option<String>,
+        /// Run queries only; anything else is refused with PERMISSION_DENIED.
+        #[arg(long)]
+        read_only: bool,
+        /// Serve TLS with this PEM certificate (chain); needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -252,6 +278,26 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     }
     if let Some(zone) = &args.zone {
         session.use_zone(zone).await?;
+    }
+    if let Some(Commands::Serve {
+        listen,
+        auth_token,
+        read_only,
+        tls_cert,
+        tls_key,
+    }) = &args.command
+    {
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(strata_server::Tls::from_files(cert, key)?),
+            _ => None,
+        };
+        let options = strata_server::Options {
+            auth_token: auth_token.clone(),
+            read_only: *read_only,
+            tls,
+        };
+        serve::serve(session, *listen, options).await?;
+        return Ok(0);
     }
     let batch = !args.commands.is_empty() || !args.files.is_empty();
     let interactive = !batch && std::io::stdin().is_terminal();
