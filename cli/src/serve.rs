@@ -14,7 +14,12 @@ pub async fn serve(
     listen: SocketAddr,
     options: strata_server::Options,
 ) -> anyhow::Result<()> {
-    let describe = describe(&options);
+    let scheme = if options.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    let notes = notes(&options);
     let server = strata_server::Server::new(session, options)?;
     // Signal handlers go in before the address is printed, so that a signal sent as soon
     // as it is read stops the server cleanly.
@@ -26,16 +31,14 @@ pub async fn serve(
     let mut stdout = std::io::stdout();
     writeln!(stdout, "strata serve: listening on {address}")?;
     stdout.flush()?;
-    eprintln!(
-        "strata serve: Flight SQL at {}://{address}{describe}",
-        scheme(&describe)
-    );
+    eprintln!("strata serve: Flight SQL at {scheme}://{address}{notes}");
     server.serve(listener, shutdown).await?;
     eprintln!("strata serve: stopped");
     Ok(())
 }
 
-fn describe(options: &strata_server::Options) -> String {
+/// What a client must know besides the address.
+fn notes(options: &strata_server::Options) -> String {
     let mut notes = vec![];
     if options.tls.is_some() {
         notes.push("TLS");
@@ -50,14 +53,6 @@ fn describe(options: &strata_server::Options) -> String {
         String::new()
     } else {
         format!(" ({})", notes.join(", "))
-    }
-}
-
-fn scheme(describe: &str) -> &'static str {
-    if describe.contains("TLS") {
-        "grpc+tls"
-    } else {
-        "grpc"
     }
 }
 

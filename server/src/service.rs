@@ -42,7 +42,7 @@ use crate::metadata;
 use crate::prepared::{Prepared, PreparedStatements};
 use crate::running::RunningQueries;
 use crate::statement::{Kind, bind, classify, number_placeholders};
-use crate::ticket::{TicketData, empty_schema};
+use crate::ticket::{KeptResults, TicketData, empty_schema};
 
 /// The action that cancels the query of a FlightInfo (Flight's own, not Flight SQL's).
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
@@ -64,6 +64,8 @@ struct Inner {
     auth: Auth,
     prepared: PreparedStatements,
     running: RunningQueries,
+    /// Results of statements too large to travel in their tickets.
+    kept: KeptResults,
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
 }
@@ -82,6 +84,7 @@ impl StrataFlightSql {
                 auth,
                 prepared: PreparedStatements::default(),
                 running,
+                kept: KeptResults::default(),
                 sql_info: metadata::sql_info(read_only)?,
                 xdbc_types: metadata::xdbc_types()?,
             }),
@@ -205,13 +208,19 @@ impl StrataFlightSql {
             Kind::Write => affected,
             _ => batches.iter().map(|b| b.num_rows() as i64).sum(),
         };
-        TicketData::holding(&schema, &batches)?.flight_info(&schema, descriptor, records)
+        TicketData::holding(&schema, &batches, &self.inner.kept)?
+            .flight_info(&schema, descriptor, records)
     }
 
     /// Streams what a ticket holds.
     async fn serve_ticket(&self, ticket: TicketData) -> Result<Response<DoGetStream>, Status> {
-        if let Some(result) = &ticket.result {
-            let (schema, batches) = TicketData::stored_result(result)?;
+        let result = match (&ticket.result, ticket.kept) {
+            (Some(result), _) => Some(result.clone()),
+            (None, true) => Some(self.inner.kept.get(&ticket.id)?),
+            (None, false) => None,
+        };
+        if let Some(result) = result {
+            let (schema, batches) = TicketData::stored_result(&result)?;
             let batches = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
             return Ok(Response::new(encode(schema, batches)));
         }
@@ -257,7 +266,7 @@ impl StrataFlightSql {
         let mut outcome = CancelStatus::NotCancellable;
         for ticket in tickets {
             // A statement whose result is in its ticket has run already.
-            if ticket.result.is_none() {
+            if !ticket.ran() {
                 self.inner.running.cancel(&ticket.id);
                 outcome = CancelStatus::Cancelled;
             }
