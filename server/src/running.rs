@@ -43,10 +43,18 @@ impl Default for Inner {
 
 #[derive(Debug, Default)]
 struct State {
-    running: HashMap<String, CancellationToken>,
+    /// By ticket id, then by fetch: a ticket may be fetched more than once at a time.
+    running: HashMap<String, HashMap<u64, CancellationToken>>,
+    fetches: u64,
     cancelled: HashSet<String>,
     cancelled_order: VecDeque<String>,
     shutting_down: bool,
+}
+
+impl State {
+    fn count(&self) -> usize {
+        self.running.values().map(HashMap::len).sum()
+    }
 }
 
 /// What cancelling a ticket did.
@@ -79,7 +87,7 @@ impl RunningQueries {
     /// the server is shutting down.
     pub(crate) fn start(&self, id: &str) -> Result<Registration, Status> {
         let token = CancellationToken::new();
-        {
+        let fetch = {
             let mut state = self.state();
             if state.shutting_down {
                 return Err(Status::unavailable("the server is shutting down"));
@@ -87,12 +95,20 @@ impl RunningQueries {
             if state.cancelled.contains(id) {
                 return Err(Status::cancelled("query cancelled"));
             }
-            state.running.insert(id.to_string(), token.clone());
-            self.inner.count.send_replace(state.running.len());
-        }
+            state.fetches += 1;
+            let fetch = state.fetches;
+            state
+                .running
+                .entry(id.to_string())
+                .or_default()
+                .insert(fetch, token.clone());
+            self.inner.count.send_replace(state.count());
+            fetch
+        };
         Ok(Registration {
             queries: self.clone(),
             id: id.to_string(),
+            fetch,
             token,
         })
     }
@@ -100,8 +116,8 @@ impl RunningQueries {
     /// Cancels the query of a ticket, running or not yet started.
     pub(crate) fn cancel(&self, id: &str) -> Cancelled {
         let mut state = self.state();
-        if let Some(token) = state.running.get(id) {
-            token.cancel();
+        if let Some(fetches) = state.running.get(id) {
+            fetches.values().for_each(CancellationToken::cancel);
             return Cancelled::Running;
         }
         if state.cancelled.insert(id.to_string()) {
@@ -119,15 +135,20 @@ impl RunningQueries {
     pub(crate) fn shut_down(&self) {
         let mut state = self.state();
         state.shutting_down = true;
-        for token in state.running.values() {
-            token.cancel();
+        for fetches in state.running.values() {
+            fetches.values().for_each(CancellationToken::cancel);
         }
     }
 
-    fn finish(&self, id: &str) {
+    fn finish(&self, id: &str, fetch: u64) {
         let mut state = self.state();
-        state.running.remove(id);
-        self.inner.count.send_replace(state.running.len());
+        if let Some(fetches) = state.running.get_mut(id) {
+            fetches.remove(&fetch);
+            if fetches.is_empty() {
+                state.running.remove(id);
+            }
+        }
+        self.inner.count.send_replace(state.count());
     }
 }
 
@@ -135,12 +156,13 @@ impl RunningQueries {
 pub(crate) struct Registration {
     queries: RunningQueries,
     id: String,
+    fetch: u64,
     token: CancellationToken,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.queries.finish(&self.id);
+        self.queries.finish(&self.id, self.fetch);
     }
 }
 
@@ -190,5 +212,31 @@ impl Stream for CancellableStream {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ticket fetched twice at once is two running queries; cancelling the ticket stops
+    /// both, and each leaves when its stream goes.
+    #[test]
+    fn a_ticket_fetched_twice() {
+        let queries = RunningQueries::default();
+        let first = queries.start("t").expect("first");
+        let second = queries.start("t").expect("second");
+        assert_eq!(queries.count(), 2);
+        assert_eq!(queries.cancel("t"), Cancelled::Running);
+        assert!(first.token.is_cancelled() && second.token.is_cancelled());
+        drop(first);
+        assert_eq!(queries.count(), 1);
+        drop(second);
+        assert_eq!(queries.count(), 0);
+        // Cancelled before its fetch: the fetch is refused.
+        assert_eq!(queries.cancel("u"), Cancelled::NotStarted);
+        assert!(queries.start("u").is_err());
+        queries.shut_down();
+        assert!(queries.start("v").is_err());
     }
 }

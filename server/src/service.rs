@@ -231,17 +231,23 @@ impl StrataFlightSql {
             .ok_or_else(|| Status::invalid_argument("the ticket holds no query"))?;
         let (schema, first) = self.open(&first).await?;
         let this = self.clone();
+        let expected = Arc::clone(&schema);
         // Further queries (more rows of parameters) start when the one before has ended.
         let rest = futures::stream::iter(queries)
             .then(move |sql| {
                 let this = this.clone();
+                let expected = Arc::clone(&expected);
                 async move {
-                    this.open(&sql)
-                        .await
-                        .map(|(_, batches)| batches)
-                        .map_err(|s| FlightError::Tonic(Box::new(s)))
+                    let (schema, batches) = this.open(&sql).await?;
+                    if schema != expected {
+                        return Err(Status::invalid_argument(
+                            "the rows of parameters give results of different types; bind values of one type per parameter",
+                        ));
+                    }
+                    Ok(batches)
                 }
             })
+            .map_err(|s| FlightError::Tonic(Box::new(s)))
             .try_flatten();
         let batches = first.chain(rest).boxed();
         Ok(Response::new(encode(
