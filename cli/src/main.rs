@@ -114,6 +114,16 @@ impl S3Flags {
 
 #[derive(Debug, clap::Subcommand)]
 enum Commands {
+    /// Run a pipeline: the statements of a SQL file in order, with ${name} variables,
+    /// stopping at the first failure. CHECKs right after a write to a Delta table are
+    /// checked before readers see the new data.
+    Run {
+        /// The pipeline's SQL file.
+        file: PathBuf,
+        /// A value for ${NAME} in the file (repeatable), e.g. --var month=3.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
     /// TPC-H data for benchmarks.
     Tpch {
         #[command(subcommand)]
@@ -246,6 +256,9 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let session = Arc::new(Session::open_with(&location, &config).await?);
     if args.demo {
         demo::seed(&session).await?;
+    }
+    if let Some(Commands::Run { file, vars }) = &args.command {
+        return exec::run_pipeline(&session, file, vars).await;
     }
     if let Some(Commands::Bench {
         suite:

@@ -249,7 +249,9 @@ async fn audit_hides_the_write_until_its_checks_pass() -> Result<(), String> {
         Ok::<_, String>(rows_of(&batches).map_err(|e| e.0)?[0][0].clone())
     };
     let pipeline = |check: &str| {
-        format!("INSERT INTO curated.t VALUES (3), (4), (5);\nCHECK 'rows' EXPECT (SELECT count(*) FROM curated.t) {check};")
+        format!(
+            "INSERT INTO curated.t VALUES (3), (4), (5);\nCHECK 'rows' EXPECT (SELECT count(*) FROM curated.t) {check};"
+        )
     };
     for (check, published) in [("= 5", "5"), ("= 99", "5")] {
         let mut seen_during_check = None;
@@ -264,7 +266,11 @@ async fn audit_hides_the_write_until_its_checks_pass() -> Result<(), String> {
             }
         })
         .await;
-        let before = if published == "5" && check == "= 5" { "2" } else { "5" };
+        let before = if published == "5" && check == "= 5" {
+            "2"
+        } else {
+            "5"
+        };
         if seen_during_check != Some(Ok(before.to_string())) {
             return Err(format!(
                 "while checking '{check}' the reader saw {seen_during_check:?}, not {before}"
@@ -272,7 +278,9 @@ async fn audit_hides_the_write_until_its_checks_pass() -> Result<(), String> {
         }
         let after = count(Arc::clone(&reader)).await?;
         if after != published {
-            return Err(format!("after '{check}' the reader saw {after}, not {published}"));
+            return Err(format!(
+                "after '{check}' the reader saw {after}, not {published}"
+            ));
         }
         if check == "= 99" && result.is_ok() {
             return Err("a failing check did not fail the pipeline".into());
