@@ -8,8 +8,8 @@ Run from the repository root:
     cargo build --release -p strata-cli -p strata-testkit
     python3 benches/s3.py [--sf 1] [--iterations 3]
 
-The data is TPC-H (`strata tpch gen`), registered on S3 as Parquet tables in the processed
-zone and copied into Delta tables in the curated zone. Prints a markdown report; times are
+The data is TPC-H (`strata tpch gen`), written by strata into each warehouse the same way:
+Parquet tables in the processed zone, Delta tables in the curated zone. Prints a markdown report; times are
 those strata's footer reports (the statement, not the process start-up).
 """
 import argparse
@@ -76,17 +76,21 @@ def main():
                 f'[s3]\nendpoint = "{endpoint}"\nregion = "us-east-1"\nallow_http = true\n'
                 'access_key_id = "strata"\nsecret_access_key = "strata-secret"\n'
             )
+        gen = os.path.join(work, "gen")
+        strata(args.strata, gen, None, "tpch", "gen", "--sf", str(args.sf))
+        # Both warehouses get the same tables the same way, written by strata through their
+        # store: Parquet in processed, Delta in curated.
         local = os.path.join(work, "local")
-        strata(args.strata, local, None, "tpch", "gen", "--sf", str(args.sf))
-        # Land the same Parquet files in the bucket and register them there.
         s3wh = "s3://bench/warehouse"
-        for t in TABLES:
-            shutil.copytree(os.path.join(local, "processed", t),
-                            os.path.join(root, "bench", "warehouse", "processed", t))
-        strata(args.strata, s3wh, config, "-c", "REFRESH ZONE processed")
         for wh, cfg in ((local, None), (s3wh, config)):
-            strata(args.strata, wh, cfg, *sum(
-                (["-c", f"CREATE TABLE curated.{t} AS SELECT * FROM processed.{t}"] for t in TABLES), []))
+            statements = []
+            for t in TABLES:
+                statements += [
+                    "-c", f"CREATE EXTERNAL TABLE raw.{t} STORED AS PARQUET LOCATION '{gen}/processed/{t}/'",
+                    "-c", f"CREATE TABLE processed.{t} STORED AS PARQUET AS SELECT * FROM raw.{t}",
+                    "-c", f"CREATE TABLE curated.{t} AS SELECT * FROM raw.{t}",
+                ]
+            strata(args.strata, wh, cfg, "--stop-on-error", *statements)
 
         rows = []
         for zone in ("processed", "curated"):
