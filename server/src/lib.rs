@@ -15,7 +15,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //!
-//! let session = Arc::new(strata_engine::Session::open("/tmp/warehouse").await?);
+//! let session = Arc::new(strata_engine::Session::open("my-warehouse").await?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! println!("listening on {}", listener.local_addr()?);
 //! let shutdown = async {
