@@ -311,9 +311,10 @@ def main(argv=None):
     ap.add_argument("--warm", type=int, default=3, help="warm runs per engine and query (after one cold run)")
     ap.add_argument("--iterations", type=int, help="runs per query in all (the first cold): --warm N-1")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--layout", default="parquet",
+    ap.add_argument("--layout",
                     choices=["parquet", "partitioned", "delta", "delta-partitioned"],
-                    help="how `strata … gen` writes the tables (partitioned: year= folders)")
+                    help="how `strata … gen` writes the tables (partitioned: year= folders); "
+                         "default: as `gen` does without flags (TPC-H plain Parquet, SSB lineorder in year= folders)")
     ap.add_argument("--zone", default="processed")
     ap.add_argument("--warehouse", help="use (or generate once into) this warehouse folder and keep it")
     ap.add_argument("--queries", help="only these, e.g. q01,q05 or q1.1")
@@ -325,6 +326,7 @@ def main(argv=None):
     if args.iterations is not None:
         args.warm = max(args.iterations - 1, 1)
     suite = engines.SUITES[args.suite]
+    args.layout = args.layout or suite.default_layout
     used = [e for e in ENGINES if e in args.engines.split(",")]
     if "duckdb" not in used:
         ap.error("DuckDB is the reference: keep it in --engines")
@@ -355,6 +357,9 @@ def main(argv=None):
             subprocess.run(gen, check=True, capture_output=True)
             print(f"  {time.perf_counter() - start:.1f}s", file=sys.stderr)
         tables = engines.zone_tables(warehouse, args.zone)
+        layout = engines.layout_of(tables)
+        made = ("`strata " + " ".join(suite.gen_args(args.sf, args.layout)) + "`"
+                if args.layout == layout else f"zone {args.zone} of a warehouse made earlier")
         import duckdb
         versions = {"duckdb": duckdb.__version__, "strata": subprocess.run(
             [strata, "--version"], capture_output=True, text=True).stdout.split()[-1]}
@@ -424,12 +429,12 @@ def main(argv=None):
             if len(queries) == len(suite.queries):
                 outcome = [f"{counts[e]}/{len(queries)} match" if e in counts else "not run"
                            for e in ("strata", "datafusion")]
-                record_correctness(args.results, (suite.title, f"{args.sf:g}", args.layout), outcome + [today, git_commit()])
+                record_correctness(args.results, (suite.title, f"{args.sf:g}", layout), outcome + [today, git_commit()])
         if args.check:
             return 0 if all(c == len(queries) for c in counts.values()) else 1
 
-        layout = {"parquet": "Parquet", "partitioned": "Parquet, fact tables in year= folders",
-                  "delta": "Delta", "delta-partitioned": "Delta, fact tables partitioned by year"}[args.layout]
+        described = {"parquet": "Parquet", "partitioned": "Parquet, fact tables in year= folders",
+                     "delta": "Delta", "delta-partitioned": "Delta, fact tables partitioned by year"}[layout]
         title = (f"{suite.title} SF {args.sf:g}: strata against DuckDB and DataFusion, "
                  f"{args.threads} threads, warm")
         nfiles = sum(len(t.files) for t in tables.values())
@@ -440,7 +445,7 @@ def main(argv=None):
             + (f", datafusion {versions['datafusion']} (Python)" if "datafusion" in versions else "")
             + f"; {args.threads} threads for each engine.",
             "",
-            f"Data: `strata {' '.join(suite.gen_args(args.sf, args.layout))}` ({layout}; {nfiles} files, "
+            f"Data: {made} ({described}; {nfiles} files, "
             f"{fmt_bytes(size)}), read by all three engines.",
             "",
             "Method: query by query the engines take turns (the order rotating from one query to the "
@@ -457,7 +462,7 @@ def main(argv=None):
         report = markdown(title, header, results, suite, used, answers)
         print(report)
         if args.results:
-            name = f"{args.suite}-sf{args.sf:g}" + ("" if args.layout == "parquet" else f"-{args.layout}")
+            name = f"{args.suite}-sf{args.sf:g}" + ("" if layout == suite.default_layout else f"-{layout}")
             with open(os.path.join(args.results, name + ".md"), "w") as f:
                 f.write(report)
             with open(os.path.join(args.results, name + ".svg"), "w") as f:

@@ -20,6 +20,8 @@ class Suite:
 
     def __init__(self, name, title, pattern, bench_id, partition_flag):
         self.name = name
+        # The layout of `strata SUITE gen` without flags (see layout_of).
+        self.default_layout = "parquet" if partition_flag else "partitioned"
         self.title = title
         self.queries = sorted(glob.glob(os.path.join(ROOT, "benches", name, pattern)), key=self._order)
         self._bench_id = bench_id
@@ -98,6 +100,14 @@ def zone_tables(warehouse, zone="processed"):
             if os.path.isdir(os.path.join(root, d)) and not d.startswith((".", "_"))}
 
 
+def layout_of(tables):
+    """parquet, partitioned (hive folders), delta or delta-partitioned."""
+    delta = any(t.delta for t in tables.values())
+    parts = any(t.partitions for t in tables.values())
+    return {(False, False): "parquet", (False, True): "partitioned",
+            (True, False): "delta", (True, True): "delta-partitioned"}[(delta, parts)]
+
+
 def _quote(name):
     return '"' + name.replace('"', '""') + '"'
 
@@ -119,7 +129,7 @@ def duckdb_connect(tables, threads=None):
 def datafusion_context(tables, threads=None):
     """A DataFusion SessionContext (default settings but the partition count) with every table
     registered: Parquet folders as listing tables, hive columns declared; Delta tables through
-    their live files."""
+    the deltalake package's table provider."""
     import datafusion
     import pyarrow as pa
 
@@ -130,9 +140,9 @@ def datafusion_context(tables, threads=None):
     for t in tables.values():
         cols = [(k, pa.int64() if ty == "bigint" else pa.string()) for k, ty in t.partitions]
         if t.delta:
-            from deltalake import DeltaTable
+            from deltalake import DeltaTable  # its DataFusion table provider
 
-            ctx.register_dataset(t.name, DeltaTable(t.folder).to_pyarrow_dataset())
+            ctx.register_table(t.name, DeltaTable(t.folder))
         else:
             ctx.register_parquet(t.name, t.folder, table_partition_cols=cols or None)
     return ctx
