@@ -35,6 +35,8 @@ import engines  # noqa: E402
 
 ENGINES = ["duckdb", "datafusion", "strata"]
 NAMES = {"duckdb": "DuckDB", "datafusion": "DataFusion", "strata": "strata"}
+# What strata's bench JSON tells beyond the times, shown in a table of its own when present.
+STRATA_EXTRA = ["rows", "files", "files_total", "files_read", "files_pruned", "bytes", "peak_memory_bytes"]
 COLORS = {"duckdb": "#e0a030", "datafusion": "#7a9f3a", "strata": "#3b7dd8"}
 
 
@@ -140,7 +142,7 @@ def run_strata(prefix, warehouse, zone, suite, query, warm, work):
         raise RuntimeError(p.stderr.strip() or f"strata bench gave {len(measured)} results")
     m = measured[0]
     r.cold, r.warm = m["cold_ms"], list(m["warm_ms"])
-    r.extra = {k: v for k, v in m.items() if k not in ("query", "cold_ms", "warm_ms")}
+    r.extra = {k: m[k] for k in STRATA_EXTRA if k in m}
     return r
 
 
@@ -209,13 +211,13 @@ def markdown(title, header, results, suite, used, answers):
                 extra_keys.append(k)
     if extra_keys:
         lines += ["", "strata's reads (from `strata bench`):", "",
-                  "| query | " + " | ".join(k.replace("_", " ") for k in extra_keys) + " |",
+                  "| query | " + " | ".join(k.replace("_bytes", "").replace("_", " ") for k in extra_keys) + " |",
                   "|---" + "|---:" * len(extra_keys) + "|"]
         for q, runs in results.items():
             cells = [suite.label(q)]
             for k in extra_keys:
                 v = runs["strata"].extra.get(k, "")
-                if isinstance(v, (int, float)) and ("bytes" in k or "memory" in k):
+                if isinstance(v, (int, float)) and "bytes" in k:
                     v = fmt_bytes(v)
                 cells.append(str(v))
             lines.append("| " + " | ".join(cells) + " |")

@@ -18,14 +18,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class Suite:
     """A benchmark suite: its SQL files, how strata generates its data and names its queries."""
 
-    def __init__(self, name, title, pattern, bench_id, partition_flag):
+    def __init__(self, name, title, pattern, bench_id, partitioned_by_default):
         self.name = name
-        # The layout of `strata SUITE gen` without flags (see layout_of).
-        self.default_layout = "parquet" if partition_flag else "partitioned"
         self.title = title
         self.queries = sorted(glob.glob(os.path.join(ROOT, "benches", name, pattern)), key=self._order)
         self._bench_id = bench_id
-        self._partition_flag = partition_flag
+        self._partitioned_by_default = partitioned_by_default
+        # The layout of `strata SUITE gen` without flags (see layout_of).
+        self.default_layout = "partitioned" if partitioned_by_default else "parquet"
 
     @staticmethod
     def _order(path):
@@ -40,20 +40,26 @@ class Suite:
         """The query's number for `strata bench SUITE --queries`: 1 for q01.sql, 1.1 for q1.1.sql."""
         return self._bench_id(os.path.basename(path)[1:-4])
 
-    def gen_args(self, sf, layout="parquet"):
-        """`strata --warehouse W <these>` generates the suite's tables at scale factor `sf`."""
+    def gen_args(self, sf, layout=None):
+        """`strata --warehouse W <these>` generates the suite's tables at scale factor `sf` in
+        `layout` (parquet, partitioned, delta, delta-partitioned; default: the suite's own)."""
+        layout = layout or self.default_layout
         args = [self.name, "gen", "--sf", f"{sf:g}"]
-        if self._partition_flag and "partitioned" in layout:
+        partitioned = "partitioned" in layout
+        if partitioned and not self._partitioned_by_default:
             args.append("--partitioned")
+        if not partitioned and self._partitioned_by_default:
+            args.append("--unpartitioned")
         if layout.startswith("delta"):
             args += ["--format", "delta"]
         return args
 
 
 SUITES = {
-    "tpch": Suite("tpch", "TPC-H", "q[0-9][0-9].sql", lambda n: str(int(n)), partition_flag=True),
-    # SSB's lineorder is always in year= folders.
-    "ssb": Suite("ssb", "SSB", "q[0-9].[0-9].sql", lambda n: n, partition_flag=False),
+    # `tpch gen --partitioned` puts lineitem and orders in year= folders.
+    "tpch": Suite("tpch", "TPC-H", "q[0-9][0-9].sql", lambda n: str(int(n)), partitioned_by_default=False),
+    # `ssb gen` puts lineorder in year= folders unless --unpartitioned.
+    "ssb": Suite("ssb", "SSB", "q[0-9].[0-9].sql", lambda n: n, partitioned_by_default=True),
 }
 
 
