@@ -35,6 +35,7 @@ mod register;
 mod schema;
 mod session;
 pub mod split;
+mod staging;
 pub mod stores;
 pub mod table;
 pub mod tpch;

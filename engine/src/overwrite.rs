@@ -4,30 +4,25 @@
 //! strata-written Parquet tables write the rows to a staging folder first and swap the
 //! partitions' files only once every row is written.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::sql::sqlparser::ast::{Expr, Insert, TableObject};
 use deltalake::protocol::SaveMode;
 use futures::TryStreamExt;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use strata_catalog::{RAW_ZONE, TableFormat};
 use url::Url;
 
 use crate::delta::{self, delta_error};
 use crate::error::{Error, Result};
 use crate::session::{Output, Session, count_output};
+use crate::staging::{Replace, stage};
 
-/// Runs `INSERT OVERWRITE` when strata must do it itself; `None` leaves the statement to
-/// DataFusion (whole-table overwrite of a Delta table).
+/// Runs `INSERT OVERWRITE` when strata must do it itself, and `INSERT INTO` a Parquet table
+/// whose write this session is auditing (staged, not published); `None` leaves the
+/// statement to DataFusion (plain inserts, whole-table overwrite of a Delta table).
 pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Option<Output>> {
-    if !ins.overwrite {
-        return Ok(None);
-    }
     let TableObject::TableName(name) = &ins.table else {
         return Ok(None);
     };
@@ -39,11 +34,20 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         .join(".");
     let (zone, table) =
         session.resolve(&datafusion::common::TableReference::from(name.as_str()))?;
-    let entry = session
-        .catalog()
-        .snapshot()
-        .table(&zone, &table.to_ascii_lowercase())?
-        .clone();
+    let table = table.to_ascii_lowercase();
+    if !ins.overwrite {
+        let staged_insert = session.is_auditing(&zone, &table)
+            && zone != RAW_ZONE
+            && session
+                .catalog()
+                .snapshot()
+                .table(&zone, &table)
+                .is_ok_and(|e| e.format == TableFormat::Parquet);
+        if !staged_insert {
+            return Ok(None);
+        }
+    }
+    let entry = session.catalog().snapshot().table(&zone, &table)?.clone();
     if zone == RAW_ZONE {
         return Err(Error::ReadOnlyZone {
             table: entry.qualified_name(),
@@ -78,7 +82,7 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
             true
         }
     };
-    if !ins.columns.is_empty() {
+    if ins.overwrite && !ins.columns.is_empty() {
         return Err(Error::Unsupported(
             "INSERT OVERWRITE with a column list is not supported; select the table's columns in order".into(),
         ));
@@ -87,29 +91,29 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         return Ok(None);
     };
     let df = session.plan_query(&source.to_string()).await?;
-    // The query's columns are taken by position, as INSERT does.
     let target_schema = session
         .plan_query(&format!("SELECT * FROM {} LIMIT 0", entry.qualified_name()))
         .await?
         .schema()
         .clone();
-    if df.schema().fields().len() != target_schema.fields().len() {
-        return Err(Error::Unsupported(format!(
-            "{} has {} columns but the query gives {}",
-            entry.qualified_name(),
-            target_schema.fields().len(),
-            df.schema().fields().len()
-        )));
-    }
-    let aliased: Vec<datafusion::prelude::Expr> = df
-        .schema()
-        .columns()
-        .into_iter()
-        .zip(target_schema.fields().iter())
-        .map(|(c, f)| datafusion::prelude::col(c).alias(f.name()))
+    // Parquet files take the table's types; a Delta write checks them itself.
+    let columns: Vec<String> = ins
+        .columns
+        .iter()
+        .map(|c| {
+            c.0.last()
+                .map(|p| p.to_string().trim_matches('"').to_string())
+                .unwrap_or_default()
+        })
         .collect();
-    let df = df.select(aliased)?;
-    let values = if by_partition {
+    let df = conform(
+        df,
+        &target_schema,
+        &columns,
+        &entry.qualified_name(),
+        entry.format == TableFormat::Parquet,
+    )?;
+    let values = if by_partition && entry.format == TableFormat::Delta {
         let cols: Vec<&str> = partition_cols.iter().map(String::as_str).collect();
         let distinct = df
             .clone()
@@ -170,84 +174,14 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                 .unwrap_or(0)
         }
         TableFormat::Parquet => {
-            let url = Url::parse(&entry.location)
-                .map_err(|e| Error::Unsupported(format!("bad location {}: {e}", entry.location)))?;
-            let store = session.store_for(&url)?;
-            let root = crate::register::url_path(&url)?;
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default();
-            let staging_name = format!("_strata_staging_{stamp}");
-            let staging_url = format!("{}{staging_name}/", entry.location);
-            let staging = Path::from_iter(
-                root.parts()
-                    .chain(std::iter::once(staging_name.as_str().into())),
-            );
-            let options = DataFrameWriteOptions::new().with_partition_by(partition_cols.clone());
-            let written = match df.write_parquet(&staging_url, options, None).await {
-                Ok(batches) => batches,
-                Err(e) => {
-                    remove_all(&store, &staging).await;
-                    return Err(e.into());
-                }
+            let replace = if !ins.overwrite {
+                Replace::Nothing
+            } else if by_partition {
+                Replace::Partitions
+            } else {
+                Replace::All
             };
-            let staged: Vec<_> = store
-                .list(Some(&staging))
-                .try_collect()
-                .await
-                .map_err(|e| Error::DataFusion(e.into()))?;
-            // Which folders the new rows fall in: all of them for a whole-table overwrite.
-            let replaced: BTreeSet<Vec<String>> = staged
-                .iter()
-                .map(|f| {
-                    let parts = crate::infer::relative_parts(&staging, &f.location);
-                    parts[..parts.len().saturating_sub(1)].to_vec()
-                })
-                .collect();
-            let existing: Vec<_> = store
-                .list(Some(&root))
-                .try_collect()
-                .await
-                .map_err(|e| Error::DataFusion(e.into()))?;
-            for f in existing {
-                let parts = crate::infer::relative_parts(&root, &f.location);
-                if parts
-                    .first()
-                    .is_some_and(|p| p.starts_with('_') || p.starts_with('.'))
-                {
-                    continue;
-                }
-                let folder = parts[..parts.len().saturating_sub(1)].to_vec();
-                if !by_partition || replaced.contains(&folder) {
-                    store
-                        .delete(&f.location)
-                        .await
-                        .map_err(|e| Error::DataFusion(e.into()))?;
-                }
-            }
-            for f in staged {
-                let parts = crate::infer::relative_parts(&staging, &f.location);
-                let target =
-                    Path::from_iter(root.parts().chain(parts.iter().map(|p| p.as_str().into())));
-                store
-                    .rename(&f.location, &target)
-                    .await
-                    .map_err(|e| Error::DataFusion(e.into()))?;
-            }
-            remove_all(&store, &staging).await;
-            if let Ok(dir) = Url::parse(&staging_url)
-                .and_then(|u| u.to_file_path().map_err(|_| url::ParseError::EmptyHost))
-            {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            written
-                .first()
-                .and_then(|b| {
-                    b.column(0)
-                        .as_primitive_opt::<arrow::datatypes::UInt64Type>()
-                })
-                .map_or(0, |c| c.value(0))
+            return parquet_write(session, &entry, df, replace).await.map(Some);
         }
         other => {
             return Err(Error::Unsupported(format!(
@@ -259,15 +193,89 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
     Ok(Some(count_output(rows_written)))
 }
 
-async fn remove_all(store: &Arc<dyn ObjectStore>, prefix: &Path) {
-    let files: Vec<_> = store
-        .list(Some(prefix))
-        .try_collect()
-        .await
-        .unwrap_or_default();
-    for f in files {
-        let _ = store.delete(&f.location).await;
+/// The query's columns as the table's: by position (as INSERT does), or by the statement's
+/// column list (the table's other columns NULL); cast to the table's types if asked.
+fn conform(
+    df: datafusion::dataframe::DataFrame,
+    target: &datafusion::common::DFSchema,
+    columns: &[String],
+    table: &str,
+    cast_types: bool,
+) -> Result<datafusion::dataframe::DataFrame> {
+    use datafusion::prelude::{cast, col, lit};
+    let given = df.schema().columns();
+    let wanted = if columns.is_empty() {
+        target.fields().len()
+    } else {
+        columns.len()
+    };
+    if given.len() != wanted {
+        return Err(Error::Unsupported(format!(
+            "{table} takes {wanted} columns here but the query gives {}",
+            given.len()
+        )));
     }
+    let mut exprs = vec![];
+    for (i, field) in target.fields().iter().enumerate() {
+        let source = if columns.is_empty() {
+            Some(&given[i])
+        } else {
+            columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(field.name()))
+                .map(|k| &given[k])
+        };
+        let value = match source {
+            Some(c) => col(c.clone()),
+            None => lit(datafusion::common::ScalarValue::Null),
+        };
+        let value = if cast_types {
+            cast(value, field.data_type().clone())
+        } else {
+            value
+        };
+        exprs.push(value.alias(field.name()));
+    }
+    for c in columns {
+        if !target
+            .fields()
+            .iter()
+            .any(|f| f.name().eq_ignore_ascii_case(c))
+        {
+            return Err(Error::Unsupported(format!("{table} has no column {c}")));
+        }
+    }
+    Ok(df.select(exprs)?)
+}
+
+/// Writes a query's rows to a strata-written Parquet table through a staging folder. When
+/// this session audits the table, the files stay staged (its checks read them, readers do
+/// not) until the audit publishes or discards them; otherwise they are swapped in at once.
+async fn parquet_write(
+    session: &Session,
+    entry: &strata_catalog::TableEntry,
+    df: datafusion::dataframe::DataFrame,
+    replace: Replace,
+) -> Result<Output> {
+    let url = Url::parse(&entry.location)
+        .map_err(|e| Error::Unsupported(format!("bad location {}: {e}", entry.location)))?;
+    let store = session.store_for(&url)?;
+    let auditing = session.is_auditing(&entry.zone, &entry.name);
+    if auditing && session.has_staged(&entry.zone, &entry.name) {
+        return Err(Error::Unsupported(format!(
+            "{} already has a write waiting for its checks; run the CHECKs first",
+            entry.qualified_name()
+        )));
+    }
+    let staged = stage(store, entry, df, replace).await?;
+    let rows = staged.rows;
+    if auditing {
+        session.park_staged(staged);
+    } else {
+        staged.swap().await?;
+    }
+    session.stores().invalidate_listings();
+    Ok(count_output(rows))
 }
 
 /// The distinct partition value tuples of the new rows, as text.

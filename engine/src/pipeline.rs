@@ -5,7 +5,9 @@
 //! table is a Delta table (or a new table), readers keep seeing the version before the write
 //! while the checks run on the new one: the catalog entry holds the old version until every
 //! check passes, and a failed check rolls the table back (RESTORE, or removing a table that
-//! was never published) before the error is reported.
+//! was never published) before the error is reported. An INSERT or INSERT OVERWRITE into a
+//! strata-written Parquet table is staged in a folder of its own: the checks read the table
+//! as the write will leave it, and the files are swapped in only when they all pass.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -237,9 +239,11 @@ async fn audited(
             let table = session.latest_delta(e).await.map_err(|e| fail(write, e))?;
             Some(table.version().map_or(-1, |v| v as i64))
         }
+        // INSERT [OVERWRITE] into a Parquet table is staged until the checks pass.
+        Some(e) if e.format == TableFormat::Parquet && is_insert(&write.sql) => None,
         Some(e) => {
             on_event(Event::Warning(format!(
-                "{} is a {} table: its checks run after the write is visible (Delta tables are checked before readers see them)",
+                "{} is a {} table: its checks run after the write is visible (INSERT into Parquet and writes to Delta tables are checked before readers see them)",
                 e.qualified_name(),
                 e.format
             )));
@@ -262,10 +266,15 @@ async fn audited(
             }
         }
     }
+    let staged = session.take_staged(zone, name);
     session.set_auditing(zone, name, false);
     let published = session.catalog().snapshot().table(zone, name).ok().cloned();
     match outcome {
         Ok(()) => {
+            if let Some(staged) = staged {
+                staged.swap().await.map_err(|e| fail(write, e))?;
+                session.stores().invalidate_listings();
+            }
             if published.is_some_and(|e| e.held_version.is_some()) {
                 set_hold(session, zone, name, None)
                     .await
@@ -274,6 +283,9 @@ async fn audited(
             Ok(())
         }
         Err(failure) => {
+            if let Some(staged) = staged {
+                staged.discard().await;
+            }
             // Roll back, so that what readers see after the hold is what they saw before.
             let rollback = async {
                 match (held, published) {
@@ -305,6 +317,13 @@ async fn audited(
             Err(failure)
         }
     }
+}
+
+/// Whether a statement is an INSERT (INTO or OVERWRITE).
+fn is_insert(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("insert"))
 }
 
 /// Sets or clears the version readers are held at.

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     delta_tables: Mutex<HashMap<(String, String), (TableEntry, deltalake::DeltaTable)>>,
     /// Tables whose writes this session is auditing (write-audit-publish).
     auditing: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Parquet writes under audit, staged until their checks pass.
+    staged: Mutex<HashMap<(String, String), crate::staging::Staged>>,
     /// Session-local tables and views (CREATE VIEW), by zone and name. Not persisted.
     local: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
 }
@@ -52,6 +54,7 @@ impl Shared {
             providers: Mutex::new(HashMap::new()),
             delta_tables: Mutex::new(HashMap::new()),
             auditing: Mutex::new(std::collections::HashSet::new()),
+            staged: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),
         })
     }
@@ -140,6 +143,34 @@ impl Shared {
         } else {
             auditing.remove(&key);
         }
+    }
+
+    /// Keeps a staged write until its audit publishes or discards it.
+    pub fn park_staged(&self, staged: crate::staging::Staged) {
+        let mut all = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(
+            (staged.entry.zone.clone(), staged.entry.name.clone()),
+            staged,
+        );
+    }
+
+    /// Takes the staged write of a table, if there is one.
+    pub fn take_staged(&self, zone: &str, name: &str) -> Option<crate::staging::Staged> {
+        let mut all = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        all.remove(&(zone.to_string(), name.to_string()))
+    }
+
+    /// The table as its staged write will make it, for the auditing session.
+    fn staged_view(&self, zone: &str, name: &str) -> Option<Result<Arc<dyn TableProvider>, Error>> {
+        let all = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(&(zone.to_string(), name.to_string()))
+            .map(|s| s.view(&self.counters))
+    }
+
+    /// Whether a table has a staged write.
+    pub fn has_staged(&self, zone: &str, name: &str) -> bool {
+        let all = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        all.contains_key(&(zone.to_string(), name.to_string()))
     }
 
     /// Whether this session is auditing a write to the table.
@@ -236,6 +267,11 @@ impl SchemaProvider for ZoneSchema {
                 .map_err(external)?
             };
             return Ok(Some(delta::provider(&table).await.map_err(external)?));
+        }
+        if as_of == AsOf::Latest
+            && let Some(view) = self.shared.staged_view(&self.zone, base)
+        {
+            return Ok(Some(view.map_err(external)?));
         }
         if as_of != AsOf::Latest {
             return Err(external(Error::Unsupported(format!(

@@ -176,6 +176,21 @@ impl Session {
         }
     }
 
+    /// Keeps a staged Parquet write until the audit of its table ends.
+    pub(crate) fn park_staged(&self, staged: crate::staging::Staged) {
+        self.shared.park_staged(staged);
+    }
+
+    /// Takes the staged Parquet write of a table under audit, if there is one.
+    pub(crate) fn take_staged(&self, zone: &str, name: &str) -> Option<crate::staging::Staged> {
+        self.shared.take_staged(zone, name)
+    }
+
+    /// Whether a table under audit has a staged Parquet write.
+    pub(crate) fn has_staged(&self, zone: &str, name: &str) -> bool {
+        self.shared.has_staged(zone, name)
+    }
+
     /// Whether this session is auditing a write to `zone.name` (it then reads the table's
     /// latest version, while every other reader keeps the held one).
     pub fn is_auditing(&self, zone: &str, name: &str) -> bool {

@@ -229,33 +229,43 @@ async fn run_file(
     }
 }
 
+/// One write of an audit case: the statement, its check, the count a second session must
+/// see while the check runs and after it, and whether the check fails.
+struct AuditStep {
+    write: &'static str,
+    check: &'static str,
+    during: &'static str,
+    after: &'static str,
+    fails: bool,
+}
+
 /// Write-audit-publish, seen from a second session: while a pipeline's checks run, the other
 /// session still reads the table as it was; once they pass it reads the new rows; after a
-/// failed check it reads the old rows again.
-async fn audit_hides_the_write_until_its_checks_pass() -> Result<(), String> {
+/// failed check it reads the old rows again, and no staged file is left behind.
+async fn audit_hides_the_write_until_its_checks_pass(
+    table: &str,
+    setup: &str,
+    steps: &[AuditStep],
+) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let location = dir.path().join("warehouse").to_string_lossy().to_string();
     let writer = Session::open(&location).await.map_err(|e| e.to_string())?;
     let reader = Arc::new(Session::open(&location).await.map_err(|e| e.to_string())?);
-    writer
-        .sql("CREATE TABLE curated.t AS SELECT * FROM (VALUES (1), (2)) AS v(k)")
-        .await
-        .map_err(|e| e.to_string())?;
+    writer.sql(setup).await.map_err(|e| e.to_string())?;
     let count = |session: Arc<Session>| async move {
         let batches = session
-            .sql("SELECT count(*) AS n FROM curated.t")
+            .sql(&format!("SELECT count(*) AS n FROM {table}"))
             .await
             .map_err(|e| e.to_string())?;
         Ok::<_, String>(rows_of(&batches).map_err(|e| e.0)?[0][0].clone())
     };
-    let pipeline = |check: &str| {
-        format!(
-            "INSERT INTO curated.t VALUES (3), (4), (5);\nCHECK 'rows' EXPECT (SELECT count(*) FROM curated.t) {check};"
-        )
-    };
-    for (check, published) in [("= 5", "5"), ("= 99", "5")] {
+    for step in steps {
+        let pipeline = format!(
+            "{};\nCHECK 'rows' EXPECT (SELECT count(*) FROM {table}) {};",
+            step.write, step.check
+        );
         let mut seen_during_check = None;
-        let result = strata_engine::pipeline::run(&writer, &pipeline(check), |event| {
+        let result = strata_engine::pipeline::run(&writer, &pipeline, |event| {
             if let strata_engine::pipeline::Event::Started { sql, .. } = event
                 && sql.starts_with("CHECK")
             {
@@ -266,27 +276,114 @@ async fn audit_hides_the_write_until_its_checks_pass() -> Result<(), String> {
             }
         })
         .await;
-        let before = if published == "5" && check == "= 5" {
-            "2"
-        } else {
-            "5"
-        };
-        if seen_during_check != Some(Ok(before.to_string())) {
+        let label = format!("{} then CHECK {}", step.write, step.check);
+        if seen_during_check != Some(Ok(step.during.to_string())) {
             return Err(format!(
-                "while checking '{check}' the reader saw {seen_during_check:?}, not {before}"
+                "{label}: while checking, the reader saw {seen_during_check:?}, not {}",
+                step.during
             ));
         }
         let after = count(Arc::clone(&reader)).await?;
-        if after != published {
+        if after != step.after {
             return Err(format!(
-                "after '{check}' the reader saw {after}, not {published}"
+                "{label}: afterwards the reader saw {after}, not {}",
+                step.after
             ));
         }
-        if check == "= 99" && result.is_ok() {
-            return Err("a failing check did not fail the pipeline".into());
+        if step.fails != result.is_err() {
+            return Err(format!("{label}: the pipeline gave {result:?}"));
         }
     }
+    let staged: Vec<String> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.contains("_strata_staging"))
+        .collect();
+    if !staged.is_empty() {
+        return Err(format!("staged files were left behind: {staged:?}"));
+    }
     Ok(())
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        out.push(path.to_string_lossy().to_string());
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+/// The audit cases: a Delta table, and INSERT INTO and INSERT OVERWRITE … PARTITION into a
+/// hive-partitioned Parquet table (staged until the checks pass).
+async fn audit_cases() -> Vec<(&'static str, Result<(), String>)> {
+    let delta = audit_hides_the_write_until_its_checks_pass(
+        "curated.t",
+        "CREATE TABLE curated.t AS SELECT * FROM (VALUES (1), (2)) AS v(k)",
+        &[
+            AuditStep {
+                write: "INSERT INTO curated.t VALUES (3), (4), (5)",
+                check: "= 5",
+                during: "2",
+                after: "5",
+                fails: false,
+            },
+            AuditStep {
+                write: "INSERT INTO curated.t VALUES (3), (4), (5)",
+                check: "= 99",
+                during: "5",
+                after: "5",
+                fails: true,
+            },
+        ],
+    )
+    .await;
+    let parquet = audit_hides_the_write_until_its_checks_pass(
+        "processed.p",
+        "CREATE TABLE processed.p STORED AS PARQUET PARTITIONED BY (m) AS SELECT * FROM (VALUES (1, 1), (2, 2)) AS v(k, m)",
+        &[
+            AuditStep {
+                write: "INSERT INTO processed.p VALUES (3, 1), (4, 3), (5, 3)",
+                check: "= 5",
+                during: "2",
+                after: "5",
+                fails: false,
+            },
+            AuditStep {
+                write: "INSERT INTO processed.p VALUES (6, 1)",
+                check: "= 99",
+                during: "5",
+                after: "5",
+                fails: true,
+            },
+            // Replaces m = 1 (k 1 and 3) with one row: 4 rows, checked before readers see it.
+            AuditStep {
+                write: "INSERT OVERWRITE processed.p PARTITION (m) VALUES (9, 1)",
+                check: "= 4",
+                during: "5",
+                after: "4",
+                fails: false,
+            },
+            AuditStep {
+                write: "INSERT OVERWRITE processed.p PARTITION (m) VALUES (10, 3)",
+                check: "BETWEEN 100 AND 200",
+                during: "4",
+                after: "4",
+                fails: true,
+            },
+            AuditStep {
+                write: "INSERT OVERWRITE processed.p SELECT 7 AS a, 7 AS b",
+                check: "= 1",
+                during: "4",
+                after: "1",
+                fails: false,
+            },
+        ],
+    )
+    .await;
+    vec![("delta", delta), ("parquet", parquet)]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -351,14 +448,17 @@ async fn main() {
     }
     // Behaviour that needs two sessions at once, beside the SQL files.
     if filters.is_empty() && !complete {
-        match audit_hides_the_write_until_its_checks_pass().await {
-            Ok(()) => {
-                passed += 1;
-                println!("test audit_hides_the_write_until_its_checks_pass ... ok");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test audit_hides_the_write_until_its_checks_pass ... FAILED\n{e}");
+        for (label, outcome) in audit_cases().await {
+            let name = format!("audit_hides_the_write_until_its_checks_pass [{label}]");
+            match outcome {
+                Ok(()) => {
+                    passed += 1;
+                    println!("test {name} ... ok");
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("test {name} ... FAILED\n{e}");
+                }
             }
         }
     }
