@@ -254,6 +254,7 @@ pub(crate) async fn create_table_as(
     let snapshot = session.catalog().snapshot();
     let zone_entry = snapshot.zone(&zone)?.clone();
     let existing = snapshot.table(&zone, &name).ok().cloned();
+    let existing_entry = existing.clone();
     if existing.is_some() {
         if ctas.if_not_exists {
             return Ok(Output::Done(format!(
@@ -377,6 +378,45 @@ pub(crate) async fn create_table_as(
                 .try_collect()
                 .await
                 .map_err(|e| Error::DataFusion(e.into()))?;
+            let replaces_parquet = existing_entry
+                .as_ref()
+                .is_some_and(|e| e.format == TableFormat::Parquet && e.location == location);
+            if !existing.is_empty() && ctas.or_replace && replaces_parquet {
+                // The old files stay until the new ones are all written (and, under audit,
+                // checked); then they are swapped.
+                let mut staged = crate::staging::stage(
+                    Arc::clone(&store),
+                    &entry,
+                    ctas.partition_by.clone(),
+                    df,
+                    crate::staging::Replace::All,
+                )
+                .await?;
+                let mut inspected_entry = entry.clone();
+                inspected_entry.location = staged.url().to_string();
+                let inspected =
+                    match crate::register::inspect_table(session, &mut inspected_entry).await {
+                        Ok(i) => i,
+                        Err(e) => {
+                            staged.discard().await;
+                            return Err(e);
+                        }
+                    };
+                inspected_entry.location = entry.location.clone();
+                staged.entry = inspected_entry;
+                staged.replaces_entry = true;
+                let rows = staged.rows;
+                let message = format!(
+                    "created {qualified}: {inspected}, {rows} row{} written",
+                    if rows == 1 { "" } else { "s" }
+                );
+                if session.is_auditing(&zone, &name) {
+                    session.park_staged(staged);
+                } else {
+                    staged.publish(session.catalog()).await?;
+                }
+                return Ok(Output::Done(message));
+            }
             if !existing.is_empty() {
                 if !ctas.or_replace {
                     return Err(Error::Unsupported(format!(

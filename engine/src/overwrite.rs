@@ -267,7 +267,12 @@ async fn parquet_write(
             entry.qualified_name()
         )));
     }
-    let staged = stage(store, entry, df, replace).await?;
+    let partition_cols = entry
+        .partition_columns
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let staged = stage(store, entry, partition_cols, df, replace).await?;
     let rows = staged.rows;
     if auditing {
         session.park_staged(staged);

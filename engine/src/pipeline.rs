@@ -239,11 +239,11 @@ async fn audited(
             let table = session.latest_delta(e).await.map_err(|e| fail(write, e))?;
             Some(table.version().map_or(-1, |v| v as i64))
         }
-        // INSERT [OVERWRITE] into a Parquet table is staged until the checks pass.
-        Some(e) if e.format == TableFormat::Parquet && is_insert(&write.sql) => None,
+        // Writes to a Parquet table are staged until the checks pass.
+        Some(e) if e.format == TableFormat::Parquet => None,
         Some(e) => {
             on_event(Event::Warning(format!(
-                "{} is a {} table: its checks run after the write is visible (INSERT into Parquet and writes to Delta tables are checked before readers see them)",
+                "{} is a {} table: its checks run after the write is visible (writes to Delta and Parquet tables are checked before readers see them)",
                 e.qualified_name(),
                 e.format
             )));
@@ -272,7 +272,10 @@ async fn audited(
     match outcome {
         Ok(()) => {
             if let Some(staged) = staged {
-                staged.swap().await.map_err(|e| fail(write, e))?;
+                staged
+                    .publish(session.catalog())
+                    .await
+                    .map_err(|e| fail(write, e))?;
                 session.stores().invalidate_listings();
             }
             if published.is_some_and(|e| e.held_version.is_some()) {
@@ -317,13 +320,6 @@ async fn audited(
             Err(failure)
         }
     }
-}
-
-/// Whether a statement is an INSERT (INTO or OVERWRITE).
-fn is_insert(sql: &str) -> bool {
-    sql.trim_start()
-        .get(..6)
-        .is_some_and(|w| w.eq_ignore_ascii_case("insert"))
 }
 
 /// Sets or clears the version readers are held at.

@@ -46,17 +46,22 @@ pub(crate) struct Staged {
     folders: BTreeSet<Vec<String>>,
     /// Rows written.
     pub rows: u64,
+    /// Whether `entry` is a new entry for the table (CREATE OR REPLACE TABLE … AS), committed
+    /// to the catalog when the files are swapped in.
+    pub replaces_entry: bool,
 }
 
 fn storage_error(e: object_store::Error) -> Error {
     Error::DataFusion(e.into())
 }
 
-/// Writes a query's rows as Parquet into a new staging folder of `entry`'s table, in the
-/// table's hive partitions. Nothing readers see changes. On failure nothing is left behind.
+/// Writes a query's rows as Parquet into a new staging folder of `entry`'s table, in hive
+/// partitions by `partition_cols`. Nothing readers see changes. On failure nothing is left
+/// behind.
 pub(crate) async fn stage(
     store: Arc<dyn ObjectStore>,
     entry: &TableEntry,
+    partition_cols: Vec<String>,
     df: datafusion::dataframe::DataFrame,
     replace: Replace,
 ) -> Result<Staged> {
@@ -73,11 +78,6 @@ pub(crate) async fn stage(
         root.parts()
             .chain(std::iter::once(staging_name.as_str().into())),
     );
-    let partition_cols: Vec<String> = entry
-        .partition_columns
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
     let options =
         datafusion::dataframe::DataFrameWriteOptions::new().with_partition_by(partition_cols);
     let mut staged = Staged {
@@ -89,6 +89,7 @@ pub(crate) async fn stage(
         replace,
         folders: BTreeSet::new(),
         rows: 0,
+        replaces_entry: false,
     };
     let written = match df.write_parquet(&staged.staging_url, options, None).await {
         Ok(batches) => batches,
@@ -124,6 +125,28 @@ pub(crate) async fn stage(
 }
 
 impl Staged {
+    /// The URL of the staging folder.
+    pub fn url(&self) -> &str {
+        &self.staging_url
+    }
+
+    /// Swaps the files in and, when the write made a new entry for the table, commits it.
+    pub async fn publish(self, catalog: &strata_catalog::Catalog) -> Result<u64> {
+        let entry = self.replaces_entry.then(|| self.entry.clone());
+        let rows = self.swap().await?;
+        if let Some(entry) = entry {
+            let qualified = entry.qualified_name();
+            catalog
+                .commit(&format!("CREATE TABLE {qualified} AS"), |_| {
+                    Ok(vec![strata_catalog::Action::PutTable(Box::new(
+                        entry.clone(),
+                    ))])
+                })
+                .await?;
+        }
+        Ok(rows)
+    }
+
     async fn staged_files(&self) -> Result<Vec<Path>> {
         let files: Vec<_> = self
             .store

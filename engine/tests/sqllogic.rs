@@ -380,6 +380,21 @@ async fn audit_cases() -> Vec<(&'static str, Result<(), String>)> {
                 after: "1",
                 fails: false,
             },
+            // Replacing the table (and its schema) is staged the same way.
+            AuditStep {
+                write: "CREATE OR REPLACE TABLE processed.p STORED AS PARQUET PARTITIONED BY (m) AS SELECT * FROM (VALUES (1, 1), (2, 2), (3, 3)) AS v(k, m)",
+                check: "= 3",
+                during: "1",
+                after: "3",
+                fails: false,
+            },
+            AuditStep {
+                write: "CREATE OR REPLACE TABLE processed.p AS SELECT 1 AS k, 'x' AS other",
+                check: "= 99",
+                during: "3",
+                after: "3",
+                fails: true,
+            },
         ],
     )
     .await;
