@@ -1,11 +1,17 @@
-//! `strata bench tpch`: runs the TPC-H queries (built into the binary from
-//! `benches/tpch/`) against tables made by `strata tpch gen`, and reports per query the cold
-//! and warm times, rows, files and bytes read, as a table and optionally as JSON.
+//! `strata bench tpch|ssb`: runs a benchmark's queries (built into the binary from
+//! `benches/tpch/` and `benches/ssb/`) against the tables `strata tpch gen` / `strata ssb
+//! gen` make, generating them first when the zone lacks them (or holds them at another
+//! scale factor or format), and reports per query the cold and warm times, rows, files
+//! read and pruned, bytes read and peak memory, as a table and optionally as JSON.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use futures::StreamExt;
+use object_store::path::Path;
+use strata_engine::datagen::{self, GenFormat, Generated, Generation, Progress};
+use strata_engine::metrics::PeakMemoryPool;
 use strata_engine::{Output, Session};
 
 /// The 22 queries, by number.
@@ -34,15 +40,159 @@ pub const TPCH: [(u32, &str); 22] = [
     (22, include_str!("../../benches/tpch/q22.sql")),
 ];
 
+/// The 13 SSB queries, by number.
+pub const SSB: [(&str, &str); 13] = [
+    ("1.1", include_str!("../../benches/ssb/q1.1.sql")),
+    ("1.2", include_str!("../../benches/ssb/q1.2.sql")),
+    ("1.3", include_str!("../../benches/ssb/q1.3.sql")),
+    ("2.1", include_str!("../../benches/ssb/q2.1.sql")),
+    ("2.2", include_str!("../../benches/ssb/q2.2.sql")),
+    ("2.3", include_str!("../../benches/ssb/q2.3.sql")),
+    ("3.1", include_str!("../../benches/ssb/q3.1.sql")),
+    ("3.2", include_str!("../../benches/ssb/q3.2.sql")),
+    ("3.3", include_str!("../../benches/ssb/q3.3.sql")),
+    ("3.4", include_str!("../../benches/ssb/q3.4.sql")),
+    ("4.1", include_str!("../../benches/ssb/q4.1.sql")),
+    ("4.2", include_str!("../../benches/ssb/q4.2.sql")),
+    ("4.3", include_str!("../../benches/ssb/q4.3.sql")),
+];
+
+/// A benchmark suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    Tpch,
+    Ssb,
+}
+
+impl Suite {
+    /// The suite's name in commands: `tpch`, `ssb`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Tpch => "tpch",
+            Suite::Ssb => "ssb",
+        }
+    }
+
+    /// The suite's name for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Suite::Tpch => "TPC-H",
+            Suite::Ssb => "SSB",
+        }
+    }
+
+    fn tables(self) -> &'static [&'static str] {
+        match self {
+            Suite::Tpch => &strata_engine::tpch::TABLES,
+            Suite::Ssb => &strata_engine::ssb::TABLES,
+        }
+    }
+
+    /// Whether the fact table is partitioned by year unless asked otherwise.
+    fn partitioned_by_default(self) -> bool {
+        self == Suite::Ssb
+    }
+
+    /// Generates the suite's tables into a zone.
+    pub async fn generate(
+        self,
+        session: &Session,
+        generation: Generation,
+        progress: Progress,
+    ) -> strata_engine::Result<Vec<(String, u64)>> {
+        let sources = match self {
+            Suite::Tpch => strata_engine::tpch::sources(generation.sf),
+            Suite::Ssb => strata_engine::ssb::sources(generation.sf),
+        };
+        generation.run(session, sources, progress).await
+    }
+
+    fn queries(self) -> Vec<Query> {
+        match self {
+            Suite::Tpch => TPCH
+                .iter()
+                .map(|(n, sql)| Query {
+                    id: serde_json::json!(n),
+                    label: format!("q{n:02}"),
+                    sql,
+                })
+                .collect(),
+            Suite::Ssb => SSB
+                .iter()
+                .map(|(n, sql)| Query {
+                    id: serde_json::json!(n),
+                    label: format!("q{n}"),
+                    sql,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One query of a suite.
+#[derive(Debug, Clone)]
+struct Query {
+    /// How JSON names it: 6 for TPC-H Q6, "1.1" for SSB Q1.1.
+    id: serde_json::Value,
+    /// How tables name it: q06, q1.1.
+    label: String,
+    sql: &'static str,
+}
+
+impl Query {
+    /// Whether `asked` (from `--queries`: 6, 06, q6, 1.1, q1.1) names this query.
+    fn is(&self, asked: &str) -> bool {
+        let asked = asked.trim().trim_start_matches(['q', 'Q']);
+        match &self.id {
+            serde_json::Value::Number(n) => asked.parse::<u64>().ok() == n.as_u64(),
+            other => other.as_str() == Some(asked),
+        }
+    }
+}
+
+/// What `strata bench` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub suite: Suite,
+    pub zone: String,
+    /// Queries to run, as `--queries` names them (all when empty).
+    pub queries: Vec<String>,
+    pub iterations: usize,
+    /// The scale factor wanted; `None` takes the tables the zone holds.
+    pub sf: Option<f64>,
+    /// The format wanted; `None` takes the tables the zone holds.
+    pub format: Option<GenFormat>,
+    /// Partitioning wanted when it differs from the suite's default.
+    pub partitioned: Option<bool>,
+    pub output: Option<PathBuf>,
+}
+
 /// One query's measurements.
 #[derive(Debug)]
 struct Measured {
-    query: u32,
+    query: Query,
     cold_ms: f64,
     warm_ms: Vec<f64>,
     rows: usize,
+    /// Distinct files opened (data files, logs and all), as the footer counts them.
     files: u64,
     bytes: u64,
+    /// Data files of the query's tables.
+    files_total: u64,
+    /// Of those, the files the query opened.
+    files_read: u64,
+    peak_memory: u64,
+}
+
+impl Measured {
+    fn warm_best(&self) -> f64 {
+        let warm = self.warm_ms.iter().copied().fold(f64::INFINITY, f64::min);
+        if warm.is_finite() { warm } else { self.cold_ms }
+    }
+
+    fn files_pruned(&self) -> u64 {
+        self.files_total.saturating_sub(self.files_read)
+    }
 }
 
 async fn run_once(session: &Session, sql: &str) -> anyhow::Result<(f64, usize)> {
@@ -58,87 +208,257 @@ async fn run_once(session: &Session, sql: &str) -> anyhow::Result<(f64, usize)> 
     Ok((start.elapsed().as_secs_f64() * 1000.0, rows))
 }
 
-/// Runs the benchmark; returns the number of failed queries.
-pub async fn tpch(
-    session: &Session,
-    zone: &str,
-    queries: &[u32],
-    iterations: usize,
-    output: Option<&std::path::Path>,
-) -> anyhow::Result<usize> {
-    session.use_zone(zone).await?;
-    if session
-        .catalog()
-        .snapshot()
-        .table(zone, "lineitem")
-        .is_err()
-    {
-        anyhow::bail!(
-            "zone {zone} has no TPC-H tables; run `strata tpch gen --sf 1 --zone {zone}` first"
-        );
+/// Makes sure the zone holds the suite's tables as asked, generating them when it does not;
+/// returns how they were made, when known.
+async fn ensure_tables(session: &Session, options: &Options) -> anyhow::Result<Option<Generated>> {
+    let suite = options.suite;
+    let zone = options.zone.as_str();
+    let snapshot = session.catalog().snapshot();
+    snapshot.zone(zone)?;
+    let complete = suite
+        .tables()
+        .iter()
+        .all(|t| snapshot.table(zone, t).is_ok());
+    let made = datagen::generated(session, zone, suite.tables());
+    let fits = match (&made, complete) {
+        (_, false) => false,
+        (Some(made), true) => {
+            options.sf.is_none_or(|sf| sf == made.sf)
+                && options.format.is_none_or(|f| f == made.format)
+                && options.partitioned.is_none_or(|p| p == made.partitioned)
+        }
+        // Tables made some other way are taken as they are, unless a scale factor or
+        // format is asked for.
+        (None, true) => options.sf.is_none() && options.format.is_none(),
+    };
+    if fits {
+        return Ok(made);
     }
+    let sf = options.sf.or(made.as_ref().map(|m| m.sf)).unwrap_or(1.0);
+    let format = options
+        .format
+        .or(made.as_ref().map(|m| m.format))
+        .unwrap_or(GenFormat::Parquet);
+    let partitioned = options
+        .partitioned
+        .or(made.as_ref().map(|m| m.partitioned))
+        .unwrap_or(suite.partitioned_by_default());
+    eprintln!(
+        "generating {} at scale factor {sf} as {format} into {zone}",
+        suite.title()
+    );
+    let generation = Generation {
+        suite: suite.name(),
+        sf,
+        zone: zone.to_string(),
+        format,
+        partitioned,
+    };
+    crate::exec::generate(session, suite, generation, &mut std::io::stderr()).await?;
+    Ok(datagen::generated(session, zone, suite.tables()))
+}
+
+/// The data files of each table of the suite: the object-store prefix and how many.
+async fn table_files(
+    session: &Session,
+    options: &Options,
+) -> anyhow::Result<Vec<(&'static str, Path, u64)>> {
+    let mut out = vec![];
+    for table in options.suite.tables() {
+        let (prefix, files) = datagen::table_files(session, &options.zone, table).await?;
+        out.push((*table, prefix, files));
+    }
+    Ok(out)
+}
+
+/// The suite's tables a query reads.
+fn tables_of<'a>(
+    session: &Session,
+    sql: &str,
+    tables: &'a [(&'static str, Path, u64)],
+) -> Vec<&'a (&'static str, Path, u64)> {
+    let state = session.context().state();
+    let mut names = vec![];
+    for statement in strata_engine::split::split_statements(sql) {
+        let Ok(parsed) =
+            state.sql_to_statement(&statement.sql, &datafusion::config::Dialect::Generic)
+        else {
+            continue;
+        };
+        if let Ok(references) = state.resolve_table_references(&parsed) {
+            names.extend(references.iter().map(|r| r.table().to_ascii_lowercase()));
+        }
+    }
+    tables
+        .iter()
+        .filter(|(name, ..)| names.iter().any(|n| n == name))
+        .collect()
+}
+
+/// Runs the benchmark; returns the number of failed queries.
+pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> {
+    let suite = options.suite;
+    let zone = options.zone.as_str();
+    session.use_zone(zone).await?;
+    let made = ensure_tables(session, options).await?;
+    let files = table_files(session, options).await?;
+    let all = suite.queries();
+    for asked in &options.queries {
+        if !all.iter().any(|q| q.is(asked)) {
+            anyhow::bail!(
+                "{} has no query {asked}; its queries are {}",
+                suite.title(),
+                all.iter()
+                    .map(|q| q.id.to_string().trim_matches('"').to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let runtime = session.context().runtime_env();
+    let pool = runtime.memory_pool.downcast_ref::<PeakMemoryPool>();
     let mut results = vec![];
     let mut failed = 0;
-    for (number, sql) in TPCH
-        .iter()
-        .filter(|(n, _)| queries.is_empty() || queries.contains(n))
+    for query in all
+        .into_iter()
+        .filter(|q| options.queries.is_empty() || options.queries.iter().any(|a| q.is(a)))
     {
-        let (cold_ms, rows) = match run_once(session, sql).await {
+        if let Some(pool) = pool {
+            pool.reset_peak();
+        }
+        let (cold_ms, rows) = match run_once(session, query.sql).await {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("q{number:02}: error: {e:#}");
+                eprintln!("{}: error: {e:#}", query.label);
                 failed += 1;
                 continue;
             }
         };
+        let peak_memory = pool.map_or(0, PeakMemoryPool::peak);
         let read = session.counters().summary();
+        let opened = session.counters().files_opened();
+        let tables = tables_of(session, query.sql, &files);
+        let files_total = tables.iter().map(|(_, _, n)| n).sum();
+        let files_read = opened
+            .iter()
+            .filter(|path| {
+                let Ok(path) = Path::parse(path) else {
+                    return false;
+                };
+                tables
+                    .iter()
+                    .any(|(_, table, _)| datagen::is_data_file(table, &path))
+            })
+            .count() as u64;
         let mut warm_ms = vec![];
-        for _ in 1..iterations.max(1) {
-            warm_ms.push(run_once(session, sql).await?.0);
+        let mut warm_failed = false;
+        for _ in 1..options.iterations.max(1) {
+            match run_once(session, query.sql).await {
+                Ok((ms, _)) => warm_ms.push(ms),
+                Err(e) => {
+                    eprintln!("{}: error in a warm run: {e:#}", query.label);
+                    warm_failed = true;
+                    break;
+                }
+            }
+        }
+        if warm_failed {
+            failed += 1;
+            continue;
         }
         let m = Measured {
-            query: *number,
+            query,
             cold_ms,
             warm_ms,
             rows,
             files: read.files,
             bytes: read.bytes,
+            files_total,
+            files_read,
+            peak_memory,
         };
-        eprintln!("q{:02}: {:.1} ms cold, {} rows", m.query, m.cold_ms, m.rows);
+        eprintln!(
+            "{}: {:.1} ms cold, {} rows",
+            m.query.label, m.cold_ms, m.rows
+        );
         results.push(m);
     }
-    println!("| query | cold ms | warm ms (best) | rows | files | bytes read |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    let mut total_cold = 0.0;
-    let mut total_warm = 0.0;
-    for m in &results {
-        let warm = m.warm_ms.iter().copied().fold(f64::INFINITY, f64::min);
-        let warm = if warm.is_finite() { warm } else { m.cold_ms };
-        total_cold += m.cold_ms;
-        total_warm += warm;
-        println!(
-            "| q{:02} | {:.1} | {:.1} | {} | {} | {} |",
-            m.query, m.cold_ms, warm, m.rows, m.files, m.bytes
-        );
-    }
-    println!("| total | {total_cold:.1} | {total_warm:.1} | | | |");
-    if let Some(path) = output {
-        let json: Vec<String> = results
+    print_table(suite, zone, made.as_ref(), &results);
+    if let Some(path) = &options.output {
+        let json: Vec<serde_json::Value> = results
             .iter()
             .map(|m| {
-                format!(
-                    "{{\"query\":{},\"cold_ms\":{:.3},\"warm_ms\":[{}],\"rows\":{},\"files\":{},\"bytes\":{}}}",
-                    m.query,
-                    m.cold_ms,
-                    m.warm_ms.iter().map(|w| format!("{w:.3}")).collect::<Vec<_>>().join(","),
-                    m.rows,
-                    m.files,
-                    m.bytes
-                )
+                serde_json::json!({
+                    "query": m.query.id,
+                    "label": m.query.label,
+                    "suite": suite.name(),
+                    "sf": made.as_ref().map(|g| g.sf),
+                    "format": made.as_ref().map(|g| g.format.to_string()),
+                    "partitioned": made.as_ref().map(|g| g.partitioned),
+                    "cold_ms": round3(m.cold_ms),
+                    "warm_ms": m.warm_ms.iter().copied().map(round3).collect::<Vec<_>>(),
+                    "warm_best_ms": round3(m.warm_best()),
+                    "rows": m.rows,
+                    "files": m.files,
+                    "bytes": m.bytes,
+                    "files_total": m.files_total,
+                    "files_read": m.files_read,
+                    "files_pruned": m.files_pruned(),
+                    "peak_memory_bytes": m.peak_memory,
+                })
             })
             .collect();
-        std::fs::write(path, format!("[{}]\n", json.join(",\n")))
+        let text = serde_json::to_string_pretty(&json)?;
+        std::fs::write(path, format!("{text}\n"))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(failed)
+}
+
+fn round3(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+fn print_table(suite: Suite, zone: &str, made: Option<&Generated>, results: &[Measured]) {
+    match made {
+        Some(g) => println!(
+            "{} at scale factor {} ({}{}) in {zone}",
+            suite.title(),
+            g.sf,
+            g.format,
+            if g.partitioned {
+                ", partitioned by year"
+            } else {
+                ""
+            }
+        ),
+        None => println!("{} in {zone}", suite.title()),
+    }
+    println!();
+    println!(
+        "| query | cold ms | warm ms (best) | rows | files read | files pruned | bytes read | peak memory |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut total_cold = 0.0;
+    let mut total_warm = 0.0;
+    for m in results {
+        total_cold += m.cold_ms;
+        total_warm += m.warm_best();
+        println!(
+            "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+            m.query.label,
+            m.cold_ms,
+            m.warm_best(),
+            m.rows,
+            m.files_read,
+            m.files_pruned(),
+            m.bytes,
+            mebibytes(m.peak_memory)
+        );
+    }
+    println!("| total | {total_cold:.1} | {total_warm:.1} | | | | | |");
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }

@@ -16,6 +16,9 @@ use rustyline::error::ReadlineError;
 use strata_engine::split::split_statements;
 use strata_engine::{Output, ScanSummary, Session};
 
+use strata_engine::datagen::Generation;
+
+use crate::bench::Suite;
 use crate::command::{Command, HELP};
 use crate::helper::ReplHelper;
 use crate::print_format::PrintFormat;
@@ -507,12 +510,13 @@ pub async fn run_pipeline(
     }
 }
 
-/// `strata tpch gen`: generates the TPC-H tables with a progress line per table.
-pub async fn tpch_gen(
+/// `strata tpch gen` and `strata ssb gen`: generates a benchmark's tables with a progress
+/// line, then writes the rows of each table to `out`.
+pub async fn generate(
     session: &Session,
-    sf: f64,
-    zone: &str,
-    partitioned: bool,
+    suite: Suite,
+    generation: Generation,
+    out: &mut dyn Write,
 ) -> anyhow::Result<usize> {
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
@@ -526,22 +530,26 @@ pub async fn tpch_gen(
     bar.enable_steady_tick(Duration::from_millis(200));
     let shown = bar.clone();
     let start = Instant::now();
-    let written = strata_engine::tpch::generate(
-        session,
-        sf,
-        zone,
-        partitioned,
-        Arc::new(move |table: &str, rows: u64| shown.set_message(format!("{table}: {rows} rows"))),
-    )
-    .await;
+    let (sf, zone, format) = (generation.sf, generation.zone.clone(), generation.format);
+    let written = suite
+        .generate(
+            session,
+            generation,
+            Arc::new(move |table: &str, rows: u64| {
+                shown.set_message(format!("{table}: {rows} rows"));
+            }),
+        )
+        .await;
     bar.finish_and_clear();
     let written = written?;
     for (table, rows) in &written {
-        println!("{zone}.{table}: {rows} rows");
+        writeln!(out, "{zone}.{table}: {rows} rows")?;
     }
-    println!(
-        "generated TPC-H at scale factor {sf} in {:.1}s",
+    writeln!(
+        out,
+        "generated {} at scale factor {sf} as {format} in {:.1}s",
+        suite.title(),
         start.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(0)
 }

@@ -129,6 +129,11 @@ enum Commands {
         #[command(subcommand)]
         action: TpchAction,
     },
+    /// Star Schema Benchmark data (derived from the TPC-H generator).
+    Ssb {
+        #[command(subcommand)]
+        action: SsbAction,
+    },
     /// Run a benchmark's queries and report their times.
     Bench {
         #[command(subcommand)]
@@ -163,40 +168,89 @@ enum Commands {
 
 #[derive(Debug, clap::Subcommand)]
 enum BenchSuite {
-    /// The 22 TPC-H queries, on tables made by `strata tpch gen`.
+    /// The 22 TPC-H queries, on tables made by `strata tpch gen` (generated first when the
+    /// zone lacks them or holds them at another scale factor or format).
     Tpch {
-        /// Zone holding the TPC-H tables.
-        #[arg(long, default_value = "processed")]
-        zone: String,
-        /// Queries to run, e.g. 1,3,5 (all by default).
-        #[arg(long, value_delimiter = ',')]
-        queries: Vec<u32>,
-        /// Runs of each query: the first is cold, the rest warm.
-        #[arg(long, default_value_t = 3)]
-        iterations: usize,
-        /// Write the measurements as JSON here.
+        #[command(flatten)]
+        run: BenchRun,
+        /// Partition lineitem and orders by year when generating.
         #[arg(long)]
-        output: Option<PathBuf>,
+        partitioned: bool,
     },
+    /// The 13 Star Schema Benchmark queries, on tables made by `strata ssb gen` (generated
+    /// first when the zone lacks them or holds them at another scale factor or format).
+    Ssb {
+        #[command(flatten)]
+        run: BenchRun,
+        /// Leave lineorder unpartitioned when generating.
+        #[arg(long)]
+        unpartitioned: bool,
+    },
+}
+
+/// What `strata bench` runs, and where.
+#[derive(Debug, clap::Args)]
+struct BenchRun {
+    /// Zone holding the tables.
+    #[arg(long, default_value = "processed")]
+    zone: String,
+    /// Queries to run, e.g. 1,3,5 for TPC-H or 1.1,2.3 for SSB (all by default).
+    #[arg(long, value_delimiter = ',')]
+    queries: Vec<String>,
+    /// Runs of each query: the first is cold, the rest warm.
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// Scale factor of the tables; generated at this scale factor when the zone holds
+    /// another one [default: the tables there, else 1].
+    #[arg(long)]
+    sf: Option<f64>,
+    /// Storage format of the tables (parquet, delta or json); generated in this format when
+    /// the zone holds another one [default: the tables there, else parquet].
+    #[arg(long)]
+    format: Option<String>,
+    /// Write the measurements as JSON here.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum TpchAction {
     /// Generate the eight TPC-H tables into a zone and register them.
     Gen {
-        /// Scale factor: 1 is about 1 GB of CSV-equivalent data (6 million lineitem rows).
-        #[arg(long, default_value_t = 1.0)]
-        sf: f64,
-        /// Zone to write the tables into.
-        #[arg(long, default_value = "processed")]
-        zone: String,
-        /// Storage format of the tables (parquet; make Delta copies with CREATE TABLE … AS).
-        #[arg(long, default_value = "parquet")]
-        format: String,
+        #[command(flatten)]
+        data: GenArgs,
         /// Partition lineitem and orders by the year of their ship and order dates.
         #[arg(long)]
         partitioned: bool,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SsbAction {
+    /// Generate the five SSB tables (lineorder, customer, supplier, part, date) into a zone
+    /// and register them; lineorder is partitioned by the year of lo_orderdate.
+    Gen {
+        #[command(flatten)]
+        data: GenArgs,
+        /// Leave lineorder unpartitioned.
+        #[arg(long)]
+        unpartitioned: bool,
+    },
+}
+
+/// What benchmark data to generate, and where.
+#[derive(Debug, clap::Args)]
+struct GenArgs {
+    /// Scale factor, 0.01 to 100: 1 is about 1 GB of CSV-equivalent data (6 million lineitem
+    /// or lineorder rows).
+    #[arg(long, default_value_t = 1.0)]
+    sf: f64,
+    /// Zone to write the tables into.
+    #[arg(long, default_value = "processed")]
+    zone: String,
+    /// Storage format of the tables: parquet, delta or json (NDJSON, read schema-on-read).
+    #[arg(long, default_value = "parquet")]
+    format: String,
 }
 
 /// Where strata keeps its own folders.
@@ -245,6 +299,23 @@ fn load_config(args: &Args) -> anyhow::Result<strata_catalog::Config> {
     Ok(config)
 }
 
+/// `strata tpch gen`, `strata ssb gen`.
+async fn generate(
+    session: &Session,
+    suite: bench::Suite,
+    data: &GenArgs,
+    partitioned: bool,
+) -> anyhow::Result<usize> {
+    let generation = strata_engine::datagen::Generation {
+        suite: suite.name(),
+        sf: data.sf,
+        zone: data.zone.clone(),
+        format: data.format.parse()?,
+        partitioned,
+    };
+    exec::generate(session, suite, generation, &mut std::io::stdout()).await
+}
+
 /// Runs what the arguments ask; returns the number of failed statements.
 async fn run(args: Args) -> anyhow::Result<usize> {
     let config = load_config(&args)?;
@@ -260,34 +331,40 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     if let Some(Commands::Run { file, vars }) = &args.command {
         return exec::run_pipeline(&session, file, vars).await;
     }
-    if let Some(Commands::Bench {
-        suite:
-            BenchSuite::Tpch {
-                zone,
-                queries,
-                iterations,
-                output,
-            },
-    }) = &args.command
-    {
-        return bench::tpch(&session, zone, queries, *iterations, output.as_deref()).await;
-    }
-    if let Some(Commands::Tpch {
-        action:
-            TpchAction::Gen {
-                sf,
-                zone,
-                format,
+    match &args.command {
+        Some(Commands::Bench { suite }) => {
+            // Partitioning is asked for only when it differs from the suite's default.
+            let (suite, run, partitioned) = match suite {
+                BenchSuite::Tpch { run, partitioned } => {
+                    (bench::Suite::Tpch, run, partitioned.then_some(true))
+                }
+                BenchSuite::Ssb { run, unpartitioned } => {
+                    (bench::Suite::Ssb, run, unpartitioned.then_some(false))
+                }
+            };
+            let options = bench::Options {
+                suite,
+                zone: run.zone.clone(),
+                queries: run.queries.clone(),
+                iterations: run.iterations,
+                sf: run.sf,
+                format: run.format.as_deref().map(str::parse).transpose()?,
                 partitioned,
-            },
-    }) = &args.command
-    {
-        if !format.eq_ignore_ascii_case("parquet") {
-            anyhow::bail!(
-                "tpch gen writes parquet; for Delta tables run CREATE TABLE curated.t STORED AS DELTA AS SELECT * FROM {zone}.t after generating"
-            );
+                output: run.output.clone(),
+            };
+            return bench::run(&session, &options).await;
         }
-        return exec::tpch_gen(&session, *sf, zone, *partitioned).await;
+        Some(Commands::Tpch {
+            action: TpchAction::Gen { data, partitioned },
+        }) => return generate(&session, bench::Suite::Tpch, data, *partitioned).await,
+        Some(Commands::Ssb {
+            action:
+                SsbAction::Gen {
+                    data,
+                    unpartitioned,
+                },
+        }) => return generate(&session, bench::Suite::Ssb, data, !*unpartitioned).await,
+        _ => {}
     }
     if let Some(zone) = &args.zone {
         session.use_zone(zone).await?;

@@ -21,6 +21,7 @@
 
 mod check;
 mod ctas;
+pub mod datagen;
 pub mod delta;
 mod dml;
 mod error;
@@ -35,6 +36,7 @@ mod register;
 mod schema;
 mod session;
 pub mod split;
+pub mod ssb;
 mod staging;
 pub mod stores;
 pub mod table;

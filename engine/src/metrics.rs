@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, UnboundedMemoryPool,
+};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -457,6 +460,89 @@ impl ObjectStore for CountingStore {
     }
 }
 
+/// A memory pool that remembers the most memory its queries held at once: the peak of
+/// reserved bytes since the last [`PeakMemoryPool::reset_peak`]. Every operator that buffers
+/// (joins, aggregations, sorts) reserves through the pool, so this is the query's working
+/// memory as DataFusion accounts it, the same on every platform.
+#[derive(Debug)]
+pub struct PeakMemoryPool {
+    inner: Arc<dyn MemoryPool>,
+    peak: AtomicU64,
+}
+
+impl PeakMemoryPool {
+    /// Wraps the pool a runtime would use (unbounded when none is set).
+    pub fn wrap(inner: Option<Arc<dyn MemoryPool>>) -> Arc<dyn MemoryPool> {
+        Arc::new(Self {
+            inner: inner.unwrap_or_else(|| Arc::new(UnboundedMemoryPool::default())),
+            peak: AtomicU64::new(0),
+        })
+    }
+
+    /// The most bytes reserved at once since the last reset.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Starts measuring afresh from what is reserved now.
+    pub fn reset_peak(&self) {
+        self.peak
+            .store(self.inner.reserved() as u64, Ordering::Relaxed);
+    }
+
+    fn observe(&self) {
+        self.peak
+            .fetch_max(self.inner.reserved() as u64, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for PeakMemoryPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeakMemoryPool({})", self.inner)
+    }
+}
+
+impl MemoryPool for PeakMemoryPool {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+        self.observe();
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink);
+    }
+
+    fn try_grow(
+        &self,
+        reservation: &MemoryReservation,
+        additional: usize,
+    ) -> datafusion::common::Result<()> {
+        self.inner.try_grow(reservation, additional)?;
+        self.observe();
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,5 +587,20 @@ mod tests {
         assert_eq!(list(&store).await, 3);
         // Logs are never cached.
         assert!(!cacheable(Some(&Path::from("t/_delta_log"))));
+    }
+
+    #[test]
+    fn peak_memory_is_the_most_held_at_once() {
+        let pool = PeakMemoryPool::wrap(None);
+        let a = MemoryConsumer::new("a").register(&pool);
+        let b = MemoryConsumer::new("b").register(&pool);
+        a.grow(100);
+        b.try_grow(50).expect("unbounded");
+        a.shrink(100);
+        b.grow(10);
+        let peak = pool.downcast_ref::<PeakMemoryPool>().expect("peak pool");
+        assert_eq!(peak.peak(), 150);
+        peak.reset_peak();
+        assert_eq!(peak.peak(), 60);
     }
 }

@@ -144,7 +144,9 @@ impl Session {
             })?;
             runtime = runtime.with_memory_limit(bytes as usize, 1.0);
         }
-        let runtime = runtime.build_arc()?;
+        // Benchmarks read the peak memory of a query from this wrapper.
+        let pool = crate::metrics::PeakMemoryPool::wrap(runtime.memory_pool.take());
+        let runtime = runtime.with_memory_pool(pool).build_arc()?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_ZONE)

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod bench;
 mod pipeline;
 mod s3;
 mod serve;
@@ -47,6 +48,43 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// The stdout of a run that must succeed.
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stderr: {}\nstdout: {}",
+        stderr(o),
+        stdout(o)
+    );
+    stdout(o)
+}
+
+/// Arguments that run a benchmark's query file (under `benches/`) in a zone, as CSV.
+fn bench_query(zone: &str, file: &str) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../benches")
+        .join(file);
+    ["--zone", zone, "--format", "csv", "-f"]
+        .iter()
+        .map(ToString::to_string)
+        .chain([path.to_string_lossy().to_string()])
+        .collect()
+}
+
+/// The per-query objects of a `strata bench --output` file.
+fn bench_results(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("results");
+    serde_json::from_str(&text).expect("a JSON array")
+}
+
+/// The rows each query of a benchmark returned.
+fn rows_of(results: &[serde_json::Value]) -> Vec<i64> {
+    results
+        .iter()
+        .map(|q| q["rows"].as_i64().unwrap_or(-1))
+        .collect()
 }
 
 fn register_sales(warehouse: &Path) {
@@ -630,13 +668,5 @@ fn tpch_gen_registers_the_tables() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("| q01 |"), "{}", stdout(&o));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&results).expect("results")).expect("json");
-    let rows: Vec<i64> = v
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|q| q["rows"].as_i64().unwrap_or(-1))
-        .collect();
-    assert_eq!(rows, vec![4, 1]);
+    assert_eq!(rows_of(&bench_results(&results)), vec![4, 1]);
 }

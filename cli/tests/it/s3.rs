@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use strata_testkit::{FaultProxy, Faults, S3Server, closed_endpoint};
 
-use super::{stderr, stdout};
+use super::{ok, stderr, stdout};
 
 const ACCESS_KEY: &str = "cli-access";
 const SECRET_KEY: &str = "cli-Secret-Qx93-do-not-print";
@@ -79,16 +79,6 @@ fn run(config: &Path, warehouse: &str, args: &[&str]) -> Output {
     command(config, warehouse, args)
         .output()
         .expect("strata runs")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stderr: {}\nstdout: {}",
-        stderr(o),
-        stdout(o)
-    );
-    stdout(o)
 }
 
 /// Requests named in a footer or EXPLAIN ANALYZE line: "12 GET, 3 LIST".
@@ -439,4 +429,50 @@ fn storage_errors_are_clear_and_secrets_stay_hidden() {
     for text in [stdout(&o), stderr(&o)] {
         assert!(!text.contains(SECRET_KEY), "{text}");
     }
+}
+
+/// `tpch gen` and `ssb gen` write through the bucket's store (multipart uploads), in year
+/// folders and as Delta, and the tables they register read back from S3.
+#[test]
+fn benchmark_data_is_generated_into_a_bucket() {
+    let lake = Lake::start(&["lake"]);
+    let config = lake.direct();
+    let wh = "s3://lake/warehouse";
+    let out = ok(&run(
+        &config,
+        wh,
+        &["tpch", "gen", "--sf", "0.01", "--partitioned"],
+    ));
+    assert!(out.contains("processed.lineitem: 60175 rows"), "{out}");
+    assert!(
+        lake.server
+            .root()
+            .join("lake/warehouse/processed/lineitem/year=1995/part-0.parquet")
+            .is_file()
+    );
+    let out = ok(&run(
+        &config,
+        wh,
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT (SELECT count(*) FROM processed.lineitem) AS n, \
+             (SELECT count(*) FROM processed.orders WHERE year = 1995) AS o95",
+        ],
+    ));
+    assert_eq!(out, "n,o95\n60175,2204\n");
+    let out = ok(&run(
+        &config,
+        wh,
+        &["ssb", "gen", "--sf", "0.01", "--format", "delta"],
+    ));
+    assert!(out.contains("processed.lineorder: 60175 rows"), "{out}");
+    let args = super::bench_query("processed", "ssb/q1.1.sql");
+    let out = ok(&run(
+        &config,
+        wh,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(out, "revenue\n4199635969\n");
 }
