@@ -385,13 +385,14 @@ async fn inspect(
         None => infer_schema(session, entry, &store, &files).await?,
     };
     // Partition values come from folder names; a column of the same name inside the files
-    // would clash with them.
+    // would clash with them. Files promise nothing about the files that come after them, so
+    // every column may hold NULLs (a file written from NOT NULL columns says otherwise).
     let file_schema = Schema::new(
         file_schema
             .fields()
             .iter()
             .filter(|f| !partitions.iter().any(|(p, _)| p == f.name()))
-            .cloned()
+            .map(|f| f.as_ref().clone().with_nullable(true))
             .collect::<Vec<_>>(),
     );
     entry.schema = Some(
