@@ -1,6 +1,7 @@
 """The 22 TPC-H queries in benches/tpch give DuckDB's answers on the same Parquet files that
-`strata tpch gen` wrote (numbers within 1e-4 relative, strings exact), as plain Parquet and
-with lineitem and orders in year= folders."""
+`strata tpch gen` wrote (numbers within 1e-4 relative, strings exact): plain Parquet,
+lineitem and orders in year= folders, and Delta tables partitioned by year (DuckDB reads
+the files of their current version, as the deltalake package lists them)."""
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ sys.path.insert(0, os.path.join(ROOT, "benches"))
 import engines  # noqa: E402
 
 SUITE = engines.SUITES["tpch"]
-LAYOUTS = ["parquet", "partitioned"]
+LAYOUTS = ["parquet", "partitioned", "delta-partitioned"]
 
 
 @pytest.fixture(scope="module", params=LAYOUTS)
