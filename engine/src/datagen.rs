@@ -235,6 +235,11 @@ async fn generate(
             .map_err(|e| Error::Unsupported(format!("bad location {location}: {e}")))?;
         let store = session.store_for(&url)?;
         let prefix = crate::register::url_path(&url)?;
+        // The old entry goes first: once its files are gone it could not even be read to
+        // be replaced.
+        session
+            .sql(&format!("DROP TABLE IF EXISTS {zone}.\"{}\"", source.name))
+            .await?;
         clear(&store, &prefix).await?;
         let partitioned = generation.partitioned && source.year_of.is_some();
         let rows = match generation.format {

@@ -77,6 +77,18 @@ fn ssb_gen_registers_the_five_tables() {
         &["-c", "SELECT count(*) FROM processed.lineorder"],
     ));
     assert!(out.contains("; 7 files, "), "{out}");
+    // Generating again in another format replaces the tables, Delta ones included.
+    for format in ["delta", "json"] {
+        ok(&strata(
+            dir.path(),
+            &["ssb", "gen", "--sf", "0.01", "--format", format],
+        ));
+        assert_eq!(
+            csv(dir.path(), "SELECT count(*) AS n FROM processed.lineorder"),
+            "n\n60175\n",
+            "{format}"
+        );
+    }
 }
 
 /// `strata bench ssb` on an empty warehouse generates the tables first, runs all 13 queries
