@@ -160,6 +160,20 @@ fn bench_ssb_generates_and_reports() {
         );
     }
     assert!(queries[0]["peak_memory_bytes"].as_u64().unwrap_or(0) > 0);
+    // lineorder is in 7 year= folders and `date` is one file. The queries filter on the date
+    // dimension, and only the years they select are read: Q1.1 1993, Q1.3 a week of 1994,
+    // Q3.1 1992–1997, Q4.2 1997–1998 (with the other tables' files); Q2.1 selects no year.
+    let read = |id: &str| {
+        queries
+            .iter()
+            .find(|q| q["query"].as_str() == Some(id))
+            .and_then(|q| q["files_read"].as_u64())
+    };
+    assert_eq!(
+        ["1.1", "1.3", "3.1", "4.2", "2.1"].map(read),
+        [Some(2), Some(2), Some(9), Some(6), Some(10)],
+        "files read by Q1.1, Q1.3, Q3.1, Q4.2, Q2.1"
+    );
     // The queries run as they are in the REPL's zone.
     let args = bench_query("processed", "ssb/q1.1.sql");
     let o = strata(
