@@ -300,8 +300,6 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
     let suite = options.suite;
     let zone = options.zone.as_str();
     session.use_zone(zone).await?;
-    let made = ensure_tables(session, options).await?;
-    let files = table_files(session, options).await?;
     let all = suite.queries();
     for asked in &options.queries {
         if !all.iter().any(|q| q.is(asked)) {
@@ -315,6 +313,9 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
             );
         }
     }
+    // Queries are checked first: generating can take minutes.
+    let made = ensure_tables(session, options).await?;
+    let files = table_files(session, options).await?;
     let runtime = session.context().runtime_env();
     let pool = runtime.memory_pool.downcast_ref::<PeakMemoryPool>();
     let mut results = vec![];

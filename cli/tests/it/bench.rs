@@ -314,4 +314,12 @@ fn out_of_range_scale_factors_are_refused() {
         ],
     );
     assert!(stderr(&o).contains("read-only"), "{}", stderr(&o));
+    // An unknown query is refused before any data is generated.
+    let o = strata(dir.path(), &["bench", "ssb", "--queries", "9.9"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("SSB has no query 9.9") && !stderr(&o).contains("generating"),
+        "{}",
+        stderr(&o)
+    );
 }
