@@ -24,6 +24,7 @@ mod ctas;
 pub mod datagen;
 pub mod delta;
 mod dml;
+mod dynamic_pushdown;
 mod error;
 pub mod infer;
 pub mod lineage;

@@ -158,6 +158,12 @@ impl Session {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .with_physical_optimizer_rules({
+                let mut rules =
+                    datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+                rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
+                rules
+            })
             .build();
         let ctx = SessionContext::new_with_state(state);
         let shared = Shared::new(catalog, counters, stores);
