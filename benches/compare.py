@@ -60,7 +60,9 @@ def machine():
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}){ram}, {platform.system()} {platform.release()}"
+    # The kernel's major.minor only: its full release string names the build host.
+    release = ".".join(platform.release().split(".")[:2])
+    return f"{os.cpu_count()} cores ({cpu}){ram}, {platform.system()} {release}"
 
 
 def compiler_running():
