@@ -181,7 +181,19 @@ pub fn rewrite_time_travel(sql: &str) -> Option<String> {
         out.push(tokens[i].clone());
         i += 1;
     }
-    changed.then(|| out.iter().map(ToString::to_string).collect())
+    changed.then(|| out.iter().map(render).collect())
+}
+
+/// A token as SQL text. The tokenizer's own display drops the doubling of quotes inside
+/// quoted strings and names (`'it''s'` would come out as `'it's'`).
+fn render(token: &Token) -> String {
+    match token {
+        Token::SingleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
+        Token::Word(w) if w.quote_style == Some('"') => {
+            format!("\"{}\"", w.value.replace('"', "\"\""))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Matches `VERSION AS OF <number>` or `TIMESTAMP AS OF '<text>'` at the start of `tokens`
@@ -236,6 +248,12 @@ mod tests {
             Some("select * from \"t@t2026-01-01 00:00:00\" s")
         );
         assert_eq!(rewrite_time_travel("SELECT 'VERSION AS OF 3'"), None);
+        // Quotes doubled inside strings and names stay doubled.
+        assert_eq!(
+            rewrite_time_travel("SELECT \"a\"\"b\" FROM t VERSION AS OF 1 WHERE name = 'it''s'")
+                .as_deref(),
+            Some("SELECT \"a\"\"b\" FROM \"t@v1\" WHERE name = 'it''s'")
+        );
         assert_eq!(AsOf::split_name("t@v7").ok(), Some(("t", AsOf::Version(7))));
     }
 }
