@@ -212,7 +212,8 @@ pub fn discover_partitions(
         .collect())
 }
 
-fn percent_decode(v: &str) -> String {
+/// Decodes the `%XX` escapes hive folder names use for special characters.
+pub(crate) fn percent_decode(v: &str) -> String {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -408,5 +409,18 @@ fn describe_type(t: &DataType) -> String {
         DataType::Float64 => "a number".into(),
         DataType::Boolean => "a boolean".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_escapes_are_decoded() {
+        assert_eq!(percent_decode("a%2Fb"), "a/b");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("é%4"), "é%4");
     }
 }

@@ -32,22 +32,29 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         .map(|p| p.to_string().trim_matches('"').to_string())
         .collect::<Vec<_>>()
         .join(".");
-    let (zone, table) =
-        session.resolve(&datafusion::common::TableReference::from(name.as_str()))?;
-    let table = table.to_ascii_lowercase();
-    if !ins.overwrite {
-        let staged_insert = session.is_auditing(&zone, &table)
-            && zone != RAW_ZONE
-            && session
-                .catalog()
-                .snapshot()
-                .table(&zone, &table)
-                .is_ok_and(|e| e.format == TableFormat::Parquet);
-        if !staged_insert {
-            return Ok(None);
+    let reference = datafusion::common::TableReference::from(name.as_str());
+    let (zone, table) = if ins.overwrite {
+        session.resolve(&reference)?
+    } else {
+        // A plain INSERT is DataFusion's, unless it writes a Parquet table under audit.
+        match session.resolve(&reference) {
+            Ok(resolved) => resolved,
+            Err(_) => return Ok(None),
         }
+    };
+    let table = table.to_ascii_lowercase();
+    let entry = match session.catalog().snapshot().table(&zone, &table) {
+        Ok(entry) => entry.clone(),
+        Err(_) if !ins.overwrite => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !ins.overwrite
+        && !(session.is_auditing(&zone, &table)
+            && zone != RAW_ZONE
+            && entry.format == TableFormat::Parquet)
+    {
+        return Ok(None);
     }
-    let entry = session.catalog().snapshot().table(&zone, &table)?.clone();
     if zone == RAW_ZONE {
         return Err(Error::ReadOnlyZone {
             table: entry.qualified_name(),
@@ -203,6 +210,22 @@ fn conform(
     cast_types: bool,
 ) -> Result<datafusion::dataframe::DataFrame> {
     use datafusion::prelude::{cast, col, lit};
+    let names = target
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(c) = columns.iter().find(|c| {
+        !target
+            .fields()
+            .iter()
+            .any(|f| f.name().eq_ignore_ascii_case(c))
+    }) {
+        return Err(Error::Unsupported(format!(
+            "{table} has no column {c}; its columns are {names}"
+        )));
+    }
     let given = df.schema().columns();
     let wanted = if columns.is_empty() {
         target.fields().len()
@@ -210,8 +233,13 @@ fn conform(
         columns.len()
     };
     if given.len() != wanted {
+        let into = if columns.is_empty() {
+            format!("{table} has {wanted} columns ({names})")
+        } else {
+            format!("the column list names {wanted} columns")
+        };
         return Err(Error::Unsupported(format!(
-            "{table} takes {wanted} columns here but the query gives {}",
+            "{into} but the query gives {}",
             given.len()
         )));
     }
@@ -235,15 +263,6 @@ fn conform(
             value
         };
         exprs.push(value.alias(field.name()));
-    }
-    for c in columns {
-        if !target
-            .fields()
-            .iter()
-            .any(|f| f.name().eq_ignore_ascii_case(c))
-        {
-            return Err(Error::Unsupported(format!("{table} has no column {c}")));
-        }
     }
     Ok(df.select(exprs)?)
 }

@@ -267,7 +267,7 @@ impl Staged {
                 else {
                     continue;
                 };
-                let value = percent_decode(value);
+                let value = crate::infer::percent_decode(value);
                 let term = if value == "__HIVE_DEFAULT_PARTITION__" {
                     col(column).is_null()
                 } else {
@@ -286,40 +286,5 @@ impl Staged {
             }
         }
         Ok(any.unwrap_or(lit(false)))
-    }
-}
-
-/// Decodes the `%XX` escapes hive folder names use for special characters.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hive_escapes_are_decoded() {
-        assert_eq!(percent_decode("a%2Fb"), "a/b");
-        assert_eq!(percent_decode("plain"), "plain");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("é%4"), "é%4");
     }
 }
