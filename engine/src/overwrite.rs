@@ -48,11 +48,10 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         Err(_) if !ins.overwrite => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if !ins.overwrite
-        && !(session.is_auditing(&zone, &table)
-            && zone != RAW_ZONE
-            && entry.format == TableFormat::Parquet)
-    {
+    let staged_insert = session.is_auditing(&zone, &table)
+        && zone != RAW_ZONE
+        && entry.format == TableFormat::Parquet;
+    if !ins.overwrite && !staged_insert {
         return Ok(None);
     }
     if zone == RAW_ZONE {
