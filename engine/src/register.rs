@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::StringArray;
 use arrow::datatypes::{Field, Schema};
-use datafusion::logical_expr::CreateExternalTable;
+use datafusion::logical_expr::{CreateExternalTable, Expr, SortExpr};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use strata_catalog::{Action, PartitionColumn, TableEntry, TableFormat, validate_name};
@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::infer::{self, DEFAULT_INFER_RECORDS};
 use crate::session::{Output, Session, table_output};
 use crate::table::{
-    OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, StrataTable, file_format,
-    option_flag,
+    OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, OPT_SORT_ORDER, SortColumn,
+    StrataTable, entry_schema, file_format, option_flag,
 };
 
 /// `CREATE EXTERNAL TABLE zone.name STORED AS … LOCATION '…' [PARTITIONED BY (…)] [OPTIONS (…)]`.
@@ -108,6 +108,9 @@ pub(crate) async fn create_external_table(
         }
     }
     entry.options = options;
+    if let Some(order) = declared_order(&entry, &cmd.order_exprs)? {
+        entry.options.insert(OPT_SORT_ORDER.to_string(), order);
+    }
     let summary = inferred.summary(&entry);
     let or_replace = cmd.or_replace;
     let new_entry = entry.clone();
@@ -124,6 +127,61 @@ pub(crate) async fn create_external_table(
         })
         .await?;
     Ok(Output::Done(format!("registered {qualified}: {summary}")))
+}
+
+/// The `WITH ORDER (…)` of a CREATE EXTERNAL TABLE as the [`OPT_SORT_ORDER`] option: plain
+/// columns of the table, each with its direction. `None` when no order is declared.
+fn declared_order(entry: &TableEntry, orders: &[Vec<SortExpr>]) -> Result<Option<String>> {
+    let qualified = entry.qualified_name();
+    let order = match orders {
+        [] => return Ok(None),
+        [one] => one,
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "{qualified}: give one WITH ORDER (…) clause"
+            )));
+        }
+    };
+    if entry.format == TableFormat::Delta {
+        return Err(Error::Unsupported(format!(
+            "{qualified} is a Delta table; WITH ORDER declares the order of a table of files"
+        )));
+    }
+    let mut columns: Vec<String> = entry_schema(entry)?
+        .map(|s| s.fields().iter().map(|f| f.name().clone()).collect())
+        .unwrap_or_default();
+    columns.extend(entry.partition_columns.iter().map(|p| p.name.clone()));
+    let mut parts = vec![];
+    for sort in order {
+        let name = match &sort.expr {
+            Expr::Column(c) => c.name.clone(),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "{qualified}: WITH ORDER takes column names, not {other}"
+                )));
+            }
+        };
+        if !columns.contains(&name) {
+            return Err(Error::Unsupported(format!(
+                "{qualified} has no column {name} to order by; its columns are {}",
+                columns.join(", ")
+            )));
+        }
+        if name.contains(|c: char| c.is_whitespace() || c == ',') {
+            return Err(Error::Unsupported(format!(
+                "{qualified}: WITH ORDER takes plain column names; \"{name}\" holds a space or a comma"
+            )));
+        }
+        parts.push(
+            SortColumn {
+                name,
+                asc: sort.asc,
+                nulls_first: sort.nulls_first,
+            }
+            .to_string(),
+        );
+    }
+    Ok(Some(parts.join(", ")))
 }
 
 /// `DROP TABLE [IF EXISTS] zone.name`: removes the entry; the files stay where they are.

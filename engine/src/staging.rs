@@ -78,8 +78,14 @@ pub(crate) async fn stage(
         root.parts()
             .chain(std::iter::once(staging_name.as_str().into())),
     );
-    let options =
-        datafusion::dataframe::DataFrameWriteOptions::new().with_partition_by(partition_cols);
+    // A declared file order holds for the new files too.
+    let order = crate::table::sort_order(entry)?
+        .iter()
+        .map(crate::table::SortColumn::to_sort)
+        .collect();
+    let options = datafusion::dataframe::DataFrameWriteOptions::new()
+        .with_partition_by(partition_cols)
+        .with_sort_by(order);
     let mut staged = Staged {
         entry: entry.clone(),
         store,

@@ -34,6 +34,75 @@ pub const OPT_SKIP_MALFORMED: &str = "skip_malformed";
 pub const OPT_FILE_EXTENSION: &str = "file_extension";
 /// Table option: records read per file when inferring a JSON schema.
 pub const OPT_INFER_RECORDS: &str = "schema_infer_max_records";
+/// Table option: the order the rows of each data file are in, as `WITH ORDER` declared it
+/// (`l_orderkey ASC NULLS LAST, …`). Scans report it, so DataFusion can aggregate and merge
+/// without sorting; inserts sort their rows to keep it.
+pub const OPT_SORT_ORDER: &str = "sort_order";
+
+/// One column of a declared file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortColumn {
+    pub name: String,
+    pub asc: bool,
+    pub nulls_first: bool,
+}
+
+impl SortColumn {
+    /// As a DataFusion sort expression.
+    pub fn to_sort(&self) -> datafusion::logical_expr::SortExpr {
+        datafusion::logical_expr::ident(&self.name).sort(self.asc, self.nulls_first)
+    }
+}
+
+impl std::fmt::Display for SortColumn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} NULLS {}",
+            self.name,
+            if self.asc { "ASC" } else { "DESC" },
+            if self.nulls_first { "FIRST" } else { "LAST" }
+        )
+    }
+}
+
+/// The file order an entry declares (empty when it declares none).
+pub fn sort_order(entry: &TableEntry) -> Result<Vec<SortColumn>, Error> {
+    let Some(text) = entry.options.get(OPT_SORT_ORDER) else {
+        return Ok(vec![]);
+    };
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let words: Vec<String> = part
+                .split_whitespace()
+                .map(|w| w.to_ascii_uppercase())
+                .collect();
+            let name = part
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let asc = !words.iter().any(|w| w == "DESC");
+            // SQL's default: NULLS LAST for ASC, NULLS FIRST for DESC.
+            let nulls_first = match words.iter().position(|w| w == "NULLS") {
+                Some(i) => words.get(i + 1).is_some_and(|w| w == "FIRST"),
+                None => !asc,
+            };
+            if name.is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "{}: option {OPT_SORT_ORDER} '{text}' is not a list of columns",
+                    entry.qualified_name()
+                )));
+            }
+            Ok(SortColumn {
+                name,
+                asc,
+                nulls_first,
+            })
+        })
+        .collect()
+}
 
 /// Parses an arrow type name as the catalog stores it.
 pub fn parse_type(name: &str) -> Result<DataType, Error> {
@@ -149,9 +218,18 @@ impl StrataTable {
             .get(OPT_FILE_EXTENSION)
             .cloned()
             .unwrap_or_default();
+        let order: Vec<_> = sort_order(&entry)?
+            .iter()
+            .map(SortColumn::to_sort)
+            .collect();
         let options = ListingOptions::new(format)
             .with_file_extension(ext)
-            .with_table_partition_cols(partition_cols);
+            .with_table_partition_cols(partition_cols)
+            .with_file_sort_order(if order.is_empty() {
+                vec![]
+            } else {
+                vec![order]
+            });
         let url = ListingTableUrl::parse(&entry.location)?;
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
@@ -251,4 +329,108 @@ pub fn partition_fields(entry: &TableEntry) -> Result<Vec<Field>, Error> {
         .iter()
         .map(|p| Ok(Field::new(&p.name, parse_type(&p.data_type)?, true)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has_sort(plan: &Arc<dyn ExecutionPlan>) -> bool {
+        plan.name() == "SortExec" || plan.children().into_iter().any(has_sort)
+    }
+
+    /// `WITH ORDER` is recorded, read back, reported by scans (no sort above them) and kept
+    /// by inserts; a column the table lacks is refused by name.
+    #[tokio::test]
+    async fn declared_file_order_is_used_and_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = dir.path().join("wh").to_string_lossy().to_string();
+        let session = crate::Session::open(&location).await.expect("session");
+        session
+            .sql("CREATE TABLE processed.src AS SELECT value AS id, value % 3 AS g FROM generate_series(1, 500) ORDER BY value DESC")
+            .await
+            .expect("source table");
+        let folder = format!("{location}/processed/src/");
+        let err = session
+            .sql(&format!(
+                "CREATE EXTERNAL TABLE processed.t STORED AS PARQUET WITH ORDER (nope ASC) LOCATION '{folder}'"
+            ))
+            .await
+            .expect_err("unknown column");
+        assert!(
+            err.to_string()
+                .contains("processed.t has no column nope to order by; its columns are id, g"),
+            "{err}"
+        );
+        session
+            .sql(&format!(
+                "CREATE EXTERNAL TABLE processed.t STORED AS PARQUET WITH ORDER (id DESC) LOCATION '{folder}'"
+            ))
+            .await
+            .expect("ordered table");
+        let entry = session
+            .catalog()
+            .snapshot()
+            .table("processed", "t")
+            .expect("entry")
+            .clone();
+        assert_eq!(
+            sort_order(&entry).expect("order"),
+            [SortColumn {
+                name: "id".into(),
+                asc: false,
+                nulls_first: true
+            }]
+        );
+        let sorted = |sql: &'static str| {
+            let session = &session;
+            async move {
+                let df = session.plan_query(sql).await.expect("plan");
+                has_sort(&df.create_physical_plan().await.expect("physical plan"))
+            }
+        };
+        // The scan's files are declared sorted: asking for that order needs no sort.
+        assert!(!sorted("SELECT id FROM processed.t ORDER BY id DESC").await);
+        // The opposite order still needs one.
+        assert!(sorted("SELECT id FROM processed.t ORDER BY id").await);
+        // An insert writes its rows in the declared order.
+        session
+            .sql("INSERT INTO processed.t SELECT value AS id, 0 AS g FROM generate_series(1000, 1100)")
+            .await
+            .expect("insert");
+        let batches = session
+            .sql("SELECT count(*) AS n, max(id) AS top FROM processed.t")
+            .await
+            .expect("count");
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string();
+        assert!(text.contains("| 601 | 1100 |"), "{text}");
+        let mut files = 0;
+        for file in std::fs::read_dir(dir.path().join("wh/processed/src")).expect("folder") {
+            let path = file.expect("file").path();
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            let file = std::fs::File::open(path).expect("open");
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .expect("parquet")
+                    .build()
+                    .expect("reader");
+            let mut last = i64::MAX;
+            for batch in reader {
+                let batch = batch.expect("batch");
+                let ids = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
+                    batch.column_by_name("id").expect("id").as_ref(),
+                );
+                for id in ids.values().iter() {
+                    assert!(*id <= last, "{id} after {last}");
+                    last = *id;
+                }
+            }
+            files += 1;
+        }
+        assert!(files >= 2, "the insert added a file");
+    }
 }
