@@ -21,6 +21,7 @@
 
 mod check;
 mod ctas;
+mod cte;
 pub mod datagen;
 pub mod delta;
 mod dml;

@@ -287,7 +287,7 @@ impl Session {
         let rewritten = crate::delta::rewrite_time_travel(sql);
         let sql = rewritten.as_deref().unwrap_or(sql);
         let state = self.ctx.state();
-        let statement = state
+        let mut statement = state
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
             .map_err(|e| match e {
                 datafusion::error::DataFusionError::SQL(p, _) => Error::Syntax {
@@ -322,7 +322,11 @@ impl Session {
                 self.check_reference(&reference)?;
             }
         }
+        // CTEs named more than once are computed once; the guard keeps them registered
+        // until the query is planned.
+        let shared_ctes = crate::cte::compute_shared(&self.ctx, &mut statement).await?;
         let plan = state.statement_to_plan(statement).await?;
+        drop(shared_ctes);
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
                 return crate::register::create_external_table(self, cmd).await;
