@@ -93,11 +93,11 @@ pub(crate) async fn compute_shared(
             Some(CteAsMaterialized::Materialized) => true,
             Some(CteAsMaterialized::NotMaterialized) => false,
             None => {
-                let uses = Uses::count(&query, &name);
+                let uses = Uses::count(query, &name);
                 uses.references > 1 && uses.definitions == 1
             }
         };
-        if !wanted || Uses::count(&query, &name).definitions != 1 {
+        if !wanted || Uses::count(query, &name).definitions != 1 {
             i += 1;
             continue;
         }
