@@ -27,6 +27,7 @@ pub mod delta;
 mod dml;
 mod dynamic_pushdown;
 mod error;
+mod filter_order;
 pub mod infer;
 pub mod lineage;
 mod maintenance;

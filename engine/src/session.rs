@@ -162,6 +162,7 @@ impl Session {
                 let mut rules =
                     datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
                 rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
+                rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
                 rules
             })
             .build();
