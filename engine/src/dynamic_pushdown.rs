@@ -4,25 +4,26 @@
 //! default DataFusion uses it only to skip files and row groups by their statistics, because
 //! `pushdown_filters` (evaluating predicates while decoding, before the other columns are
 //! decoded) is off. Turning that on for every scan is slower overall: static predicates that
-//! keep most rows cost more as row filters than as a filter after the scan. A scan whose only
-//! predicate is a join's dynamic filter is different. It is typically a fact table under an
-//! aggregate or join whose keys the other side narrows to a few (TPC-H Q17: 204 parts of
-//! 200,000), and decoding only the rows that can match pays. This rule turns row-level
-//! evaluation on for exactly those scans, through [`JoinFilterRows`]: it evaluates a cheaper
-//! form of the filter, and lets every row through once it sees the filter keep more than a
-//! few percent of them (TPC-H Q05, Q09, Q11), where row-level evaluation would cost more
-//! than it saves.
+//! keep most rows cost more as row filters than as a filter after the scan. A scan filtered by
+//! a join is different. It is typically a fact table under an aggregate or join whose keys the
+//! other side narrows to a few (TPC-H Q17: 204 parts of 200,000; Q20: 366 part-supplier
+//! pairs), and decoding only the rows that can match pays. This rule turns row-level
+//! evaluation on for the scans a join filters, each condition watched by [`JoinFilterRows`]:
+//! it evaluates a cheaper form of a join's filter, and lets every row through once it sees a
+//! condition keep more than a few percent of them (TPC-H Q05, Q09, Q11, and most date
+//! ranges), where row-level evaluation would cost more than it saves.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, InListExpr, Literal};
 
 use datafusion::common::Result;
@@ -36,7 +37,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_datasource::file::FileSource;
 
-/// Evaluates join dynamic filters row by row in Parquet scans that have no other predicate.
+/// Evaluates join dynamic filters row by row in the Parquet scans they filter.
 #[derive(Debug, Default)]
 pub(crate) struct DynamicFilterRowPushdown;
 
@@ -64,19 +65,16 @@ impl PhysicalOptimizerRule for DynamicFilterRowPushdown {
                 return Ok(Transformed::no(node));
             };
             let conjuncts = split_conjunction(&filter);
-            let only_dynamic = !conjuncts.is_empty()
-                && conjuncts
-                    .iter()
-                    .all(|c| c.downcast_ref::<DynamicFilterPhysicalExpr>().is_some());
-            if !only_dynamic {
+            let is_dynamic =
+                |c: &Arc<dyn PhysicalExpr>| c.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
+            if !conjuncts.iter().any(|c| is_dynamic(c)) {
                 return Ok(Transformed::no(node));
             }
-            // Each join filter is watched for how many rows it keeps (see `JoinFilterRows`).
-            let watched = conjuncts
-                .iter()
-                .map(|c| JoinFilterRows::wrap(Arc::clone(c)))
-                .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as _)
-                .expect("at least one conjunct");
+            // One row-level predicate for the whole scan (see `JoinFilterRows`): the join
+            // filters are evaluated, each watched for how many rows it keeps; the query's own
+            // conditions are left to the filter above the scan.
+            let dynamic = conjuncts.iter().map(|c| is_dynamic(c)).collect();
+            let watched = JoinFilterRows::wrap(conjuncts.into_iter().cloned().collect(), dynamic);
             let mut scan = scan.clone();
             scan.file_source =
                 Arc::new(parquet.with_predicate(watched).with_pushdown_filters(true));
@@ -103,7 +101,7 @@ const JUDGE_AFTER_ROWS: u64 = 100_000;
 /// SF 1: 2% and 5% perform alike, 10% is slower, never switching off is 10% slower.
 const MAX_KEPT_SHARE: f64 = 0.02;
 
-/// How much of what a scan read its join filter kept; shared by the scan's partitions and
+/// How much of what a scan read a join filter kept; shared by the scan's partitions and
 /// files.
 #[derive(Debug, Default)]
 struct Kept {
@@ -112,60 +110,105 @@ struct Kept {
     off: AtomicBool,
 }
 
-/// A join's dynamic filter as a Parquet scan evaluates it row by row.
-///
-/// - It evaluates a cheaper equivalent of the filter: a hash-partitioned join publishes
-///   `CASE hash(key) % n WHEN 0 THEN key IN (…) … END`, one key list per partition, and a
-///   key can only be in the list of its own partition; so the lists are merged into one
-///   `key IN (…)`, one hash lookup a row instead of a hash, a routing and a lookup.
-/// - It counts the rows it keeps and, once it has seen enough, lets every row through if it
-///   keeps too many: the join drops them anyway, and a filter that keeps most rows only
-///   makes the decoding slower.
-///
-/// Both make it keep a superset of what the filter keeps, which is all a join filter
-/// promises. For everything else (statistics pruning, file pruning, EXPLAIN) it is the
-/// dynamic filter: it is its only child and snapshots to it.
-#[derive(Debug)]
-struct JoinFilterRows {
-    filter: Arc<dyn PhysicalExpr>,
-    kept: Arc<Kept>,
-    /// The row expression made from the filter's current state, and that state's generation.
-    current: Mutex<Option<(u64, Arc<dyn PhysicalExpr>)>>,
+impl Kept {
+    fn count(&self, seen: usize, kept: usize) {
+        let seen = self.seen.fetch_add(seen as u64, Ordering::Relaxed) + seen as u64;
+        let kept = self.kept.fetch_add(kept as u64, Ordering::Relaxed) + kept as u64;
+        if seen >= JUDGE_AFTER_ROWS && kept as f64 > MAX_KEPT_SHARE * seen as f64 {
+            self.off.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
+/// A scan's predicate as the scan evaluates it row by row: the join filters among its
+/// conditions, one after the other, each on the rows the ones before kept.
+///
+/// - The query's own conditions are not evaluated here: the filter above the scan does that,
+///   and most of them keep too many rows to be worth it.
+/// - A join filter is evaluated in a cheaper form: a hash-partitioned join publishes
+///   `CASE hash(key) % n WHEN 0 THEN key IN (…) … END`, one key list per partition, and a key
+///   can only be in the list of its own partition; so the lists are merged into one
+///   `key IN (…)`, one lookup a row instead of a hash, a routing and a lookup.
+/// - Each join filter counts the rows it keeps and, once it has seen enough, lets every row
+///   through if it keeps too many: the join drops them anyway, and a filter that keeps most
+///   rows only makes the decoding slower.
+///
+/// So it keeps a superset of what the predicate keeps, which is all a scan's predicate
+/// promises when a filter sits above it or the join re-checks. For everything else
+/// (statistics pruning, file pruning, EXPLAIN) it is the predicate: the conditions are its
+/// children and it snapshots to their conjunction.
+#[derive(Debug)]
+struct JoinFilterRows {
+    conditions: Vec<Arc<dyn PhysicalExpr>>,
+    /// Which conditions are joins' dynamic filters.
+    dynamic: Vec<bool>,
+    kept: Vec<Arc<Kept>>,
+    /// The row expressions made from the join filters' current state (`None` for the
+    /// query's own conditions), and that state's generation.
+    current: Mutex<Option<RowExprs>>,
+}
+
+type RowExprs = (u64, Vec<Option<Arc<dyn PhysicalExpr>>>);
+
 impl JoinFilterRows {
-    fn wrap(filter: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
+    fn wrap(conditions: Vec<Arc<dyn PhysicalExpr>>, dynamic: Vec<bool>) -> Arc<dyn PhysicalExpr> {
+        let kept = conditions.iter().map(|_| Arc::default()).collect();
         Arc::new(Self {
-            filter,
-            kept: Arc::default(),
+            conditions,
+            dynamic,
+            kept,
             current: Mutex::new(None),
         })
     }
 
-    /// The expression to evaluate for the filter's current state.
-    fn row_expr(&self, schema: &Schema) -> Result<Arc<dyn PhysicalExpr>> {
-        let generation =
-            datafusion::physical_expr_common::physical_expr::snapshot_generation(&self.filter);
+    /// The expressions to evaluate for the join filters' current state.
+    fn row_exprs(&self, schema: &Schema) -> Result<Vec<Option<Arc<dyn PhysicalExpr>>>> {
+        let generation = self
+            .conditions
+            .iter()
+            .map(datafusion::physical_expr_common::physical_expr::snapshot_generation)
+            .fold(0u64, u64::wrapping_add);
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((made_at, expr)) = current.as_ref()
+        if let Some((made_at, exprs)) = current.as_ref()
             && *made_at == generation
         {
-            return Ok(Arc::clone(expr));
+            return Ok(exprs.clone());
         }
-        let snapshot = datafusion::physical_expr_common::physical_expr::snapshot_physical_expr(
-            Arc::clone(&self.filter),
-        )?;
-        let expr = merge_partition_key_lists(&snapshot, schema).unwrap_or(snapshot);
-        *current = Some((generation, Arc::clone(&expr)));
-        Ok(expr)
+        let exprs = self
+            .conditions
+            .iter()
+            .zip(&self.dynamic)
+            .map(|(condition, dynamic)| {
+                if !dynamic {
+                    return Ok(None);
+                }
+                let snapshot =
+                    datafusion::physical_expr_common::physical_expr::snapshot_physical_expr(
+                        Arc::clone(condition),
+                    )?;
+                let merged = merge_partition_key_lists(&snapshot, schema).unwrap_or(snapshot);
+                merged
+                    .transform_up(|e| {
+                        Ok(match per_column_lists(&e, schema) {
+                            Some(lists) => Transformed::yes(lists),
+                            None => Transformed::no(e),
+                        })
+                    })
+                    .data()
+                    .map(Some)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        *current = Some((generation, exprs.clone()));
+        Ok(exprs)
     }
+}
 
-    fn count(&self, seen: usize, kept: usize) {
-        let seen = self.kept.seen.fetch_add(seen as u64, Ordering::Relaxed) + seen as u64;
-        let kept = self.kept.kept.fetch_add(kept as u64, Ordering::Relaxed) + kept as u64;
-        if seen >= JUDGE_AFTER_ROWS && kept as f64 > MAX_KEPT_SHARE * seen as f64 {
-            self.kept.off.store(true, Ordering::Relaxed);
-        }
+/// A filter result with its NULLs (unknown) as false: the row is not kept.
+fn nulls_as_false(result: BooleanArray) -> BooleanArray {
+    if result.null_count() == 0 {
+        result
+    } else {
+        arrow::compute::prep_null_mask_filter(&result)
     }
 }
 
@@ -206,15 +249,68 @@ fn merge_partition_key_lists(
         .map(|l| Arc::new(l) as Arc<dyn PhysicalExpr>)
 }
 
+/// A join on several columns lists its keys as structs, `struct(a, b) IN (…)`, which is
+/// slow to test. `a IN (the a's) AND b IN (the b's)` keeps a superset of those rows and
+/// tests each column by itself, the second only on the rows the first keeps.
+fn per_column_lists(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+) -> Option<Arc<dyn PhysicalExpr>> {
+    let in_list = expr.downcast_ref::<InListExpr>()?;
+    if in_list.negated() {
+        return None;
+    }
+    let values = in_list.list();
+    let function = in_list.expr().downcast_ref::<ScalarFunctionExpr>()?;
+    if function.name() != "struct" {
+        return None;
+    }
+    let columns = function.args();
+    let mut lists: Vec<Vec<ScalarValue>> = vec![vec![]; columns.len()];
+    for value in values {
+        let ScalarValue::Struct(row) = value.downcast_ref::<Literal>()?.value() else {
+            return None;
+        };
+        if row.num_columns() != columns.len() || row.len() != 1 {
+            return None;
+        }
+        for (list, column) in lists.iter_mut().zip(row.columns()) {
+            list.push(ScalarValue::try_from_array(column, 0).ok()?);
+        }
+    }
+    let mut conditions = vec![];
+    for (column, mut list) in columns.iter().zip(lists) {
+        list.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        list.dedup();
+        let list = list
+            .into_iter()
+            .map(|v| Arc::new(Literal::new(v)) as Arc<dyn PhysicalExpr>)
+            .collect();
+        conditions.push(
+            Arc::new(InListExpr::try_new(Arc::clone(column), list, false, schema).ok()?)
+                as Arc<dyn PhysicalExpr>,
+        );
+    }
+    conditions
+        .into_iter()
+        .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as _)
+}
+
 impl fmt::Display for JoinFilterRows {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.filter.fmt(f)
+        for (i, condition) in self.conditions.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" AND ")?;
+            }
+            condition.fmt(f)?;
+        }
+        Ok(())
     }
 }
 
 impl PartialEq for JoinFilterRows {
     fn eq(&self, other: &Self) -> bool {
-        self.filter.eq(&other.filter)
+        self.conditions == other.conditions && self.dynamic == other.dynamic
     }
 }
 
@@ -222,7 +318,8 @@ impl Eq for JoinFilterRows {}
 
 impl Hash for JoinFilterRows {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.filter.hash(state);
+        self.conditions.hash(state);
+        self.dynamic.hash(state);
     }
 }
 
@@ -231,53 +328,88 @@ impl PhysicalExpr for JoinFilterRows {
         Ok(DataType::Boolean)
     }
 
-    fn nullable(&self, schema: &Schema) -> Result<bool> {
-        self.filter.nullable(schema)
+    fn nullable(&self, _schema: &Schema) -> Result<bool> {
+        Ok(false)
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        if self.kept.off.load(Ordering::Relaxed) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))));
-        }
-        let result = self.row_expr(&batch.schema())?.evaluate(batch)?;
         let rows = batch.num_rows();
-        let kept = match &result {
-            ColumnarValue::Array(a) => a.as_boolean_opt().map_or(rows, |b| b.true_count()),
-            ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))) => rows,
-            ColumnarValue::Scalar(_) => 0,
-        };
-        self.count(rows, kept);
-        Ok(result)
+        let mut selection: Option<BooleanArray> = None;
+        for (expr, kept) in self.row_exprs(&batch.schema())?.iter().zip(&self.kept) {
+            let Some(expr) = expr else { continue };
+            if kept.off.load(Ordering::Relaxed) {
+                continue;
+            }
+            let (result, seen) = match &selection {
+                None => (expr.evaluate(batch)?, rows),
+                Some(s) => (expr.evaluate_selection(batch, s)?, s.true_count()),
+            };
+            let result = result.into_array(rows)?;
+            let result = result.as_boolean_opt().ok_or_else(|| {
+                datafusion::common::DataFusionError::Internal(format!(
+                    "a join filter gave {} values",
+                    result.data_type()
+                ))
+            })?;
+            let result = match &selection {
+                None => nulls_as_false(result.clone()),
+                Some(s) => nulls_as_false(arrow::compute::and(s, result)?),
+            };
+            let passed = result.true_count();
+            kept.count(seen, passed);
+            selection = Some(result);
+            if passed == 0 {
+                break;
+            }
+        }
+        Ok(match selection {
+            Some(s) => ColumnarValue::Array(Arc::new(s)),
+            None => ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))),
+        })
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![&self.filter]
+        self.conditions.iter().collect()
     }
 
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn PhysicalExpr>>,
     ) -> Result<Arc<dyn PhysicalExpr>> {
-        let [filter] = <[_; 1]>::try_from(children).map_err(|c| {
-            datafusion::common::DataFusionError::Internal(format!(
-                "a join filter has one child, not {}",
-                c.len()
-            ))
-        })?;
+        if children.len() != self.conditions.len() {
+            return Err(datafusion::common::DataFusionError::Internal(format!(
+                "a scan predicate of {} conditions got {} children",
+                self.conditions.len(),
+                children.len()
+            )));
+        }
         Ok(Arc::new(Self {
-            filter,
-            kept: Arc::clone(&self.kept),
+            conditions: children,
+            dynamic: self.dynamic.clone(),
+            kept: self.kept.clone(),
             current: Mutex::new(None),
         }))
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.filter.fmt_sql(f)
+        for (i, condition) in self.conditions.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" AND ")?;
+            }
+            condition.fmt_sql(f)?;
+        }
+        Ok(())
     }
 
     fn snapshot(&self) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-        // Children are snapshotted first: this is the filter's current expression.
-        Ok(Some(Arc::clone(&self.filter)))
+        // The children are snapshotted first: this is their conjunction.
+        Ok(Some(
+            self.conditions
+                .iter()
+                .cloned()
+                .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as _)
+                .unwrap_or_else(|| Arc::new(Literal::new(ScalarValue::Boolean(Some(true))))),
+        ))
     }
 }
 
@@ -314,7 +446,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_scans_filtered_by_a_join_alone_evaluate_it_row_by_row() {
+    async fn scans_filtered_by_a_join_evaluate_it_row_by_row() {
         let dir = tempfile::tempdir().expect("tempdir");
         let location = dir.path().join("wh").to_string_lossy().to_string();
         let session = crate::Session::open(&location).await.expect("session");
@@ -342,10 +474,11 @@ mod tests {
             plan("SELECT sum(v) FROM processed.fact JOIN processed.dim ON fact.k = dim.k WHERE dim.g = 3").await,
             [("dim".to_string(), false), ("fact".to_string(), true)]
         );
-        // A static predicate on the fact scan keeps DataFusion's default.
+        // With a static predicate too, the fact scan still evaluates the join's filter row by
+        // row (its own predicate along with it).
         assert_eq!(
             plan("SELECT sum(v) FROM processed.fact JOIN processed.dim ON fact.k = dim.k WHERE dim.g = 3 AND fact.v > 10").await,
-            [("dim".to_string(), false), ("fact".to_string(), false)]
+            [("dim".to_string(), false), ("fact".to_string(), true)]
         );
         let answer = session
             .sql("SELECT sum(v) AS s FROM processed.fact JOIN processed.dim ON fact.k = dim.k WHERE dim.g = 3")
@@ -432,10 +565,13 @@ mod tests {
         let schema = batch.schema();
         let k = col("k", &schema).expect("k");
         let filter = |inner: Arc<dyn PhysicalExpr>| {
-            JoinFilterRows::wrap(Arc::new(DynamicFilterPhysicalExpr::new(
-                vec![Arc::clone(&k)],
-                inner,
-            )))
+            JoinFilterRows::wrap(
+                vec![Arc::new(DynamicFilterPhysicalExpr::new(
+                    vec![Arc::clone(&k)],
+                    inner,
+                ))],
+                vec![true],
+            )
         };
         let loose = filter(Arc::new(BinaryExpr::new(
             Arc::clone(&k),
@@ -465,5 +601,63 @@ mod tests {
         )
         .expect("snapshot");
         assert_eq!(snapshot.to_string(), "k@0 < 10");
+    }
+
+    /// A join on two columns publishes `struct(a, b) IN (…)`; it is tested column by column,
+    /// keeping every row the struct test keeps.
+    #[test]
+    fn struct_key_lists_are_tested_column_by_column() {
+        use datafusion::physical_expr::expressions::col;
+        let schema = Arc::new(Schema::new(vec![
+            arrow::datatypes::Field::new("a", DataType::Int64, false),
+            arrow::datatypes::Field::new("b", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(arrow::array::Int64Array::from(vec![1, 1, 2, 2, 3])),
+                Arc::new(arrow::array::Int64Array::from(vec![10, 20, 10, 20, 10])),
+            ],
+        )
+        .expect("batch");
+        let a = col("a", &schema).expect("a");
+        let b = col("b", &schema).expect("b");
+        let fields = arrow::datatypes::Fields::from(vec![
+            arrow::datatypes::Field::new("c0", DataType::Int64, false),
+            arrow::datatypes::Field::new("c1", DataType::Int64, false),
+        ]);
+        let key: Arc<dyn PhysicalExpr> = Arc::new(ScalarFunctionExpr::new(
+            "struct",
+            datafusion::functions::core::r#struct(),
+            vec![Arc::clone(&a), Arc::clone(&b)],
+            Arc::new(arrow::datatypes::Field::new(
+                "struct",
+                DataType::Struct(fields.clone()),
+                true,
+            )),
+            Arc::new(ConfigOptions::default()),
+        ));
+        // The build side's keys: (1, 10) and (2, 20).
+        let keys = arrow::array::StructArray::new(
+            fields,
+            vec![
+                Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+                Arc::new(arrow::array::Int64Array::from(vec![10, 20])),
+            ],
+            None,
+        );
+        let exact: Arc<dyn PhysicalExpr> = Arc::new(
+            InListExpr::try_new_from_array(key, Arc::new(keys), false, &schema)
+                .expect("struct in list"),
+        );
+        let lists = per_column_lists(&exact, &schema).expect("per column");
+        assert_eq!(
+            lists.to_string(),
+            "a@0 IN (SET) ([1, 2]) AND b@1 IN (SET) ([10, 20])"
+        );
+        let exact_rows = bools(exact.evaluate(&batch).expect("exact"), 5);
+        let rows = bools(lists.evaluate(&batch).expect("lists"), 5);
+        assert_eq!(exact_rows, [true, false, false, true, false]);
+        assert_eq!(rows, [true, true, true, true, false]);
     }
 }
