@@ -61,6 +61,13 @@ impl PhysicalOptimizerRule for DynamicFilterRowPushdown {
             let Some(parquet) = scan.file_source().downcast_ref::<ParquetSource>() else {
                 return Ok(Transformed::no(node));
             };
+            // A scan that already evaluates its predicate row by row (Delta's, for the
+            // conditions it reports as exact) may be the only place its conditions are
+            // applied: it is left as it is. The others use their predicate to skip files and
+            // row groups only, with the conditions applied above them.
+            if parquet.table_parquet_options().global.pushdown_filters {
+                return Ok(Transformed::no(node));
+            }
             let Some(filter) = parquet.filter() else {
                 return Ok(Transformed::no(node));
             };
