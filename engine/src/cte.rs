@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
@@ -106,11 +106,11 @@ pub(crate) async fn compute_shared(
             .as_ref()
             .map(|w| w.cte_tables[..i].to_vec())
             .unwrap_or_default();
-        let Some(batches) = run(ctx, standalone(&cte, earlier)).await? else {
+        let Some((table_schema, batches)) = run(ctx, standalone(&cte, earlier)).await? else {
             i += 1;
             continue;
         };
-        let batches = rename_columns(batches, &cte)?;
+        let (table_schema, batches) = rename_columns(table_schema, batches, &cte)?;
         let table = format!("cte_{}_{name}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let schema = match &registered.schema {
             Some(s) => Arc::clone(s),
@@ -120,10 +120,6 @@ pub(crate) async fn compute_shared(
                 s
             }
         };
-        let table_schema = batches
-            .first()
-            .map(|b| b.schema())
-            .unwrap_or_else(|| Arc::new(Schema::empty()));
         let mem = MemTable::try_new(table_schema, vec![batches])?;
         schema.register_table(table.clone(), Arc::new(mem))?;
         registered.names.push(table.clone());
@@ -162,8 +158,8 @@ fn standalone(cte: &Cte, earlier: Vec<Cte>) -> Query {
     query
 }
 
-/// Runs a query and keeps its rows, unless they outgrow [`MAX_SHARED_BYTES`].
-async fn run(ctx: &SessionContext, query: Query) -> Result<Option<Vec<RecordBatch>>> {
+/// Runs a query and keeps its schema and rows, unless the rows outgrow [`MAX_SHARED_BYTES`].
+async fn run(ctx: &SessionContext, query: Query) -> Result<Option<(SchemaRef, Vec<RecordBatch>)>> {
     let state = ctx.state();
     let plan = state
         .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
@@ -175,6 +171,7 @@ async fn run(ctx: &SessionContext, query: Query) -> Result<Option<Vec<RecordBatc
         .await?
         .execute_stream()
         .await?;
+    let schema = stream.schema();
     let mut batches = vec![];
     let mut bytes = 0;
     while let Some(batch) = stream.try_next().await? {
@@ -184,38 +181,38 @@ async fn run(ctx: &SessionContext, query: Query) -> Result<Option<Vec<RecordBatc
         }
         batches.push(batch);
     }
-    Ok(Some(batches))
+    Ok(Some((schema, batches)))
 }
 
 /// `WITH t (a, b) AS (…)` names the columns: the rows get those names.
-fn rename_columns(batches: Vec<RecordBatch>, cte: &Cte) -> Result<Vec<RecordBatch>> {
+fn rename_columns(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    cte: &Cte,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     if cte.alias.columns.is_empty() {
-        return Ok(batches);
+        return Ok((schema, batches));
     }
-    batches
+    if schema.fields().len() != cte.alias.columns.len() {
+        return Err(crate::error::Error::Unsupported(format!(
+            "WITH {} names {} columns but its query gives {}",
+            cte.alias.name,
+            cte.alias.columns.len(),
+            schema.fields().len()
+        )));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(&cte.alias.columns)
+        .map(|(f, c)| f.as_ref().clone().with_name(normalized(&c.name)))
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let batches = batches
         .into_iter()
-        .map(|batch| {
-            let fields: Vec<Field> = batch
-                .schema()
-                .fields()
-                .iter()
-                .zip(&cte.alias.columns)
-                .map(|(f, c)| f.as_ref().clone().with_name(normalized(&c.name)))
-                .collect();
-            if fields.len() != batch.num_columns() || fields.len() != cte.alias.columns.len() {
-                return Err(crate::error::Error::Unsupported(format!(
-                    "WITH {} names {} columns but its query gives {}",
-                    cte.alias.name,
-                    cte.alias.columns.len(),
-                    batch.num_columns()
-                )));
-            }
-            Ok(RecordBatch::try_new(
-                Arc::new(Schema::new(fields)),
-                batch.columns().to_vec(),
-            )?)
-        })
-        .collect()
+        .map(|batch| RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec()))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((schema, batches))
 }
 
 /// The schema the computed CTEs go in, made on first use.
@@ -380,6 +377,9 @@ mod tests {
             "WITH r AS (SELECT value % 5 AS k, sum(value) AS total FROM generate_series(1, 100) GROUP BY 1)
              SELECT r.k, total FROM r WHERE r.total = (SELECT max(total) FROM r) ORDER BY 1",
             // Column names in the WITH, an alias on one use, and a later CTE reading it.
+            // No rows: the columns are still there.
+            "WITH r AS (SELECT value AS v FROM generate_series(1, 3) WHERE value > 10)
+             SELECT count(r.v), count(*) FROM r, r AS r2 WHERE r.v = r2.v",
             "WITH r (k, n) AS (SELECT value % 3, value FROM generate_series(1, 10)),
                   s AS (SELECT k, count(*) AS c FROM r GROUP BY k)
              SELECT x.k, sum(x.n), max(s.c) FROM r x JOIN s ON x.k = s.k JOIN r ON r.n = x.n GROUP BY x.k ORDER BY 1",
