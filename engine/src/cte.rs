@@ -89,15 +89,14 @@ pub(crate) async fn compute_shared(
         .cloned()
     {
         let name = normalized(&cte.alias.name);
+        let uses = Uses::after(query, i, &name);
         let wanted = match cte.materialized {
             Some(CteAsMaterialized::Materialized) => true,
             Some(CteAsMaterialized::NotMaterialized) => false,
-            None => {
-                let uses = Uses::count(query, &name);
-                uses.references > 1 && uses.definitions == 1
-            }
+            None => uses.references > 1,
         };
-        if !wanted || Uses::count(query, &name).definitions != 1 {
+        // A name defined again further in is another table there: leave it to DataFusion.
+        if !wanted || uses.definitions > 0 {
             i += 1;
             continue;
         }
@@ -123,19 +122,24 @@ pub(crate) async fn compute_shared(
         let mem = MemTable::try_new(table_schema, vec![batches])?;
         schema.register_table(table.clone(), Arc::new(mem))?;
         registered.names.push(table.clone());
-        if let Some(with) = query.with.as_mut() {
-            with.cte_tables.remove(i);
+        let mut rewrite = Rewrite {
+            name: &name,
+            table: &table,
+            alias: &cte.alias.name,
+        };
+        // Only the CTEs after this one and the query itself see it; an earlier CTE naming
+        // a table of the same name means that table.
+        let mut with = query
+            .with
+            .take()
+            .unwrap_or_else(|| unreachable!("checked above"));
+        with.cte_tables.remove(i);
+        for later in &mut with.cte_tables[i..] {
+            let _ = VisitMut::visit(later.query.as_mut(), &mut rewrite);
         }
-        let _ = VisitMut::visit(
-            query.as_mut(),
-            &mut Rewrite {
-                name: &name,
-                table: &table,
-                alias: &cte.alias.name,
-            },
-        );
-        if query.with.as_ref().is_some_and(|w| w.cte_tables.is_empty()) {
-            query.with = None;
+        let _ = VisitMut::visit(query.as_mut(), &mut rewrite);
+        if !with.cte_tables.is_empty() {
+            query.with = Some(with);
         }
     }
     Ok(registered)
@@ -251,7 +255,7 @@ fn names(object: &ObjectName, name: &str) -> bool {
     }
 }
 
-/// How often a query names a CTE, and how many `WITH`s define that name.
+/// How often a query names a CTE, and how many other `WITH`s define that name.
 #[derive(Default)]
 struct Uses<'a> {
     name: &'a str,
@@ -260,12 +264,27 @@ struct Uses<'a> {
 }
 
 impl<'a> Uses<'a> {
-    fn count(query: &Query, name: &'a str) -> Self {
+    /// The uses of the `i`-th CTE of the top-level `WITH`: in the CTEs after it and in the
+    /// query itself, the only places that see it.
+    fn after(query: &Query, i: usize, name: &'a str) -> Self {
         let mut uses = Uses {
             name,
             ..Default::default()
         };
-        let _ = Visit::visit(query, &mut uses);
+        let mut rest = query.clone();
+        let later: Vec<Cte> = rest
+            .with
+            .take()
+            .map(|w| w.cte_tables.into_iter().skip(i + 1).collect())
+            .unwrap_or_default();
+        uses.definitions += later
+            .iter()
+            .filter(|c| normalized(&c.alias.name) == name)
+            .count();
+        for cte in &later {
+            let _ = Visit::visit(cte.query.as_ref(), &mut uses);
+        }
+        let _ = Visit::visit(&rest, &mut uses);
         uses
     }
 }
@@ -337,10 +356,10 @@ fn shared_names(sql: &str) -> Vec<String> {
         return vec![];
     };
     let mut out = vec![];
-    for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
+    for (i, cte) in query.with.iter().flat_map(|w| &w.cte_tables).enumerate() {
         let name = normalized(&cte.alias.name);
-        let uses = Uses::count(query, &name);
-        if uses.references > 1 && uses.definitions == 1 {
+        let uses = Uses::after(query, i, &name);
+        if uses.references > 1 && uses.definitions == 0 {
             out.push(name);
         }
     }
@@ -372,6 +391,12 @@ mod tests {
     #[tokio::test]
     async fn shared_ctes_give_the_inlined_answer() {
         let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t AS SELECT value AS v FROM generate_series(1, 3)")
+            .await
+            .expect("table t")
+            .collect()
+            .await
+            .expect("table t");
         let queries = [
             // Q15's shape: a CTE, and its maximum, qualified names included.
             "WITH r AS (SELECT value % 5 AS k, sum(value) AS total FROM generate_series(1, 100) GROUP BY 1)
@@ -380,6 +405,9 @@ mod tests {
             // No rows: the columns are still there.
             "WITH r AS (SELECT value AS v FROM generate_series(1, 3) WHERE value > 10)
              SELECT count(r.v), count(*) FROM r, r AS r2 WHERE r.v = r2.v",
+            // An earlier CTE naming `t` reads the table `t`, not the CTE defined after it.
+            "WITH a AS (SELECT v FROM t), t AS (SELECT value * 10 AS v FROM generate_series(1, 2))
+             SELECT a.v, x.v FROM a, t x, t y WHERE x.v = y.v ORDER BY 1, 2",
             "WITH r (k, n) AS (SELECT value % 3, value FROM generate_series(1, 10)),
                   s AS (SELECT k, count(*) AS c FROM r GROUP BY k)
              SELECT x.k, sum(x.n), max(s.c) FROM r x JOIN s ON x.k = s.k JOIN r ON r.n = x.n GROUP BY x.k ORDER BY 1",
