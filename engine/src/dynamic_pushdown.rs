@@ -8,10 +8,10 @@
 //! a join is different. It is typically a fact table under an aggregate or join whose keys the
 //! other side narrows to a few (TPC-H Q17: 204 parts of 200,000; Q20: 366 part-supplier
 //! pairs), and decoding only the rows that can match pays. This rule turns row-level
-//! evaluation on for the scans a join filters, each condition watched by [`JoinFilterRows`]:
-//! it evaluates a cheaper form of a join's filter, and lets every row through once it sees a
-//! condition keep more than a few percent of them (TPC-H Q05, Q09, Q11, and most date
-//! ranges), where row-level evaluation would cost more than it saves.
+//! evaluation on for the scans a join filters, through [`JoinFilterRows`]: it evaluates only
+//! the join filters (the query's own conditions stay in the filter above the scan), each in a
+//! cheaper form, and lets every row through once a join filter keeps more than a few percent
+//! of them (TPC-H Q05, Q09, Q11), where row-level evaluation would cost more than it saves.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
