@@ -168,8 +168,19 @@ impl Session {
             .with_physical_optimizer_rules({
                 let mut rules =
                     datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+                // Right after DataFusion's own choice of build sides, before
+                // repartitions are placed around the joins.
+                let after_join_selection = rules
+                    .iter()
+                    .position(|r| r.name() == "join_selection")
+                    .map_or(0, |at| at + 1);
+                rules.insert(
+                    after_join_selection,
+                    Arc::new(crate::join_sides::BuildFewerRows),
+                );
                 rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
                 rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
+                rules.push(Arc::new(crate::decimal_arith::FastDecimalArithmetic));
                 rules
             })
             .build();

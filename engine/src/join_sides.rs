@@ -1,0 +1,163 @@
+//! The smaller side of a partitioned hash join by rows is the one hashed.
+//!
+//! DataFusion's join selection puts the input with fewer estimated bytes on
+//! the build side. Byte estimates after semi and anti joins are poor: in
+//! TPC-H Q21 the `NOT EXISTS` join was built on 3.8 million `lineitem` rows
+//! (118 MB) and probed with 73 thousand, because the 60 thousand rows
+//! estimated for the other side were given 95 MB. Row estimates hold up
+//! better, and building costs per row.
+//!
+//! [`BuildFewerRows`] runs right after DataFusion's join selection and, for
+//! partitioned hash joins whose build side has at least [`RATIO`] times the
+//! estimated rows of the probe side, swaps the two. Joins in `CollectLeft`
+//! mode are left alone: their build side already passed DataFusion's size
+//! thresholds.
+
+use std::sync::Arc;
+
+use datafusion::common::Result;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+
+/// How many times more rows the build side must be estimated to have than
+/// the probe side before the two are swapped; the margin keeps the rule to
+/// estimates that disagree clearly with the byte-based choice.
+const RATIO: usize = 8;
+
+#[derive(Debug, Default)]
+pub(crate) struct BuildFewerRows;
+
+impl PhysicalOptimizerRule for BuildFewerRows {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !config.optimizer.join_reordering {
+            return Ok(plan);
+        }
+        plan.transform_up(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if *join.partition_mode() != PartitionMode::Partitioned
+                || !join.join_type().supports_swap()
+                || join.null_aware
+            {
+                return Ok(Transformed::no(node));
+            }
+            let rows = |plan: &Arc<dyn ExecutionPlan>| {
+                StatisticsContext::new()
+                    .compute(plan.as_ref(), &StatisticsArgs::new())
+                    .ok()
+                    .and_then(|s| s.num_rows.get_value().copied())
+            };
+            let (Some(build), Some(probe)) = (rows(join.left()), rows(join.right())) else {
+                return Ok(Transformed::no(node));
+            };
+            // An estimate of no rows at all is a guess, not a measure.
+            if probe == 0 || build < probe.saturating_mul(RATIO) {
+                return Ok(Transformed::no(node));
+            }
+            Ok(Transformed::yes(
+                join.swap_inputs(PartitionMode::Partitioned)?,
+            ))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "build_fewer_rows"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::common::{JoinType, NullEquality};
+    use datafusion::datasource::memory::MemorySourceConfig;
+    use datafusion::physical_expr::expressions::col;
+
+    fn rows(name: &str, n: i64) -> Arc<dyn ExecutionPlan> {
+        let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from_iter_values(0..n))],
+        )
+        .expect("batch");
+        MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None).expect("source")
+    }
+
+    fn join(build: i64, probe: i64, join_type: JoinType) -> Arc<dyn ExecutionPlan> {
+        let (left, right) = (rows("a", build), rows("b", probe));
+        let on = vec![(
+            col("a", &left.schema()).expect("a"),
+            col("b", &right.schema()).expect("b"),
+        )];
+        Arc::new(
+            HashJoinExec::try_new(
+                left,
+                right,
+                on,
+                None,
+                &join_type,
+                None,
+                PartitionMode::Partitioned,
+                NullEquality::NullEqualsNothing,
+                false,
+            )
+            .expect("join"),
+        )
+    }
+
+    fn build_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+        let mut found = None;
+        plan.apply(|node| {
+            if let Some(j) = node.downcast_ref::<HashJoinExec>() {
+                found = StatisticsContext::new()
+                    .compute(j.left().as_ref(), &StatisticsArgs::new())
+                    .ok()
+                    .and_then(|s| s.num_rows.get_value().copied());
+                return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })
+        .expect("walk");
+        found
+    }
+
+    #[test]
+    fn the_side_with_far_fewer_rows_is_built() {
+        let config = ConfigOptions::default();
+        for join_type in [JoinType::Inner, JoinType::LeftAnti, JoinType::LeftSemi] {
+            let plan = join(1000, 20, join_type);
+            let swapped = BuildFewerRows.optimize(plan, &config).expect("rule");
+            assert_eq!(build_rows(&swapped), Some(20), "{join_type}");
+            // The output keeps its columns in their order.
+            assert_eq!(swapped.schema().field(0).name(), "a", "{join_type}");
+        }
+    }
+
+    #[test]
+    fn close_estimates_keep_datafusions_choice() {
+        let config = ConfigOptions::default();
+        let plan = join(100, 20, JoinType::Inner);
+        let kept = BuildFewerRows.optimize(plan, &config).expect("rule");
+        assert_eq!(build_rows(&kept), Some(100));
+        let mut off = ConfigOptions::default();
+        off.optimizer.join_reordering = false;
+        let plan = join(1000, 20, JoinType::Inner);
+        let kept = BuildFewerRows.optimize(plan, &off).expect("rule");
+        assert_eq!(build_rows(&kept), Some(1000));
+    }
+}
