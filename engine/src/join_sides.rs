@@ -9,9 +9,10 @@
 //!
 //! [`BuildFewerRows`] runs right after DataFusion's join selection and, for
 //! partitioned hash joins whose build side has at least [`RATIO`] times the
-//! estimated rows of the probe side, swaps the two. Joins in `CollectLeft`
-//! mode are left alone: their build side already passed DataFusion's size
-//! thresholds.
+//! estimated rows of the probe side, swaps the two; when the new build side is
+//! within DataFusion's single-partition row threshold, the join collects it
+//! into one shared hash table (`CollectLeft`). Joins already in `CollectLeft`
+//! mode are left alone: their build side passed DataFusion's size thresholds.
 
 use std::sync::Arc;
 
@@ -63,9 +64,14 @@ impl PhysicalOptimizerRule for BuildFewerRows {
             if probe == 0 || build < probe.saturating_mul(RATIO) {
                 return Ok(Transformed::no(node));
             }
-            Ok(Transformed::yes(
-                join.swap_inputs(PartitionMode::Partitioned)?,
-            ))
+            // A build side as small as DataFusion's single-partition threshold is hashed
+            // once and shared, so the large side is not repartitioned to meet it.
+            let mode = if probe <= config.optimizer.hash_join_single_partition_threshold_rows {
+                PartitionMode::CollectLeft
+            } else {
+                PartitionMode::Partitioned
+            };
+            Ok(Transformed::yes(join.swap_inputs(mode)?))
         })
         .data()
     }
@@ -136,6 +142,30 @@ mod tests {
         found
     }
 
+    fn mode(plan: &Arc<dyn ExecutionPlan>) -> Option<PartitionMode> {
+        let mut found = None;
+        plan.apply(|node| {
+            if let Some(j) = node.downcast_ref::<HashJoinExec>() {
+                found = Some(*j.partition_mode());
+                return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })
+        .expect("walk");
+        found
+    }
+
+    #[test]
+    fn a_small_new_build_side_is_shared_a_large_one_partitioned() {
+        let mut config = ConfigOptions::default();
+        config.optimizer.hash_join_single_partition_threshold_rows = 10;
+        let swapped = BuildFewerRows
+            .optimize(join(1000, 20, JoinType::Inner), &config)
+            .expect("rule");
+        assert_eq!(build_rows(&swapped), Some(20));
+        assert_eq!(mode(&swapped), Some(PartitionMode::Partitioned));
+    }
+
     #[test]
     fn the_side_with_far_fewer_rows_is_built() {
         let config = ConfigOptions::default();
@@ -143,6 +173,11 @@ mod tests {
             let plan = join(1000, 20, join_type);
             let swapped = BuildFewerRows.optimize(plan, &config).expect("rule");
             assert_eq!(build_rows(&swapped), Some(20), "{join_type}");
+            assert_eq!(
+                mode(&swapped),
+                Some(PartitionMode::CollectLeft),
+                "{join_type}"
+            );
             // The output keeps its columns in their order.
             assert_eq!(swapped.schema().field(0).name(), "a", "{join_type}");
         }
