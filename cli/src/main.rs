@@ -18,6 +18,12 @@ use clap::Parser;
 use strata_engine::Session;
 
 use crate::exec::Printer;
+
+/// mimalloc keeps freed memory for reuse, where the system allocator returns large blocks to
+/// the OS and pays page faults to touch fresh ones again: hash-join tables, decoded Parquet
+/// pages and batches are allocated and freed many times a query.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::print_format::PrintFormat;
 
 /// strata: SQL over a lakehouse warehouse of raw, processed and curated zones.
