@@ -106,8 +106,11 @@ fn scan(exec: &DataSourceExec, max_kept_share: f64) -> Option<Arc<dyn ExecutionP
     }
     let filter = parquet.filter()?;
     let conjuncts = split_conjunction(&filter);
-    let is_dynamic =
-        |c: &Arc<dyn PhysicalExpr>| c.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
+    let is_dynamic = |c: &Arc<dyn PhysicalExpr>| {
+        c.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()
+            || c.downcast_ref::<crate::key_filters::KeyColumnFilter>()
+                .is_some()
+    };
     if !conjuncts.iter().any(|c| is_dynamic(c)) {
         return None;
     }
@@ -270,7 +273,7 @@ fn nulls_as_false(result: BooleanArray) -> BooleanArray {
 /// `CASE h WHEN 0 THEN bounds0 AND k IN (l0) WHEN 1 THEN bounds1 AND k IN (l1) … ELSE false
 /// END` as `k IN (l0 ∪ l1 …)`: what a hash-partitioned join publishes, with the partition
 /// routing and the bounds dropped (the lists decide). `None` for any other shape.
-fn merge_partition_key_lists(
+pub(crate) fn merge_partition_key_lists(
     expr: &Arc<dyn PhysicalExpr>,
     schema: &Schema,
 ) -> Option<Arc<dyn PhysicalExpr>> {
@@ -307,7 +310,7 @@ fn merge_partition_key_lists(
 /// A join on several columns lists its keys as structs, `struct(a, b) IN (…)`, which is
 /// slow to test. `a IN (the a's) AND b IN (the b's)` keeps a superset of those rows and
 /// tests each column by itself, the second only on the rows the first keeps.
-fn per_column_lists(
+pub(crate) fn per_column_lists(
     expr: &Arc<dyn PhysicalExpr>,
     schema: &Schema,
 ) -> Option<Arc<dyn PhysicalExpr>> {

@@ -31,6 +31,7 @@ mod error;
 mod filter_order;
 pub mod infer;
 mod join_sides;
+mod key_filters;
 pub mod lineage;
 mod maintenance;
 pub mod metrics;

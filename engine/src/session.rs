@@ -178,6 +178,7 @@ impl Session {
                     after_join_selection,
                     Arc::new(crate::join_sides::BuildFewerRows),
                 );
+                rules.push(Arc::new(crate::key_filters::KeyColumnFilters));
                 rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
                 rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
                 rules.push(Arc::new(crate::decimal_arith::FastDecimalArithmetic));
