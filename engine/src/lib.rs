@@ -20,6 +20,7 @@
 //! ```
 
 mod check;
+mod conjunction;
 mod ctas;
 mod cte;
 pub mod datagen;

@@ -182,6 +182,8 @@ impl Session {
                 rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
                 rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
                 rules.push(Arc::new(crate::decimal_arith::FastDecimalArithmetic));
+                // Last: it hides the filters' conditions from rules that would read them.
+                rules.push(Arc::new(crate::conjunction::ConjunctionsOnRowsLeft));
                 rules
             })
             .build();
