@@ -31,6 +31,7 @@ mod dynamic_pushdown;
 mod error;
 mod filter_order;
 pub mod infer;
+mod join_order;
 mod join_sides;
 mod key_filters;
 pub mod lineage;

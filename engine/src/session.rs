@@ -178,6 +178,11 @@ impl Session {
                     after_join_selection,
                     Arc::new(crate::join_sides::BuildFewerRows),
                 );
+                // Before it: join selection picks build sides for the order chosen here.
+                rules.insert(
+                    after_join_selection.saturating_sub(1),
+                    Arc::new(crate::join_order::CheapestJoinOrder),
+                );
                 rules.push(Arc::new(crate::key_filters::KeyColumnFilters));
                 rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
                 rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
