@@ -77,7 +77,7 @@ impl PhysicalOptimizerRule for CheapestJoinOrder {
 }
 
 fn rewrite(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-    if let Some(group) = join_group(&plan)
+    if let Some(group) = join_group(&plan, None)
         && (3..=MAX_INPUTS).contains(&group.inputs.len())
         && let Some(order) = cheapest(&group)
     {
@@ -143,45 +143,52 @@ struct Group {
     conditions: Vec<(ColRef, ColRef)>,
     filters: Vec<Filter>,
     shape: Shape,
+    /// How its joins meet their inputs: `Auto` or `CollectLeft`.
+    mode: PartitionMode,
 }
 
-fn single(plan: &Arc<dyn ExecutionPlan>) -> Group {
+fn single(plan: &Arc<dyn ExecutionPlan>, mode: PartitionMode) -> Group {
     Group {
         inputs: vec![Arc::clone(plan)],
         columns: (0..plan.schema().fields().len()).map(|c| (0, c)).collect(),
         conditions: vec![],
         filters: vec![],
         shape: Shape::Input(0),
+        mode,
     }
 }
 
-fn flatten(plan: &Arc<dyn ExecutionPlan>) -> Group {
-    join_group(plan).unwrap_or_else(|| single(plan))
+fn flatten(plan: &Arc<dyn ExecutionPlan>, mode: PartitionMode) -> Group {
+    join_group(plan, Some(mode)).unwrap_or_else(|| single(plan, mode))
 }
 
 /// The group of inner hash joins rooted at `plan`, if `plan` is one (or a projection of
 /// columns over one).
-fn join_group(plan: &Arc<dyn ExecutionPlan>) -> Option<Group> {
+fn join_group(plan: &Arc<dyn ExecutionPlan>, mode: Option<PartitionMode>) -> Option<Group> {
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
         let indices = projection
             .expr()
             .iter()
             .map(|e| e.expr.downcast_ref::<Column>().map(Column::index))
             .collect::<Option<Vec<_>>>()?;
-        let mut group = join_group(projection.input())?;
+        let mut group = join_group(projection.input(), mode)?;
         group.columns = indices.iter().map(|&i| group.columns[i]).collect();
         return Some(group);
     }
     let join = plan.downcast_ref::<HashJoinExec>()?;
     if *join.join_type() != JoinType::Inner
-        || *join.partition_mode() != PartitionMode::Auto
+        // Before join selection, joins are `Auto` where the session repartitions them and
+        // `CollectLeft` where it runs on one partition; a group keeps to one of the two.
+        || !matches!(join.partition_mode(), PartitionMode::Auto | PartitionMode::CollectLeft)
+        || mode.is_some_and(|m| m != *join.partition_mode())
         || join.null_equality() != NullEquality::NullEqualsNothing
         || join.null_aware
     {
         return None;
     }
-    let left = flatten(join.left());
-    let right = flatten(join.right());
+    let mode = *join.partition_mode();
+    let left = flatten(join.left(), mode);
+    let right = flatten(join.right(), mode);
     let offset = left.inputs.len();
     let shift = |(i, c): ColRef| (i + offset, c);
     let right_columns: Vec<ColRef> = right.columns.iter().map(|&c| shift(c)).collect();
@@ -232,6 +239,7 @@ fn join_group(plan: &Arc<dyn ExecutionPlan>) -> Option<Group> {
         conditions,
         filters,
         shape: Shape::Join(Box::new(left.shape), Box::new(right.shape.shifted(offset))),
+        mode,
     })
 }
 
@@ -653,7 +661,7 @@ fn build(
         filter,
         &JoinType::Inner,
         projection,
-        PartitionMode::Auto,
+        group.mode,
         NullEquality::NullEqualsNothing,
         false,
     )?;
@@ -716,6 +724,23 @@ mod tests {
                      FROM processed.big, processed.other, processed.tiny
                      WHERE a_grp = b_grp AND b_ref = c_ref AND a_id + c_ref > 5
                      GROUP BY c_ref ORDER BY c_ref";
+        let plan = session
+            .plan_query(query)
+            .await
+            .expect("plan")
+            .create_physical_plan()
+            .await
+            .expect("physical plan");
+        let mut joins = vec![];
+        joined_tables(&plan, &mut joins);
+        let shown = datafusion::physical_plan::displayable(plan.as_ref()).indent(true);
+        assert_eq!(joins, ["bc", "abc"], "{shown}");
+        // On one partition the planner collects every build side; the order is the same.
+        session
+            .context()
+            .sql("SET datafusion.execution.target_partitions = 1")
+            .await
+            .expect("set");
         let plan = session
             .plan_query(query)
             .await
