@@ -319,7 +319,7 @@ mod tests {
             Field::new("s", DataType::Utf8, true),
             Field::new("c", DataType::Int64, false),
         ]);
-        RecordBatch::try_new(Arc::new(schema), vec![a, b, s, c]).unwrap()
+        RecordBatch::try_new(Arc::new(schema), vec![a, b, s, c]).expect("test value")
     }
 
     fn cmp(
@@ -329,7 +329,13 @@ mod tests {
         batch: &RecordBatch,
     ) -> Arc<dyn PhysicalExpr> {
         let schema = batch.schema();
-        binary(col(column, &schema).unwrap(), op, lit(value), &schema).unwrap()
+        binary(
+            col(column, &schema).expect("test value"),
+            op,
+            lit(value),
+            &schema,
+        )
+        .expect("test value")
     }
 
     /// The rows DataFusion's own `AND` keeps (NULL as not kept).
@@ -337,9 +343,9 @@ mod tests {
         let predicate = conjunction(conditions.iter().cloned());
         let result = predicate
             .evaluate(batch)
-            .unwrap()
+            .expect("test value")
             .into_array(batch.num_rows())
-            .unwrap();
+            .expect("test value");
         let result = result.as_boolean();
         (0..result.len())
             .map(|i| result.is_valid(i) && result.value(i))
@@ -347,15 +353,16 @@ mod tests {
     }
 
     fn actual(conditions: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Vec<bool> {
-        let predicate = Conjunction::of(&conjunction(conditions.iter().cloned())).unwrap();
+        let predicate =
+            Conjunction::of(&conjunction(conditions.iter().cloned())).expect("test value");
         let result = predicate
             .evaluate(batch)
-            .unwrap()
+            .expect("test value")
             .into_array(batch.num_rows())
-            .unwrap();
+            .expect("test value");
         let result = result.as_boolean();
         assert_eq!(result.null_count(), 0);
-        result.iter().map(|v| v.unwrap()).collect()
+        result.iter().map(|v| v.expect("test value")).collect()
     }
 
     #[test]
@@ -412,22 +419,22 @@ mod tests {
         let int = |v| ScalarValue::Int64(Some(v));
         let guarded = |guard: i64| {
             let divisor = binary(
-                col("c", &schema).unwrap(),
+                col("c", &schema).expect("test value"),
                 Operator::Minus,
                 lit(int(7)),
                 &schema,
             )
-            .unwrap();
+            .expect("test value");
             let ratio = binary(
-                col("b", &schema).unwrap(),
+                col("b", &schema).expect("test value"),
                 Operator::Divide,
                 divisor,
                 &schema,
             )
-            .unwrap();
+            .expect("test value");
             vec![
                 cmp("c", Operator::Lt, int(guard), &batch),
-                binary(ratio, Operator::Lt, lit(int(0)), &schema).unwrap(),
+                binary(ratio, Operator::Lt, lit(int(0)), &schema).expect("test value"),
             ]
         };
         let conditions = guarded(5);
@@ -437,8 +444,8 @@ mod tests {
         let conditions = guarded(20);
         let plain = conjunction(conditions.iter().cloned());
         assert!(plain.evaluate(&batch).is_err());
-        let wrapped = Conjunction::of(&plain).unwrap();
-        let error = wrapped.evaluate(&batch).unwrap_err().to_string();
+        let wrapped = Conjunction::of(&plain).expect("test value");
+        let error = wrapped.evaluate(&batch).expect_err("an error").to_string();
         assert!(error.contains("Divide by zero"), "{error}");
     }
 
@@ -450,7 +457,7 @@ mod tests {
             cmp("a", Operator::Lt, int(5), &batch),
             cmp("b", Operator::Gt, int(1), &batch),
         ]);
-        let wrapped = Conjunction::of(&plain).unwrap();
+        let wrapped = Conjunction::of(&plain).expect("test value");
         assert_eq!(wrapped.to_string(), plain.to_string());
         let either = binary(
             cmp("a", Operator::Lt, int(5), &batch),
@@ -458,17 +465,17 @@ mod tests {
             cmp("a", Operator::Gt, int(50), &batch),
             &batch.schema(),
         )
-        .unwrap();
+        .expect("test value");
         let with_or = conjunction([either, cmp("b", Operator::Gt, int(1), &batch)]);
         assert_eq!(
-            Conjunction::of(&with_or).unwrap().to_string(),
+            Conjunction::of(&with_or).expect("test value").to_string(),
             with_or.to_string()
         );
         assert!(with_or.to_string().starts_with('('), "{with_or}");
         assert!(Conjunction::of(&wrapped).is_none());
         let rebuilt = Arc::clone(&wrapped)
             .with_new_children(wrapped.children().into_iter().cloned().collect())
-            .unwrap();
+            .expect("test value");
         assert_eq!(&rebuilt, &wrapped);
     }
 }
