@@ -89,7 +89,12 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
             .iter()
             .map(|input| rewrite(Arc::clone(input)))
             .collect::<Result<Vec<_>>>()?;
-        return build_group(&group, &order, &inputs, &plan);
+        // A tree that cannot be built leaves the group as planned: the order is an
+        // optimization, never a reason for a query to fail.
+        match build_group(&group, &order, &inputs, &plan) {
+            Ok(reordered) => return Ok(reordered),
+            Err(e) => tracing::warn!("join order left as planned: {e}"),
+        }
     }
     let children = plan
         .children()
