@@ -44,6 +44,7 @@ mod register;
 mod schema;
 mod session;
 pub mod split;
+mod spread_files;
 pub mod ssb;
 mod staging;
 pub mod stores;

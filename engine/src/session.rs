@@ -189,6 +189,7 @@ impl Session {
                 rules.push(Arc::new(crate::decimal_arith::FastDecimalArithmetic));
                 // Last: it hides the filters' conditions from rules that would read them.
                 rules.push(Arc::new(crate::conjunction::ConjunctionsOnRowsLeft));
+                rules.push(Arc::new(crate::spread_files::SpreadFilesAcrossPartitions));
                 rules
             })
             .build();
