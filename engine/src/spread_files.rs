@@ -7,15 +7,15 @@
 //! partition, and the second partition has nothing to do.
 //!
 //! [`SpreadFilesAcrossPartitions`] runs last. For a Parquet scan of several files whose
-//! predicate holds a join filter on a column whose value ranges, by the files' statistics,
-//! lie apart from file to file (dates in `year=` folders), it gives each partition one byte range of every file (a
+//! predicate holds a join filter from a filtered build side, on a column whose value ranges,
+//! by the files' statistics, lie apart from file to file (dates in `year=` folders), it gives each partition one byte range of every file (a
 //! row group is read by the range its start falls in, so every row is read once), whole files
 //! under [`SPLIT_MIN_BYTES`] going round the partitions in turn. Scans with an output order,
 //! hash-partitioned scans and scans whose ranges do not cover their files are left as they
 //! are.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::common::Result;
@@ -27,6 +27,8 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion_datasource::file::FileSource;
 
@@ -42,11 +44,15 @@ impl PhysicalOptimizerRule for SpreadFilesAcrossPartitions {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let narrowed = narrowing_filters(&plan)?;
+        if narrowed.is_empty() {
+            return Ok(plan);
+        }
         plan.transform_up(|node| {
             let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match spread(exec)? {
+            match spread(exec, &narrowed)? {
                 Some(spread) => Ok(Transformed::yes(spread)),
                 None => Ok(Transformed::no(node)),
             }
@@ -63,7 +69,44 @@ impl PhysicalOptimizerRule for SpreadFilesAcrossPartitions {
     }
 }
 
-fn spread(exec: &DataSourceExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+/// The ids of the dynamic filters of joins whose build side is filtered: only those can
+/// select a part of the files. A join with a whole dimension (SSB Q2.1's `date`) publishes
+/// every key.
+fn narrowing_filters(plan: &Arc<dyn ExecutionPlan>) -> Result<HashSet<u64>> {
+    let mut ids = HashSet::new();
+    plan.apply(|node| {
+        if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+            let mut filtered = false;
+            join.left().apply(|below| {
+                filtered |= below.downcast_ref::<FilterExec>().is_some()
+                    || below
+                        .downcast_ref::<DataSourceExec>()
+                        .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
+                        .and_then(|s| s.file_source().downcast_ref::<ParquetSource>())
+                        .is_some_and(|p| p.filter().is_some());
+                Ok(if filtered {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })?;
+            if filtered {
+                ids.extend(
+                    join.dynamic_expressions_produced()
+                        .into_iter()
+                        .filter_map(|e| e.expression_id()),
+                );
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(ids)
+}
+
+fn spread(
+    exec: &DataSourceExec,
+    narrowed: &HashSet<u64>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>() else {
         return Ok(None);
     };
@@ -86,7 +129,9 @@ fn spread(exec: &DataSourceExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     // The columns the join filters test.
     let mut keys: Vec<String> = Vec::new();
     predicate.apply(|e| {
-        if let Some(filter) = e.downcast_ref::<DynamicFilterPhysicalExpr>() {
+        if let Some(filter) = e.downcast_ref::<DynamicFilterPhysicalExpr>()
+            && e.expression_id().is_some_and(|id| narrowed.contains(&id))
+        {
             for child in filter.children() {
                 if let Some(column) = child.downcast_ref::<Column>() {
                     keys.push(column.name().to_string());
