@@ -82,18 +82,20 @@ impl PhysicalOptimizerRule for CheapestJoinOrder {
 fn rewrite(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     if let Some(group) = join_group(&plan, None)
         && (3..=MAX_INPUTS).contains(&group.inputs.len())
-        && let Some(order) = cheapest(&group)
     {
-        let inputs = group
-            .inputs
-            .iter()
-            .map(|input| rewrite(Arc::clone(input)))
-            .collect::<Result<Vec<_>>>()?;
-        // A tree that cannot be built leaves the group as planned: the order is an
-        // optimization, never a reason for a query to fail.
-        match build_group(&group, &order, &inputs, &plan) {
-            Ok(reordered) => return Ok(reordered),
-            Err(e) => tracing::warn!("join order left as planned: {e}"),
+        let classes = classes(&group);
+        if let Some(order) = cheapest(&group, &classes) {
+            let inputs = group
+                .inputs
+                .iter()
+                .map(|input| rewrite(Arc::clone(input)))
+                .collect::<Result<Vec<_>>>()?;
+            // A tree that cannot be built leaves the group as planned: the order is an
+            // optimization, never a reason for a query to fail.
+            match build_group(&group, &classes, &order, &inputs, &plan) {
+                Ok(reordered) => return Ok(reordered),
+                Err(e) => tracing::warn!("join order left as planned: {e}"),
+            }
         }
     }
     let children = plan
@@ -262,7 +264,7 @@ struct Estimates {
 }
 
 impl Estimates {
-    fn new(group: &Group) -> Option<Estimates> {
+    fn new(group: &Group, classes: &[Vec<ColRef>]) -> Option<Estimates> {
         let statistics_of = |plan: &dyn ExecutionPlan| {
             StatisticsContext::new()
                 .compute(plan, &StatisticsArgs::new())
@@ -299,10 +301,10 @@ impl Estimates {
             let before = statistics_of(base.as_ref()).map_or(here, |s| ndv(&s, at));
             (here, before.max(here))
         };
-        let classes = classes(group)
-            .into_iter()
+        let classes = classes
+            .iter()
             .map(|class| {
-                let columns: Vec<_> = class.into_iter().map(|c| (c, distinct(c))).collect();
+                let columns: Vec<_> = class.iter().map(|&c| (c, distinct(c))).collect();
                 // Equal columns share their values: a foreign key has no more distinct values
                 // than the key it refers to (TPC-H's `l_orderkey` spans 6 M values and holds
                 // the 1.5 M of `o_orderkey`).
@@ -422,12 +424,12 @@ fn distinct_values(
 }
 
 /// The cheapest tree over the group's inputs, if it is clearly cheaper than the listed one.
-fn cheapest(group: &Group) -> Option<Shape> {
+fn cheapest(group: &Group, classes: &[Vec<ColRef>]) -> Option<Shape> {
     // A filter on one input's columns has no join to go to.
     if group.filters.iter().any(|f| f.mask().count_ones() < 2) {
         return None;
     }
-    let estimates = Estimates::new(group)?;
+    let estimates = Estimates::new(group, classes)?;
     let n = group.inputs.len();
     let full = (1u32 << n) - 1;
     // Per subset of the inputs: the cheapest tree's cost, its split, and its rows (estimated
@@ -509,12 +511,12 @@ fn cheapest(group: &Group) -> Option<Shape> {
 /// of `original`.
 fn build_group(
     group: &Group,
+    classes: &[Vec<ColRef>],
     shape: &Shape,
     inputs: &[Arc<dyn ExecutionPlan>],
     original: &Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let estimates_classes = classes(group);
-    let (plan, columns) = build(group, &estimates_classes, shape, inputs)?;
+    let (plan, columns) = build(group, classes, shape, inputs)?;
     let schema = original.schema();
     if columns == group.columns
         && plan
@@ -725,7 +727,7 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::RecordBatch;
+    use crate::test_support::{physical_plan, pretty, scratch_session, shown};
     use datafusion::datasource::source::DataSourceExec;
 
     /// The tables (by the first letter of their column names) under each hash join, lowest
@@ -752,10 +754,13 @@ mod tests {
         below
     }
 
-    fn pretty(batches: &[RecordBatch]) -> String {
-        arrow::util::pretty::pretty_format_batches(batches)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
+    /// The tables under each hash join of `query`'s plan, lowest joins first.
+    async fn join_order(session: &crate::Session, query: &str) -> Vec<String> {
+        let plan = physical_plan(session, query).await;
+        let mut joins = vec![];
+        joined_tables(&plan, &mut joins);
+        assert_eq!(joins.len(), 2, "{}", shown(&plan));
+        joins
     }
 
     #[test]
@@ -795,9 +800,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_many_to_many_join_listed_first_runs_after_the_narrowing_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let location = dir.path().join("wh").to_string_lossy().to_string();
-        let session = crate::Session::open(&location).await.expect("session");
+        let (_dir, session) = scratch_session().await;
         session
             .sql(
                 "CREATE TABLE processed.big AS SELECT value AS a_id, value % 20 AS a_grp FROM generate_series(1, 2000);
@@ -813,34 +816,14 @@ mod tests {
                      FROM processed.big, processed.other, processed.tiny
                      WHERE a_grp = b_grp AND b_ref = c_ref AND a_id + c_ref > 5
                      GROUP BY c_ref ORDER BY c_ref";
-        let plan = session
-            .plan_query(query)
-            .await
-            .expect("plan")
-            .create_physical_plan()
-            .await
-            .expect("physical plan");
-        let mut joins = vec![];
-        joined_tables(&plan, &mut joins);
-        let shown = datafusion::physical_plan::displayable(plan.as_ref()).indent(true);
-        assert_eq!(joins, ["bc", "abc"], "{shown}");
+        assert_eq!(join_order(&session, query).await, ["bc", "abc"]);
         // On one partition the planner collects every build side; the order is the same.
         session
             .context()
             .sql("SET datafusion.execution.target_partitions = 1")
             .await
             .expect("set");
-        let plan = session
-            .plan_query(query)
-            .await
-            .expect("plan")
-            .create_physical_plan()
-            .await
-            .expect("physical plan");
-        let mut joins = vec![];
-        joined_tables(&plan, &mut joins);
-        let shown = datafusion::physical_plan::displayable(plan.as_ref()).indent(true);
-        assert_eq!(joins, ["bc", "abc"], "{shown}");
+        assert_eq!(join_order(&session, query).await, ["bc", "abc"]);
         // Row r of `tiny` meets row r of `other` and the 100 rows of `big` with id ≡ r
         // (mod 20); for r = 1 and 2 the filter drops the first of them.
         let expected = (1..=10)

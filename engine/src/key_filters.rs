@@ -438,6 +438,7 @@ impl PhysicalExpr for KeyColumnFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{physical_plan, pretty, scratch_session, shown};
 
     /// The Parquet scans of a plan whose predicate holds a key column filter, by the first
     /// column they read.
@@ -463,17 +464,9 @@ mod tests {
         }
     }
 
-    fn pretty(batches: &[RecordBatch]) -> String {
-        arrow::util::pretty::pretty_format_batches(batches)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    }
-
     #[tokio::test]
     async fn a_key_of_a_multi_column_join_filters_the_scan_below_an_aggregate() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let location = dir.path().join("wh").to_string_lossy().to_string();
-        let session = crate::Session::open(&location).await.expect("session");
+        let (_dir, session) = scratch_session().await;
         session
             .sql(
                 "CREATE TABLE processed.offers AS SELECT value % 5000 AS item, value % 7 AS seller, (value * 37) % 1000 AS cost FROM generate_series(1, 50000);
@@ -486,21 +479,10 @@ mod tests {
         let query = "SELECT o.item, o.seller, o.cost FROM processed.offers o JOIN processed.items i ON o.item = i.item
                      WHERE i.size = 3 AND o.cost = (SELECT min(cost) FROM processed.offers m WHERE m.item = o.item)
                      ORDER BY 1, 2";
-        let plan = session
-            .plan_query(query)
-            .await
-            .expect("plan")
-            .create_physical_plan()
-            .await
-            .expect("physical plan");
+        let plan = physical_plan(&session, query).await;
         let mut scans = vec![];
         filtered_scans(&plan, &mut scans);
-        assert_eq!(
-            scans,
-            ["item"],
-            "{}",
-            datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
-        );
+        assert_eq!(scans, ["item"], "{}", shown(&plan));
         // Same answer as the minimum computed by a window over all offers, where no join
         // filter reaches the scan.
         let expected = session

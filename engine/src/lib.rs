@@ -49,6 +49,8 @@ pub mod ssb;
 mod staging;
 pub mod stores;
 pub mod table;
+#[cfg(test)]
+mod test_support;
 pub mod tpch;
 
 pub use error::{Error, Result};

@@ -26,6 +26,7 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, ParquetSo
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
+use datafusion::physical_expr::utils::split_conjunction;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::HashJoinExec;
@@ -83,7 +84,14 @@ fn narrowing_filters(plan: &Arc<dyn ExecutionPlan>) -> Result<HashSet<u64>> {
                         .downcast_ref::<DataSourceExec>()
                         .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
                         .and_then(|s| s.file_source().downcast_ref::<ParquetSource>())
-                        .is_some_and(|p| p.filter().is_some());
+                        .and_then(|p| p.filter())
+                        .is_some_and(|predicate| {
+                            // Join filters from elsewhere do not narrow the build side by
+                            // themselves.
+                            split_conjunction(&predicate)
+                                .into_iter()
+                                .any(|condition| !holds_join_filter(condition))
+                        });
                 Ok(if filtered {
                     TreeNodeRecursion::Stop
                 } else {
@@ -101,6 +109,20 @@ fn narrowing_filters(plan: &Arc<dyn ExecutionPlan>) -> Result<HashSet<u64>> {
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(ids)
+}
+
+/// Whether an expression holds a join's dynamic filter.
+fn holds_join_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut found = false;
+    let _ = expr.apply(|e| {
+        found |= e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 fn spread(
@@ -255,11 +277,11 @@ fn files_apart(files: &[&PartitionedFile], scan: &FileScanConfig, column: &str) 
 
 #[cfg(test)]
 mod tests {
+    use crate::test_support::{physical_plan, pretty, scratch_session, shown};
+
     #[tokio::test]
     async fn files_whose_keys_lie_apart_are_dealt_to_every_partition() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let location = dir.path().join("wh").to_string_lossy().to_string();
-        let session = crate::Session::open(&location).await.expect("session");
+        let (_dir, session) = scratch_session().await;
         session
             .context()
             .sql("SET datafusion.execution.target_partitions = 2")
@@ -277,16 +299,7 @@ mod tests {
         // the first partition and leave the second idle.
         let query = "SELECT count(*) AS n, sum(f.id) AS total FROM processed.facts f JOIN processed.days d ON f.day = d.day
                      WHERE d.month = 10";
-        let plan = session
-            .plan_query(query)
-            .await
-            .expect("plan")
-            .create_physical_plan()
-            .await
-            .expect("physical plan");
-        let shown = datafusion::physical_plan::displayable(plan.as_ref())
-            .indent(true)
-            .to_string();
+        let shown = shown(&physical_plan(&session, query).await);
         let scan = shown
             .lines()
             .find(|l| l.contains("DataSourceExec") && l.contains("yr=1"))
@@ -298,9 +311,7 @@ mod tests {
             "{shown}"
         );
         let batches = session.sql(query).await.expect("query");
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .expect("format")
-            .to_string();
+        let text = pretty(&batches);
         // Days 1000 to 1099: 100 rows whose ids sum to 100 × 1049.5.
         assert!(text.contains("| 100 | 104950 |"), "{text}");
     }
