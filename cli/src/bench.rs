@@ -330,7 +330,7 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
         let (cold_ms, rows) = match run_once(session, query.sql).await {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("{}: error: {e:#}", query.label);
+                eprintln!("{}: error: {}", query.label, crate::exec::describe(&e));
                 failed += 1;
                 continue;
             }
@@ -342,7 +342,11 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
             match run_once(session, query.sql).await {
                 Ok((ms, _)) => warm_ms.push(ms),
                 Err(e) => {
-                    eprintln!("{}: error in a warm run: {e:#}", query.label);
+                    eprintln!(
+                        "{}: error in a warm run: {}",
+                        query.label,
+                        crate::exec::describe(&e)
+                    );
                     warm_failed = true;
                     break;
                 }

@@ -62,7 +62,7 @@ pub async fn run_text(
                 Err(e) => Err(anyhow::anyhow!(e)),
             };
             if let Err(e) = outcome {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", describe(&e));
                 failed += 1;
                 if stop_on_error {
                     break;
@@ -73,8 +73,13 @@ pub async fn run_text(
         if let Err(e) = run_statement(session, &statement.sql, printer).await {
             failed += 1;
             match origin {
-                Some(file) => eprintln!("error: {} line {}: {e:#}", file.display(), statement.line),
-                None => eprintln!("error: {e:#}"),
+                Some(file) => eprintln!(
+                    "error: {} line {}: {}",
+                    file.display(),
+                    statement.line,
+                    describe(&e)
+                ),
+                None => eprintln!("error: {}", describe(&e)),
             }
             if stop_on_error {
                 break;
@@ -256,7 +261,7 @@ pub async fn run_repl(session: Arc<Session>, mut printer: Printer) -> anyhow::Re
                         Ok(Command::Quit) => break,
                         Ok(command) => {
                             if let Err(e) = run_command(&session, command, &mut printer).await {
-                                eprintln!("error: {e:#}");
+                                eprintln!("error: {}", describe(&e));
                             }
                         }
                         Err(e) => eprintln!("error: {e}"),
@@ -267,7 +272,7 @@ pub async fn run_repl(session: Arc<Session>, mut printer: Printer) -> anyhow::Re
                     tokio::select! {
                         result = run_statement(&session, &statement.sql, &printer) => {
                             if let Err(e) = result {
-                                eprintln!("error: {e:#}");
+                                eprintln!("error: {}", describe(&e));
                             }
                         }
                         _ = tokio::signal::ctrl_c() => {
@@ -552,4 +557,37 @@ pub async fn generate(
         start.elapsed().as_secs_f64()
     )?;
     Ok(0)
+}
+
+/// An error and its causes, each said once: DataFusion's messages already hold the text of
+/// the errors they wrap, which `{:#}` would print again after them.
+pub(crate) fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::describe;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let inner = std::io::Error::other("No field named st.stor_id");
+        let wrapped = anyhow::Error::new(inner).context("Schema error: No field named st.stor_id");
+        assert_eq!(
+            describe(&wrapped),
+            "Schema error: No field named st.stor_id"
+        );
+        let other = anyhow::anyhow!("disk full").context("cannot write processed.t");
+        assert_eq!(describe(&other), "cannot write processed.t: disk full");
+    }
 }
