@@ -4,9 +4,9 @@
 //! through the session's object store, so a warehouse on S3 works as a local one does and
 //! memory stays flat whatever the scale factor:
 //!
-//! - Parquet: one `AsyncArrowWriter` over an object-store `BufWriter` (a multipart upload)
-//!   per file, hive `year=YYYY/` folders when partitioned, then `CREATE OR REPLACE EXTERNAL
-//!   TABLE`;
+//! - Parquet: one [`ParquetWriter`] over an object-store `BufWriter` (a multipart upload)
+//!   per file, with each column's distinct count in its statistics, hive `year=YYYY/`
+//!   folders when partitioned, then `CREATE OR REPLACE EXTERNAL TABLE`;
 //! - JSON: NDJSON files the same way, registered as raw files are (schema inferred on read);
 //! - Delta: the batches as a streaming table, written by `CREATE OR REPLACE TABLE … STORED AS
 //!   DELTA [PARTITIONED BY (year)] AS SELECT`, the engine's own Delta write path.
@@ -33,12 +33,12 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use strata_catalog::{Action, RAW_ZONE};
 use url::Url;
 
+use crate::distinct_counts::ParquetWriter;
 use crate::error::{Error, Result};
 use crate::session::Session;
 
@@ -463,7 +463,7 @@ struct OpenFile {
 }
 
 enum FileWriter {
-    Parquet(Box<AsyncArrowWriter<BufWriter>>),
+    Parquet(Box<ParquetWriter>),
     Json(Box<BufWriter>),
 }
 
@@ -483,11 +483,12 @@ impl FileWriter {
     }
 
     async fn abort(self) {
-        let mut w = match self {
-            FileWriter::Parquet(w) => w.into_inner(),
-            FileWriter::Json(w) => *w,
-        };
-        let _ = w.abort().await;
+        match self {
+            FileWriter::Parquet(w) => w.abort().await,
+            FileWriter::Json(mut w) => {
+                let _ = w.abort().await;
+            }
+        }
     }
 }
 
@@ -512,10 +513,10 @@ impl Files {
             _ => {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                     .build();
-                let writer = AsyncArrowWriter::try_new(out, Arc::clone(&self.schema), Some(props))
-                    .map_err(parquet_error)?;
+                let writer =
+                    ParquetWriter::try_new(out, Arc::clone(&self.schema), props, ROW_GROUP_ROWS)
+                        .map_err(parquet_error)?;
                 FileWriter::Parquet(Box::new(writer))
             }
         })

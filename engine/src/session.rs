@@ -183,6 +183,11 @@ impl Session {
                     after_join_selection.saturating_sub(1),
                     Arc::new(crate::join_order::CheapestJoinOrder),
                 );
+                // First: every rule that reads row estimates sees the filters' selectivities.
+                rules.insert(
+                    0,
+                    Arc::new(crate::filter_selectivity::StringFilterSelectivity),
+                );
                 rules.push(Arc::new(crate::key_filters::KeyColumnFilters));
                 rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
                 rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
