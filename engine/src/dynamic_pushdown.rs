@@ -136,9 +136,10 @@ const JUDGE_AFTER_ROWS: u64 = 100_000;
 /// SF 1: 2% and 5% perform alike, 10% is slower, never switching off is 10% slower.
 const MAX_KEPT_SHARE: f64 = 0.02;
 
-/// The same for a scan that feeds the build side of a hash join (TPC-H Q07: customers of
-/// two nations, 8% of them). Every row it lets through is hashed and shapes the filters that
-/// join hands on in turn, so a filter there pays at a larger share. Measured against 2% and
+/// The same for a scan that feeds the build side of a hash join, where the filter is a key
+/// list (TPC-H Q07: customers of two nations, 8% of them). Every row it lets through is
+/// hashed and shapes the filters that join hands on in turn, so a filter there pays at a
+/// larger share. Measured against 2% and
 /// 50% on TPC-H SF 1: 15% is 3% cheaper than 2% in CPU (Q07 −10%); 50% makes Q08 slower.
 const MAX_KEPT_SHARE_BUILD: f64 = 0.15;
 
@@ -150,6 +151,10 @@ struct Kept {
     kept: AtomicU64,
     off: AtomicBool,
     max_share: f64,
+    /// Whether the filter looks keys up in its join's hash table (too many keys for a
+    /// list): a lookup costs a hash a row, so it is held to [`MAX_KEPT_SHARE`] even in a
+    /// scan that feeds a build side.
+    lookup: AtomicBool,
 }
 
 impl Kept {
@@ -159,13 +164,19 @@ impl Kept {
             kept: AtomicU64::new(0),
             off: AtomicBool::new(false),
             max_share,
+            lookup: AtomicBool::new(false),
         }
     }
 
     fn count(&self, seen: usize, kept: usize) {
         let seen = self.seen.fetch_add(seen as u64, Ordering::Relaxed) + seen as u64;
         let kept = self.kept.fetch_add(kept as u64, Ordering::Relaxed) + kept as u64;
-        if seen >= JUDGE_AFTER_ROWS && kept as f64 > self.max_share * seen as f64 {
+        let max_share = if self.lookup.load(Ordering::Relaxed) {
+            self.max_share.min(MAX_KEPT_SHARE)
+        } else {
+            self.max_share
+        };
+        if seen >= JUDGE_AFTER_ROWS && kept as f64 > max_share * seen as f64 {
             self.off.store(true, Ordering::Relaxed);
         }
     }
@@ -232,30 +243,36 @@ impl JoinFilterRows {
         {
             return Ok(exprs.clone());
         }
-        let exprs = self
-            .conditions
-            .iter()
-            .zip(&self.dynamic)
-            .map(|(condition, dynamic)| {
-                if !dynamic {
-                    return Ok(None);
-                }
-                let snapshot =
-                    datafusion::physical_expr_common::physical_expr::snapshot_physical_expr(
-                        Arc::clone(condition),
-                    )?;
-                let merged = merge_partition_key_lists(&snapshot, schema).unwrap_or(snapshot);
-                merged
-                    .transform_up(|e| {
-                        Ok(match per_column_lists(&e, schema) {
-                            Some(lists) => Transformed::yes(lists),
-                            None => Transformed::no(e),
+        let exprs =
+            self.conditions
+                .iter()
+                .zip(&self.dynamic)
+                .zip(&self.kept)
+                .map(|((condition, dynamic), kept)| {
+                    if !dynamic {
+                        return Ok(None);
+                    }
+                    let snapshot =
+                        datafusion::physical_expr_common::physical_expr::snapshot_physical_expr(
+                            Arc::clone(condition),
+                        )?;
+                    let merged = merge_partition_key_lists(&snapshot, schema).unwrap_or(snapshot);
+                    let row_expr = merged
+                        .transform_up(|e| {
+                            Ok(match per_column_lists(&e, schema) {
+                                Some(lists) => Transformed::yes(lists),
+                                None => Transformed::no(e),
+                            })
                         })
-                    })
-                    .data()
-                    .map(Some)
-            })
-            .collect::<Result<Vec<_>>>()?;
+                        .data()?;
+                    let lookup = row_expr.exists(|e| {
+                        Ok(e.downcast_ref::<datafusion::physical_plan::joins::HashTableLookupExpr>()
+                        .is_some())
+                    })?;
+                    kept.lookup.store(lookup, Ordering::Relaxed);
+                    Ok(Some(row_expr))
+                })
+                .collect::<Result<Vec<_>>>()?;
         *current = Some((generation, exprs.clone()));
         Ok(exprs)
     }
