@@ -79,6 +79,9 @@ impl PhysicalOptimizerRule for StringFilterSelectivity {
             } else {
                 selectivity.share
             };
+            if !share.is_finite() {
+                return Ok(Transformed::no(node));
+            }
             let percent = (share * 100.0).round().clamp(1.0, 100.0) as u8;
             if percent == filter.default_selectivity() {
                 return Ok(Transformed::no(node));
