@@ -265,6 +265,17 @@ impl JoinFilterRows {
                         })
                     })
                     .data()?;
+                // Dense integer key lists are tested in a bitmap, which also tests the
+                // bounds published with them.
+                let row_expr = row_expr
+                    .transform_up(|e| {
+                        Ok(match crate::key_bitmap::key_bitmap(&e, schema) {
+                            Some(bitmap) => Transformed::yes(bitmap),
+                            None => Transformed::no(e),
+                        })
+                    })
+                    .data()?;
+                let row_expr = crate::key_bitmap::drop_implied_bounds(row_expr);
                 let lookup =
                     row_expr.exists(|e| Ok(e.downcast_ref::<HashTableLookupExpr>().is_some()))?;
                 kept.lookup.store(lookup, Ordering::Relaxed);

@@ -35,6 +35,7 @@ mod filter_selectivity;
 pub mod infer;
 mod join_order;
 mod join_sides;
+mod key_bitmap;
 mod key_filters;
 pub mod lineage;
 mod maintenance;
