@@ -227,6 +227,7 @@ async fn generate(
             statement: format!("{} gen --format delta", generation.suite),
         });
     }
+    refuse_foreign_tables(session, generation, &sources)?;
     let root = session.catalog().snapshot().zone(zone)?.root.clone();
     let mut written = vec![];
     for source in &sources {
@@ -267,6 +268,46 @@ async fn generate(
     }
     record_generation(session, generation, &sources).await?;
     Ok(written)
+}
+
+/// Refuses to replace tables this suite's generator did not make: a table of the user's own,
+/// or another suite's (TPC-H and SSB both have `part`, `supplier` and `customer`, with other
+/// columns), whose data would be lost. Tables the same suite made are regenerated in place.
+fn refuse_foreign_tables(
+    session: &Session,
+    generation: &Generation,
+    sources: &[Source],
+) -> Result<()> {
+    let zone = generation.zone.as_str();
+    let snapshot = session.catalog().snapshot();
+    let mut foreign = vec![];
+    for source in sources {
+        let Ok(entry) = snapshot.table(zone, source.name) else {
+            continue;
+        };
+        match entry
+            .options
+            .get(GENERATED_BY)
+            .and_then(|text| Generated::parse(text))
+        {
+            Some(made) if made.suite == generation.suite => {}
+            Some(made) => foreign.push(format!(
+                "{zone}.{} (made by `{} gen`)",
+                source.name, made.suite
+            )),
+            None => foreign.push(format!("{zone}.{} (not generated)", source.name)),
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "`{suite} gen` would replace {tables}; generate into another zone with --zone, or drop \
+         {them} first",
+        suite = generation.suite,
+        tables = foreign.join(", "),
+        them = if foreign.len() == 1 { "it" } else { "them" },
+    )))
 }
 
 /// Notes in each table's catalog entry how it was made.
@@ -728,6 +769,66 @@ mod tests {
         assert!(check_scale_factor(0.001).is_err());
         assert!(check_scale_factor(1000.0).is_err());
         assert!(check_scale_factor(f64::NAN).is_err());
+    }
+
+    #[tokio::test]
+    async fn tables_the_generator_did_not_make_are_not_replaced() {
+        let (_dir, session) = crate::test_support::scratch_session().await;
+        let generation = |suite, zone: &str| Generation {
+            suite,
+            sf: 0.01,
+            zone: zone.into(),
+            format: GenFormat::Parquet,
+            partitioned: false,
+        };
+        let nothing = || Arc::new(|_: &str, _: u64| {}) as Progress;
+        // A table of the user's own, named as one of TPC-H's.
+        session
+            .sql("CREATE TABLE processed.nation AS SELECT 7 AS mine")
+            .await
+            .expect("own table");
+        let refused = generation("tpch", "processed")
+            .run(&session, crate::tpch::sources(0.01), nothing())
+            .await
+            .expect_err("replaces the user's table");
+        let message = refused.to_string();
+        assert!(
+            message.contains("processed.nation (not generated)"),
+            "{message}"
+        );
+        assert!(message.contains("--zone"), "{message}");
+        // Nothing was touched: the user's table reads as before, and no TPC-H table exists.
+        let batches = session
+            .sql("SELECT mine FROM processed.nation")
+            .await
+            .expect("still there");
+        let values = arrow::util::pretty::pretty_format_batches(&batches).expect("format");
+        assert!(values.to_string().contains('7'), "{values}");
+        assert!(
+            session
+                .catalog()
+                .snapshot()
+                .table("processed", "region")
+                .is_err()
+        );
+        // TPC-H in another zone, then SSB there: SSB's part, supplier and customer would
+        // replace TPC-H's.
+        generation("tpch", "curated")
+            .run(&session, crate::tpch::sources(0.01), nothing())
+            .await
+            .expect("tpch gen");
+        let refused = generation("ssb", "curated")
+            .run(&session, crate::ssb::sources(0.01), nothing())
+            .await
+            .expect_err("replaces TPC-H's tables");
+        let message = refused.to_string();
+        for table in ["customer", "supplier", "part"] {
+            assert!(
+                message.contains(&format!("curated.{table} (made by `tpch gen`)")),
+                "{message}"
+            );
+        }
+        assert!(!message.contains("lineorder"), "{message}");
     }
 
     #[test]
