@@ -24,7 +24,7 @@ use arrow::datatypes::{
     DataType, Date32Type, Date64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema, UInt8Type,
     UInt16Type, UInt32Type, UInt64Type,
 };
-use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, InListExpr, Literal};
@@ -223,7 +223,16 @@ impl PhysicalExpr for KeyBitmap {
             DataType::UInt64 => self.probe(keys.as_primitive::<UInt64Type>(), |v| v as i64),
             DataType::Date32 => self.probe(keys.as_primitive::<Date32Type>(), i64::from),
             DataType::Date64 => self.probe(keys.as_primitive::<Date64Type>(), |v| v),
-            other => return internal_err!("a key bitmap got {other} keys"),
+            // Keys of another type than the list's (a dictionary of integers, say): as i64,
+            // where a value that does not fit is NULL.
+            other => {
+                let keys = arrow::compute::cast(&keys, &DataType::Int64).map_err(|e| {
+                    datafusion::common::DataFusionError::Internal(format!(
+                        "a key bitmap got {other} keys: {e}"
+                    ))
+                })?;
+                self.probe(keys.as_primitive::<Int64Type>(), |v| v)
+            }
         };
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
@@ -325,6 +334,34 @@ mod tests {
                 14,
             ])),
         );
+    }
+
+    #[test]
+    fn keys_of_another_type_are_compared_as_integers() {
+        let schema = Schema::new(vec![Field::new("k", DataType::Int64, true)]);
+        let keys = (0..40).map(|i| ScalarValue::Int64(Some(i * 5))).collect();
+        let bitmap = key_bitmap(&list(keys, &schema), &schema).expect("bitmap");
+        // The same column read as a dictionary of integers.
+        let values = Int64Array::from(vec![0, 5, 6, 195, 200]);
+        let indices =
+            arrow::array::Int32Array::from(vec![Some(0), Some(2), None, Some(3), Some(4), Some(1)]);
+        let column = arrow::array::DictionaryArray::new(indices, Arc::new(values));
+        let dictionary = Schema::new(vec![Field::new("k", column.data_type().clone(), true)]);
+        let batch =
+            RecordBatch::try_new(Arc::new(dictionary), vec![Arc::new(column)]).expect("batch");
+        let got = bitmap
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .expect("evaluate");
+        let want = BooleanArray::from(vec![
+            Some(true),
+            Some(false),
+            None,
+            Some(true),
+            Some(false),
+            Some(true),
+        ]);
+        assert_eq!(got.as_boolean(), &want);
     }
 
     #[test]
