@@ -69,6 +69,7 @@ pub(crate) fn key_bitmap(
     Some(Arc::new(KeyBitmap {
         key: Arc::clone(list.expr()),
         min,
+        max: i64::try_from(max).ok()?,
         words: words.into(),
         keys: list.list().len(),
     }))
@@ -76,25 +77,39 @@ pub(crate) fn key_bitmap(
 
 /// A conjunction with the range conditions its bitmaps already test left out: a join
 /// publishes `key >= min AND key <= max AND key IN (…)`, and a bitmap of the list holds no
-/// key outside its range. Returns `expr` itself when nothing is dropped.
+/// key outside its range. Only bounds that every key of a bitmap on the same column meets are
+/// dropped. Returns `expr` itself when nothing is dropped.
 pub(crate) fn drop_implied_bounds(expr: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
     let conditions = split_conjunction(&expr);
-    let bitmapped: Vec<&Arc<dyn PhysicalExpr>> = conditions
+    let bitmaps: Vec<&KeyBitmap> = conditions
         .iter()
-        .filter_map(|c| c.downcast_ref::<KeyBitmap>().map(|b| &b.key))
+        .filter_map(|c| c.downcast_ref::<KeyBitmap>())
         .collect();
-    if bitmapped.is_empty() {
+    if bitmaps.is_empty() {
         return expr;
     }
     let implied = |c: &Arc<dyn PhysicalExpr>| {
         let Some(binary) = c.downcast_ref::<BinaryExpr>() else {
             return false;
         };
-        matches!(
-            binary.op(),
-            Operator::GtEq | Operator::LtEq | Operator::Gt | Operator::Lt
-        ) && binary.right().downcast_ref::<Literal>().is_some()
-            && bitmapped.iter().any(|key| *key == binary.left())
+        let Some(bound) = binary
+            .right()
+            .downcast_ref::<Literal>()
+            .and_then(|l| as_i128(l.value()))
+        else {
+            return false;
+        };
+        bitmaps.iter().any(|b| {
+            let (min, max) = (i128::from(b.min), i128::from(b.max));
+            b.key.as_ref() == binary.left().as_ref()
+                && match binary.op() {
+                    Operator::GtEq => bound <= min,
+                    Operator::Gt => bound < min,
+                    Operator::LtEq => bound >= max,
+                    Operator::Lt => bound > max,
+                    _ => false,
+                }
+        })
     };
     let kept: Vec<Arc<dyn PhysicalExpr>> = conditions
         .iter()
@@ -146,6 +161,8 @@ fn as_i128(value: &ScalarValue) -> Option<i128> {
 pub(crate) struct KeyBitmap {
     key: Arc<dyn PhysicalExpr>,
     min: i64,
+    /// The largest key.
+    max: i64,
     words: Arc<[u64]>,
     /// How many keys the list had (for display).
     keys: usize,
@@ -254,6 +271,7 @@ impl PhysicalExpr for KeyBitmap {
         Ok(Arc::new(Self {
             key,
             min: self.min,
+            max: self.max,
             words: Arc::clone(&self.words),
             keys: self.keys,
         }))
@@ -407,5 +425,9 @@ mod tests {
         assert_eq!(conditions.len(), 2, "{kept}");
         assert!(conditions[0].downcast_ref::<KeyBitmap>().is_some());
         assert_eq!(conditions[1].to_string(), "v@1 > 5");
+        // A bound some keys fail is a condition of its own: it stays.
+        let narrower = and(bound(&key, Operator::GtEq, 100), Arc::clone(conditions[0]));
+        let kept = drop_implied_bounds(narrower);
+        assert_eq!(split_conjunction(&kept).len(), 2, "{kept}");
     }
 }
