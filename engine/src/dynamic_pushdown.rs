@@ -486,20 +486,117 @@ impl PhysicalExpr for JoinFilterRows {
     }
 
     fn snapshot(&self) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-        // The children are snapshotted first: this is their conjunction.
+        // The children are snapshotted first: this is their conjunction, with long key lists
+        // left out (see `without_long_lists`).
         Ok(Some(
             self.conditions
                 .iter()
-                .cloned()
+                .map(without_long_lists)
                 .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as _)
                 .unwrap_or_else(|| Arc::new(Literal::new(ScalarValue::Boolean(Some(true))))),
         ))
     }
 }
 
+/// Key lists longer than this are left out of the predicate statistics pruning reads.
+const PRUNING_MAX_KEYS: usize = 150;
+
+/// A join filter as statistics pruning sees it, with key lists of more than
+/// [`PRUNING_MAX_KEYS`] keys taken as `true`, so it keeps a superset of the rows.
+///
+/// DataFusion builds a pruning predicate from a scan's predicate whenever it opens a file
+/// and each time the join filters change, and simplifies it: it rebuilds every list it meets,
+/// value by value, and collects each list's values as guarantees. For a list of thousands of
+/// keys that costs more than pruning can gain from it: min/max pruning ignores lists of more
+/// than 20 values anyway, and the range the join publishes with its list stays. DataFusion's
+/// own joins publish lists of at most 150 keys (a lookup in their hash table beyond), which
+/// gives no guarantees either.
+fn without_long_lists(expr: &Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
+    if let Some(list) = expr.downcast_ref::<InListExpr>() {
+        if !list.negated() && list.list().len() > PRUNING_MAX_KEYS {
+            return Arc::new(Literal::new(ScalarValue::Boolean(Some(true))));
+        }
+        return Arc::clone(expr);
+    }
+    if let Some(binary) = expr.downcast_ref::<BinaryExpr>()
+        && matches!(binary.op(), Operator::And | Operator::Or)
+    {
+        let (left, right) = (
+            without_long_lists(binary.left()),
+            without_long_lists(binary.right()),
+        );
+        if Arc::ptr_eq(&left, binary.left()) && Arc::ptr_eq(&right, binary.right()) {
+            return Arc::clone(expr);
+        }
+        return Arc::new(BinaryExpr::new(left, *binary.op(), right));
+    }
+    // A hash-partitioned join's `CASE hash % n WHEN i THEN list_i … END`: the lists are
+    // results, not conditions.
+    if let Some(case) = expr.downcast_ref::<CaseExpr>() {
+        let when_then: Vec<_> = case
+            .when_then_expr()
+            .iter()
+            .map(|(when, then)| (Arc::clone(when), without_long_lists(then)))
+            .collect();
+        let changed = when_then
+            .iter()
+            .zip(case.when_then_expr())
+            .any(|((_, new), (_, old))| !Arc::ptr_eq(new, old));
+        if changed
+            && let Ok(rebuilt) =
+                CaseExpr::try_new(case.expr().cloned(), when_then, case.else_expr().cloned())
+        {
+            return Arc::new(rebuilt);
+        }
+    }
+    Arc::clone(expr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statistics_pruning_sees_no_long_key_lists() {
+        use datafusion::physical_expr::expressions::{Column, in_list, lit};
+        let schema = Schema::new(vec![arrow::datatypes::Field::new(
+            "k",
+            DataType::Int64,
+            true,
+        )]);
+        let key: Arc<dyn PhysicalExpr> = Arc::new(Column::new("k", 0));
+        let list = |n: i64| {
+            let values = (0..n)
+                .map(|v| lit(ScalarValue::Int64(Some(v * 2))))
+                .collect();
+            in_list(Arc::clone(&key), values, &false, &schema).expect("list")
+        };
+        let bound = Arc::new(BinaryExpr::new(Arc::clone(&key), Operator::GtEq, lit(0i64)))
+            as Arc<dyn PhysicalExpr>;
+        let and = |a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as Arc<dyn PhysicalExpr>;
+        // A long list goes, its bound and a short list stay.
+        let filter = JoinFilterRows::wrap(
+            vec![and(Arc::clone(&bound), list(1_000)), list(3)],
+            vec![true, true],
+            MAX_KEPT_SHARE,
+        );
+        let snapshot = filter.snapshot().expect("snapshot").expect("an expression");
+        let text = snapshot.to_string();
+        assert!(text.contains("k@0 >= 0 AND true"), "{text}");
+        assert!(text.contains("IN (SET) ([0, 2, 4])"), "{text}");
+        // A hash-partitioned join's per-partition lists are results of a CASE: they go too.
+        let case: Arc<dyn PhysicalExpr> = Arc::new(
+            CaseExpr::try_new(
+                Some(Arc::clone(&key)),
+                vec![(lit(0i64), list(1_000)), (lit(1i64), list(2))],
+                Some(lit(false)),
+            )
+            .expect("case"),
+        );
+        let text = without_long_lists(&case).to_string();
+        assert!(text.contains("WHEN 0 THEN true"), "{text}");
+        assert!(text.contains("WHEN 1 THEN k@0 IN (SET) ([0, 2])"), "{text}");
+    }
 
     /// Whether each Parquet scan of a plan evaluates its predicate row by row, by table.
     fn pushdown_by_table(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<(String, bool)>) {
