@@ -198,7 +198,8 @@ impl Kept {
 /// So it keeps a superset of what the predicate keeps, which is all a scan's predicate
 /// promises when a filter sits above it or the join re-checks. For everything else
 /// (statistics pruning, file pruning, EXPLAIN) it is the predicate: the conditions are its
-/// children and it snapshots to their conjunction.
+/// children and it snapshots to their conjunction, with key lists too long to prune by left
+/// out (see [`without_long_lists`]).
 #[derive(Debug)]
 struct JoinFilterRows {
     conditions: Vec<Arc<dyn PhysicalExpr>>,

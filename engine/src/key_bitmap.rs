@@ -12,7 +12,8 @@
 //! [`key_bitmap`] makes one from a list when its keys' range is at most [`MAX_BITS`] wide;
 //! [`drop_implied_bounds`] then drops the `key >= min AND key <= max` a join publishes with
 //! its list, which the bitmap already tests. Only the expressions scans evaluate row by row
-//! are changed: statistics pruning keeps the list and its bounds.
+//! are changed: statistics pruning keeps the bounds, and the list when it is short enough
+//! to prune by (see `dynamic_pushdown::without_long_lists`).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
