@@ -40,6 +40,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::{HashJoinExec, HashTableLookupExpr};
 use datafusion_datasource::file::FileSource;
 
+use crate::row_filter_switch::RowFilterState;
+
 /// Evaluates join dynamic filters row by row in the Parquet scans they filter.
 #[derive(Debug, Default)]
 pub(crate) struct DynamicFilterRowPushdown;
@@ -118,13 +120,22 @@ fn scan(exec: &DataSourceExec, max_kept_share: f64) -> Option<Arc<dyn ExecutionP
     // evaluated, each watched for how many rows it keeps; the query's own conditions are left
     // to the filter above the scan.
     let dynamic = conjuncts.iter().map(|c| is_dynamic(c)).collect();
-    let watched = JoinFilterRows::wrap(
+    let (watched, state) = JoinFilterRows::wrap(
         conjuncts.into_iter().cloned().collect(),
         dynamic,
         max_kept_share,
     );
+    // Each file range is read with the row filter while a join filter is on, without it
+    // once all are off (see `row_filter_switch`).
+    let filtered = parquet
+        .with_predicate(Arc::clone(&watched))
+        .with_pushdown_filters(true);
     let mut scan = scan.clone();
-    scan.file_source = Arc::new(parquet.with_predicate(watched).with_pushdown_filters(true));
+    scan.file_source = Arc::new(crate::row_filter_switch::SwitchedParquetSource::new(
+        filtered,
+        parquet.with_predicate(watched),
+        state,
+    ));
     Some(Arc::new(exec.clone().with_data_source(Arc::new(scan))))
 }
 
@@ -182,6 +193,17 @@ impl Kept {
     }
 }
 
+/// What a scan's join filters have kept: while one of them is still on, its file ranges are
+/// read with the row filter.
+#[derive(Debug)]
+struct JoinFiltersKept(Vec<Arc<Kept>>);
+
+impl RowFilterState for JoinFiltersKept {
+    fn any_on(&self) -> bool {
+        self.0.iter().any(|kept| !kept.off.load(Ordering::Relaxed))
+    }
+}
+
 /// A scan's predicate as the scan evaluates it row by row: the join filters among its
 /// conditions, one after the other, each on the rows the ones before kept.
 ///
@@ -209,30 +231,66 @@ struct JoinFilterRows {
     /// The row expressions made from the join filters' current state (`None` for the
     /// query's own conditions), and that state's generation.
     current: Mutex<Option<RowExprs>>,
+    /// The same, shared by every copy of this predicate: a scan adapts its predicate to each
+    /// file range it opens (new copies with the same conditions), and making the row
+    /// expressions (key bitmaps among them) again for each would cost a millisecond a range.
+    made: Arc<Mutex<Vec<MadeRowExprs>>>,
 }
 
 type RowExprs = (u64, Vec<Option<Arc<dyn PhysicalExpr>>>);
 
+/// Row expressions made for a copy's conditions and batch schema.
+struct MadeRowExprs {
+    conditions: Vec<Arc<dyn PhysicalExpr>>,
+    schema: arrow::datatypes::SchemaRef,
+    exprs: RowExprs,
+}
+
+impl fmt::Debug for MadeRowExprs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MadeRowExprs")
+            .field("generation", &self.exprs.0)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Copies of a predicate whose row expressions are kept at a time: one per kind of file
+/// range (ranges whose partition values or constant columns differ adapt it differently).
+const MADE_KEPT: usize = 8;
+
 impl JoinFilterRows {
+    /// The scan predicate, and the state of its join filters for choosing a reader.
     fn wrap(
         conditions: Vec<Arc<dyn PhysicalExpr>>,
         dynamic: Vec<bool>,
         max_kept_share: f64,
-    ) -> Arc<dyn PhysicalExpr> {
-        let kept = conditions
+    ) -> (Arc<dyn PhysicalExpr>, Arc<dyn RowFilterState>) {
+        let kept: Vec<Arc<Kept>> = conditions
             .iter()
             .map(|_| Arc::new(Kept::new(max_kept_share)))
             .collect();
-        Arc::new(Self {
+        let state = JoinFiltersKept(
+            kept.iter()
+                .zip(&dynamic)
+                .filter(|(_, dynamic)| **dynamic)
+                .map(|(kept, _)| Arc::clone(kept))
+                .collect(),
+        );
+        let predicate = Arc::new(Self {
             conditions,
             dynamic,
             kept,
             current: Mutex::new(None),
-        })
+            made: Arc::default(),
+        });
+        (predicate, Arc::new(state))
     }
 
     /// The expressions to evaluate for the join filters' current state.
-    fn row_exprs(&self, schema: &Schema) -> Result<Vec<Option<Arc<dyn PhysicalExpr>>>> {
+    fn row_exprs(
+        &self,
+        schema: &arrow::datatypes::SchemaRef,
+    ) -> Result<Vec<Option<Arc<dyn PhysicalExpr>>>> {
         let generation = self
             .conditions
             .iter()
@@ -243,6 +301,17 @@ impl JoinFilterRows {
             && *made_at == generation
         {
             return Ok(exprs.clone());
+        }
+        // Made already by another copy for the same conditions (the join filters compare by
+        // identity) and the same batch schema?
+        {
+            let made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(found) = made.iter().find(|m| {
+                m.exprs.0 == generation && m.schema == *schema && m.conditions == self.conditions
+            }) {
+                *current = Some(found.exprs.clone());
+                return Ok(found.exprs.1.clone());
+            }
         }
         let exprs = self
             .conditions
@@ -284,6 +353,16 @@ impl JoinFilterRows {
             })
             .collect::<Result<Vec<_>>>()?;
         *current = Some((generation, exprs.clone()));
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        made.retain(|m| m.exprs.0 == generation);
+        if made.len() >= MADE_KEPT {
+            made.remove(0);
+        }
+        made.push(MadeRowExprs {
+            conditions: self.conditions.clone(),
+            schema: Arc::clone(schema),
+            exprs: (generation, exprs.clone()),
+        });
         Ok(exprs)
     }
 }
@@ -473,6 +552,7 @@ impl PhysicalExpr for JoinFilterRows {
             dynamic: self.dynamic.clone(),
             kept: self.kept.clone(),
             current: Mutex::new(None),
+            made: Arc::clone(&self.made),
         }))
     }
 
@@ -576,7 +656,7 @@ mod tests {
             as Arc<dyn PhysicalExpr>;
         let and = |a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as Arc<dyn PhysicalExpr>;
         // A long list goes, its bound and a short list stay.
-        let filter = JoinFilterRows::wrap(
+        let (filter, _) = JoinFilterRows::wrap(
             vec![and(Arc::clone(&bound), list(1_000)), list(3)],
             vec![true, true],
             MAX_KEPT_SHARE,
@@ -603,7 +683,7 @@ mod tests {
     fn pushdown_by_table(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<(String, bool)>) {
         if let Some(exec) = plan.downcast_ref::<DataSourceExec>()
             && let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>()
-            && let Some(parquet) = scan.file_source().downcast_ref::<ParquetSource>()
+            && let Some(parquet) = crate::row_filter_switch::parquet_source(scan.file_source())
         {
             let file = scan
                 .file_groups
@@ -755,6 +835,7 @@ mod tests {
                 vec![true],
                 MAX_KEPT_SHARE,
             )
+            .0
         };
         let loose = filter(Arc::new(BinaryExpr::new(
             Arc::clone(&k),

@@ -445,7 +445,7 @@ mod tests {
     fn filtered_scans(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<String>) {
         if let Some(exec) = plan.downcast_ref::<DataSourceExec>()
             && let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>()
-            && let Some(parquet) = scan.file_source().downcast_ref::<ParquetSource>()
+            && let Some(parquet) = crate::row_filter_switch::parquet_source(scan.file_source())
             && let Some(predicate) = parquet.filter()
         {
             let mut found = false;

@@ -44,6 +44,7 @@ mod ndjson;
 mod overwrite;
 pub mod pipeline;
 mod register;
+mod row_filter_switch;
 mod schema;
 mod session;
 pub mod split;

@@ -195,6 +195,10 @@ impl Session {
                 // Last: it hides the filters' conditions from rules that would read them.
                 rules.push(Arc::new(crate::conjunction::ConjunctionsOnRowsLeft));
                 rules.push(Arc::new(crate::spread_files::SpreadFilesAcrossPartitions));
+                // After every rule that lays out a scan's files.
+                rules.push(Arc::new(
+                    crate::row_filter_switch::SplitSwitchedScans::default(),
+                ));
                 rules
             })
             .build();

@@ -22,7 +22,7 @@ use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, ParquetSource};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
@@ -83,7 +83,7 @@ fn narrowing_filters(plan: &Arc<dyn ExecutionPlan>) -> Result<HashSet<u64>> {
                     || below
                         .downcast_ref::<DataSourceExec>()
                         .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
-                        .and_then(|s| s.file_source().downcast_ref::<ParquetSource>())
+                        .and_then(|s| crate::row_filter_switch::parquet_source(s.file_source()))
                         .and_then(|p| p.filter())
                         .is_some_and(|predicate| {
                             // Join filters from elsewhere do not narrow the build side by
@@ -142,7 +142,7 @@ fn spread(
     {
         return Ok(None);
     }
-    let Some(parquet) = scan.file_source().downcast_ref::<ParquetSource>() else {
+    let Some(parquet) = crate::row_filter_switch::parquet_source(scan.file_source()) else {
         return Ok(None);
     };
     let Some(predicate) = parquet.filter() else {
