@@ -41,6 +41,7 @@ pub mod lineage;
 mod maintenance;
 pub mod metrics;
 mod ndjson;
+mod not_null_keys;
 mod overwrite;
 pub mod pipeline;
 mod register;

@@ -183,6 +183,12 @@ impl Session {
                     after_join_selection.saturating_sub(1),
                     Arc::new(crate::join_order::CheapestJoinOrder),
                 );
+                // Also before join selection, which may then swap the anti joins it makes
+                // plain.
+                rules.insert(
+                    after_join_selection.saturating_sub(1),
+                    Arc::new(crate::not_null_keys::PlainAntiJoinOnNonNullKeys),
+                );
                 // First: every rule that reads row estimates sees the filters' selectivities.
                 rules.insert(
                     0,
