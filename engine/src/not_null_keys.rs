@@ -1,9 +1,10 @@
 //! `NOT IN` subqueries on keys the files prove free of NULLs become plain anti joins.
 //!
-//! `x NOT IN (SELECT y …)` keeps no row when `y` yields a NULL, and none whose `x` is NULL,
-//! so DataFusion plans a NULL-aware anti join unless both columns are declared NOT NULL. strata
-//! declares every column of a table over files nullable (a file written later may hold NULLs
-//! where the first did not), so every `NOT IN` became NULL-aware. Such a join cannot swap its
+//! `x NOT IN (SELECT y …)` keeps no row when `y` yields a NULL, and no row whose `x` is NULL
+//! unless the subquery yields no rows at all, so DataFusion plans a NULL-aware anti join
+//! unless both columns are declared NOT NULL. strata declares every column of a table over
+//! files nullable (a file written later may hold NULLs where the first did not), so every
+//! `NOT IN` became NULL-aware. Such a join cannot swap its
 //! sides: TPC-H Q16 hashed all 118,300 rows of `partsupp ⋈ part` in one table, to be probed by
 //! 4 suppliers, and emitted the survivors from one partition, so the aggregates above ran on
 //! one thread (75 ms against 56 ms for the same query written with `NOT EXISTS`).

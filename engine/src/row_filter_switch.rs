@@ -13,11 +13,12 @@
 //! chooses at each file range it opens: the row filter while one of its join filters is
 //! still on, the plain reader once all are off. [`SplitSwitchedScans`], the last rule, cuts
 //! the first file range of each of such scans' partitions in two: a first piece of an eighth
-//! (at least [`MIN_PIECE_BYTES`]), on which the join filters are judged, and the rest, opened
-//! after it with the reader the judgement chose, like every later range. Where the scan's partitions share one queue of ranges
-//! (DataFusion's default), the first pieces go to the front of it. Two pieces rather than
-//! many, because each range opened costs its own pruning and reader set-up (TPC-H Q17, whose
-//! filters stay on, was 17% slower with eight pieces a range).
+//! (at least [`MIN_PIECE_BYTES`]), on which the join filters are judged, and the rest,
+//! opened after it with the reader the judgement chose, like every later range. Where the
+//! scan's partitions share one queue of ranges (DataFusion's default), the first pieces go to
+//! the front of it. Two pieces rather than many, because each range opened costs its own
+//! pruning and reader set-up (TPC-H Q17, whose filters stay on, was 17% slower with eight
+//! pieces a range).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -215,8 +216,8 @@ impl Morselizer for SwitchedMorselizer {
 /// The share of a file range its first piece takes…
 const FIRST_PIECE_SHARE: u64 = 8;
 
-/// …but at least this many bytes (a row group or two of a table written with DataFusion's
-/// defaults, so that the join filters have rows to be judged on).
+/// …but at least this many bytes (about a row group of the tables `tpch gen` writes), so that
+/// the join filters have rows to be judged on.
 const MIN_PIECE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Cuts the file ranges of switched scans in two (see the module's documentation). It runs
