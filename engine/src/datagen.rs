@@ -4,7 +4,7 @@
 //! through the session's object store, so a warehouse on S3 works as a local one does and
 //! memory stays flat whatever the scale factor:
 //!
-//! - Parquet: one [`ParquetWriter`] over an object-store `BufWriter` (a multipart upload)
+//! - Parquet: one `ParquetWriter` over an object-store `BufWriter` (a multipart upload)
 //!   per file, with each column's distinct count in its statistics, hive `year=YYYY/`
 //!   folders when partitioned, then `CREATE OR REPLACE EXTERNAL TABLE`;
 //! - JSON: NDJSON files the same way, registered as raw files are (schema inferred on read);

@@ -7,9 +7,8 @@
 //! hold values that fit in 64 bits, and the product or sum of two 64-bit
 //! values always fits in 128 bits: one widening machine multiply, no check.
 //!
-//! [`FastDecimalArithmetic`] is a physical rule that replaces such binary
-//! expressions in projections, filters and aggregate arguments with
-//! [`DecimalArith`]. For each batch it checks that both inputs fit in 64 bits
+//! The rule in [`crate::fast_exprs`] replaces such binary expressions in
+//! projections, filters and aggregate arguments with [`DecimalArith`]. For each batch it checks that both inputs fit in 64 bits
 //! and then computes the result directly; otherwise it hands the batch to
 //! Arrow's kernel, so the answer, its type and its errors are Arrow's in every
 //! case. Q1 of TPC-H spends most of its arithmetic time in those checks.
@@ -23,142 +22,38 @@ use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::compute::kernels::numeric;
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::BinaryExpr;
-use datafusion::physical_expr::projection::ProjectionExpr;
 use datafusion::physical_expr_common::datum::apply;
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::aggregates::AggregateExec;
-use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
-use datafusion::physical_plan::projection::ProjectionExec;
 
-/// The physical rule: see the module documentation.
-#[derive(Debug, Default)]
-pub(crate) struct FastDecimalArithmetic;
-
-impl PhysicalOptimizerRule for FastDecimalArithmetic {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
-                let schema = projection.input().schema();
-                let mut changed = false;
-                let exprs = projection
-                    .expr()
-                    .iter()
-                    .map(|p| {
-                        let expr = rewrite(&p.expr, &schema)?;
-                        changed |= expr.transformed;
-                        Ok(ProjectionExpr {
-                            expr: expr.data,
-                            alias: p.alias.clone(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                let exec = ProjectionExec::try_new(exprs, Arc::clone(projection.input()))?;
-                return Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>));
-            }
-            if let Some(filter) = node.downcast_ref::<FilterExec>() {
-                let schema = filter.input().schema();
-                let predicate = rewrite(filter.predicate(), &schema)?;
-                if !predicate.transformed {
-                    return Ok(Transformed::no(node));
-                }
-                let exec = FilterExecBuilder::from(filter)
-                    .with_predicate(predicate.data)
-                    .build()?;
-                return Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>));
-            }
-            if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-                let schema = aggregate.input_schema();
-                let mut changed = false;
-                let mut exprs = Vec::with_capacity(aggregate.aggr_expr().len());
-                for function in aggregate.aggr_expr() {
-                    let all = function.all_expressions();
-                    let mut args = Vec::with_capacity(all.args.len());
-                    let mut arg_changed = false;
-                    for arg in &all.args {
-                        let arg = rewrite(arg, &schema)?;
-                        arg_changed |= arg.transformed;
-                        args.push(arg.data);
-                    }
-                    let rewritten = if arg_changed {
-                        function.with_new_expressions(args, all.order_by_exprs)
-                    } else {
-                        None
-                    };
-                    match rewritten {
-                        Some(f) => {
-                            changed = true;
-                            exprs.push(Arc::new(f));
-                        }
-                        None => exprs.push(Arc::clone(function)),
-                    }
-                }
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                let exec = aggregate.with_new_aggr_exprs(exprs);
-                return Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>));
-            }
-            Ok(Transformed::no(node))
-        })
-        .data()
-    }
-
-    fn name(&self) -> &str {
-        "fast_decimal_arithmetic"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
-    }
-}
-
-fn rewrite(
+/// `binary` as a [`DecimalArith`] where it computes what Arrow computes, or `None`.
+pub(crate) fn faster(
     expr: &Arc<dyn PhysicalExpr>,
     schema: &Schema,
-) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
-    Arc::clone(expr).transform_up(|e| {
-        let Some(binary) = e.downcast_ref::<BinaryExpr>() else {
-            return Ok(Transformed::no(e));
-        };
-        let Some(op) = DecimalOp::of(binary.op()) else {
-            return Ok(Transformed::no(e));
-        };
-        let (Ok(l), Ok(r), Ok(out)) = (
-            binary.left().data_type(schema),
-            binary.right().data_type(schema),
-            binary.data_type(schema),
-        ) else {
-            return Ok(Transformed::no(e));
-        };
-        let Some(shape) = Shape::of(op, &l, &r) else {
-            return Ok(Transformed::no(e));
-        };
-        // The rule only takes over where it computes what Arrow computes:
-        // the same result type, so the same values.
-        if out != DataType::Decimal128(shape.precision, shape.scale) {
-            return Ok(Transformed::no(e));
-        }
-        Ok(Transformed::yes(Arc::new(DecimalArith {
-            op,
-            left: Arc::clone(binary.left()),
-            right: Arc::clone(binary.right()),
-            shape,
-        }) as Arc<dyn PhysicalExpr>))
-    })
+) -> Option<Arc<dyn PhysicalExpr>> {
+    let binary = expr.downcast_ref::<BinaryExpr>()?;
+    let op = DecimalOp::of(binary.op())?;
+    let (Ok(l), Ok(r), Ok(out)) = (
+        binary.left().data_type(schema),
+        binary.right().data_type(schema),
+        binary.data_type(schema),
+    ) else {
+        return None;
+    };
+    let shape = Shape::of(op, &l, &r)?;
+    // The rule only takes over where it computes what Arrow computes:
+    // the same result type, so the same values.
+    if out != DataType::Decimal128(shape.precision, shape.scale) {
+        return None;
+    }
+    Some(Arc::new(DecimalArith {
+        op,
+        left: Arc::clone(binary.left()),
+        right: Arc::clone(binary.right()),
+        shape,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -456,7 +351,7 @@ mod tests {
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch");
         let plain: Arc<dyn PhysicalExpr> =
             Arc::new(BinaryExpr::new(col("a", &schema).expect("a"), op, b));
-        let fast = rewrite(&plain, &schema).expect("rewrite");
+        let fast = crate::fast_exprs::rewrite(&plain, &schema).expect("rewrite");
         let rewritten = fast.transformed;
         let eval = |e: &Arc<dyn PhysicalExpr>| {
             e.evaluate(&batch)
@@ -535,7 +430,7 @@ mod tests {
             Arc::new(BinaryExpr::new(one, Operator::Minus, c("discount")));
         let plain: Arc<dyn PhysicalExpr> =
             Arc::new(BinaryExpr::new(c("price"), Operator::Multiply, inner));
-        let fast = rewrite(&plain, &schema).expect("rewrite");
+        let fast = crate::fast_exprs::rewrite(&plain, &schema).expect("rewrite");
         assert!(fast.data.downcast_ref::<DecimalArith>().is_some());
         assert_eq!(fast.data.to_string(), plain.to_string());
         assert_eq!(fast.data.to_string(), "price@0 * (1 - discount@1)");

@@ -85,7 +85,7 @@ fn cheapest_first(
     ))
 }
 
-/// 0: a number or date column against a constant (or IS [NOT] NULL); 1: two such columns;
+/// 0: a number or date column against a constant (or IS NULL, IS NOT NULL); 1: two such columns;
 /// 2: such a column IN a list of constants; 3: anything else, which keeps its place.
 fn rank(condition: &Arc<dyn PhysicalExpr>, schema: &Schema) -> u8 {
     const OTHER: u8 = 3;

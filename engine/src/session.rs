@@ -197,7 +197,7 @@ impl Session {
                 rules.push(Arc::new(crate::key_filters::KeyColumnFilters));
                 rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
                 rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
-                rules.push(Arc::new(crate::decimal_arith::FastDecimalArithmetic));
+                rules.push(Arc::new(crate::fast_exprs::FasterExpressions));
                 // Last: it hides the filters' conditions from rules that would read them.
                 rules.push(Arc::new(crate::conjunction::ConjunctionsOnRowsLeft));
                 rules.push(Arc::new(crate::spread_files::SpreadFilesAcrossPartitions));
