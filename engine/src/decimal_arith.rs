@@ -8,10 +8,10 @@
 //! values always fits in 128 bits: one widening machine multiply, no check.
 //!
 //! The rule in [`crate::fast_exprs`] replaces such binary expressions in
-//! projections, filters and aggregate arguments with [`DecimalArith`]. For each batch it checks that both inputs fit in 64 bits
-//! and then computes the result directly; otherwise it hands the batch to
-//! Arrow's kernel, so the answer, its type and its errors are Arrow's in every
-//! case. Q1 of TPC-H spends most of its arithmetic time in those checks.
+//! projections, filters and aggregate arguments with [`DecimalArith`]. For
+//! each batch, that expression checks that both inputs fit in 64 bits and
+//! then computes the result directly; otherwise it hands the batch to Arrow's
+//! kernel, so the answer, its type and its errors are Arrow's in every case. Q1 of TPC-H spends most of its arithmetic time in those checks.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -28,7 +28,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr_common::datum::apply;
 
-/// `binary` as a [`DecimalArith`] where it computes what Arrow computes, or `None`.
+/// `expr`, a decimal `+`, `-` or `*`, as a [`DecimalArith`] where that computes what Arrow
+/// computes; `None` otherwise.
 pub(crate) fn faster(
     expr: &Arc<dyn PhysicalExpr>,
     schema: &Schema,
