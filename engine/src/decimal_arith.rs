@@ -226,43 +226,63 @@ impl DecimalArith {
         if !l.fits() || !r.fits() {
             return None;
         }
-        let (lf, rf) = (
-            self.shape.left_factor as i128,
-            self.shape.right_factor as i128,
-        );
         // Both sides fit in 64 bits and the factors are at most 10^18, so
         // every product below is one widening multiply that cannot overflow,
-        // and every sum of two of them stays below 2^125.
-        let wide = |v: i128| v as i64 as i128;
-        let combine = |a: i128, b: i128| match self.op {
-            DecimalOp::Mul => wide(a) * wide(b),
-            DecimalOp::Add => wide(a) * lf + wide(b) * rf,
-            DecimalOp::Sub => wide(a) * lf - wide(b) * rf,
-        };
-        let (values, nulls): (Vec<i128>, Option<NullBuffer>) = match (&l, &r) {
-            (Side::Values(a), Side::Values(b)) => (
-                a.values()
-                    .iter()
-                    .zip(b.values().iter())
-                    .map(|(x, y)| combine(*x, *y))
-                    .collect(),
-                NullBuffer::union(a.nulls(), b.nulls()),
-            ),
-            (Side::Values(a), Side::One(y)) => (
-                a.values().iter().map(|x| combine(*x, *y)).collect(),
-                a.nulls().cloned(),
-            ),
-            (Side::One(x), Side::Values(b)) => (
-                b.values().iter().map(|y| combine(*x, *y)).collect(),
-                b.nulls().cloned(),
-            ),
-            (Side::One(_), Side::One(_)) => return None,
-        };
+        // and every sum of two of them stays below 2^125. Each case is its own
+        // loop: with the operation and the factors known outside it, the loop
+        // is a multiply or an add per value.
+        let (lf, rf) = (self.shape.left_factor, self.shape.right_factor);
+        let (values, nulls) = match (self.op, lf, rf) {
+            (DecimalOp::Mul, _, _) => combine(&l, &r, |a, b| i128::from(a) * i128::from(b)),
+            (DecimalOp::Add, 1, 1) => combine(&l, &r, |a, b| i128::from(a) + i128::from(b)),
+            (DecimalOp::Sub, 1, 1) => combine(&l, &r, |a, b| i128::from(a) - i128::from(b)),
+            (DecimalOp::Add, lf, rf) => combine(&l, &r, |a, b| {
+                i128::from(a) * i128::from(lf) + i128::from(b) * i128::from(rf)
+            }),
+            (DecimalOp::Sub, lf, rf) => combine(&l, &r, |a, b| {
+                i128::from(a) * i128::from(lf) - i128::from(b) * i128::from(rf)
+            }),
+        }?;
         Decimal128Array::new(ScalarBuffer::from(values), nulls)
             .with_precision_and_scale(self.shape.precision, self.shape.scale)
             .ok()
             .map(|a| Arc::new(a) as ArrayRef)
     }
+}
+
+/// `f` over the two sides' values (each known to fit in 64 bits), with the nulls of both;
+/// `None` for two single values, which Arrow's kernel computes.
+fn combine(
+    l: &Side<'_>,
+    r: &Side<'_>,
+    f: impl Fn(i64, i64) -> i128,
+) -> Option<(Vec<i128>, Option<NullBuffer>)> {
+    let narrow = |v: &i128| *v as i64;
+    Some(match (l, r) {
+        (Side::Values(a), Side::Values(b)) => (
+            a.values()
+                .iter()
+                .zip(b.values().iter())
+                .map(|(x, y)| f(narrow(x), narrow(y)))
+                .collect(),
+            NullBuffer::union(a.nulls(), b.nulls()),
+        ),
+        (Side::Values(a), Side::One(y)) => {
+            let y = narrow(y);
+            (
+                a.values().iter().map(|x| f(narrow(x), y)).collect(),
+                a.nulls().cloned(),
+            )
+        }
+        (Side::One(x), Side::Values(b)) => {
+            let x = narrow(x);
+            (
+                b.values().iter().map(|y| f(x, narrow(y))).collect(),
+                b.nulls().cloned(),
+            )
+        }
+        (Side::One(_), Side::One(_)) => return None,
+    })
 }
 
 impl PhysicalExpr for DecimalArith {
