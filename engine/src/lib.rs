@@ -34,6 +34,7 @@ mod fast_exprs;
 mod filter_order;
 mod filter_selectivity;
 pub mod infer;
+mod join_maps;
 mod join_order;
 mod join_sides;
 mod key_bitmap;

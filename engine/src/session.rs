@@ -205,6 +205,8 @@ impl Session {
                 rules.push(Arc::new(
                     crate::row_filter_switch::SplitSwitchedScans::default(),
                 ));
+                // Last: its wrappers hide the joins from rules that look for them.
+                rules.push(Arc::new(crate::join_maps::ArrayJoinMaps));
                 rules
             })
             .build();
