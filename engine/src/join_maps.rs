@@ -27,13 +27,15 @@ use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::common::{Result, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+
+use crate::key_bitmap::as_i128;
 use datafusion::physical_plan::{
     ChildStats, ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan,
     ExecutionPlanProperties, PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
@@ -91,11 +93,11 @@ fn choose(
     inherited: usize,
     session: usize,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let join = plan
+    let wanted = match plan
         .downcast_ref::<HashJoinExec>()
-        .filter(|join| array_key(join).is_some());
-    let wanted = match join {
-        Some(join) => array_threshold(join).unwrap_or(session),
+        .and_then(|join| Some((join, array_key(join)?)))
+    {
+        Some((join, key)) => array_threshold(join, key).unwrap_or(session),
         None => inherited,
     };
     let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
@@ -135,14 +137,13 @@ fn array_key(join: &HashJoinExec) -> Option<usize> {
 
 /// The range threshold that makes this join build an array, when the plan's estimates say
 /// the array pays and fits.
-fn array_threshold(join: &HashJoinExec) -> Option<usize> {
-    let key = array_key(join)?;
+fn array_threshold(join: &HashJoinExec, key: usize) -> Option<usize> {
     let left = estimate(join.left())?;
     let right = estimate(join.right())?;
     let stats = left.column_statistics.get(key)?;
     let (min, max) = (
-        integer(stats.min_value.get_value()?)?,
-        integer(stats.max_value.get_value()?)?,
+        as_i128(stats.min_value.get_value()?)?,
+        as_i128(stats.max_value.get_value()?)?,
     );
     let slots = u128::try_from(max.checked_sub(min)?.checked_add(1)?).ok()?;
     let build_rows = left.num_rows.get_value().copied().unwrap_or(0) as u128;
@@ -168,20 +169,6 @@ fn estimate(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<Statistics>> {
     StatisticsContext::new()
         .compute(plan.as_ref(), &StatisticsArgs::new())
         .ok()
-}
-
-fn integer(value: &ScalarValue) -> Option<i128> {
-    Some(match value {
-        ScalarValue::Int8(Some(v)) => i128::from(*v),
-        ScalarValue::Int16(Some(v)) => i128::from(*v),
-        ScalarValue::Int32(Some(v)) => i128::from(*v),
-        ScalarValue::Int64(Some(v)) => i128::from(*v),
-        ScalarValue::UInt8(Some(v)) => i128::from(*v),
-        ScalarValue::UInt16(Some(v)) => i128::from(*v),
-        ScalarValue::UInt32(Some(v)) => i128::from(*v),
-        ScalarValue::UInt64(Some(v)) => i128::from(*v),
-        _ => return None,
-    })
 }
 
 /// Runs its join (and the plan below it) with DataFusion's perfect-hash-join range

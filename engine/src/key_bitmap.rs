@@ -142,7 +142,7 @@ fn is_key_type(data_type: &DataType) -> bool {
 }
 
 /// A non-NULL integer or date literal as an i128.
-fn as_i128(value: &ScalarValue) -> Option<i128> {
+pub(crate) fn as_i128(value: &ScalarValue) -> Option<i128> {
     Some(match value {
         ScalarValue::Int8(Some(v)) => i128::from(*v),
         ScalarValue::Int16(Some(v)) => i128::from(*v),
