@@ -294,9 +294,23 @@ pub(crate) struct KeyColumnFilter {
     target: Arc<dyn PhysicalExpr>,
     /// The join's filter over `target` only (child 1).
     anchor: Arc<dyn PhysicalExpr>,
-    /// The filter made from the source's state, and that state's generation.
-    derived: Mutex<Option<(u64, Arc<dyn PhysicalExpr>)>>,
+    /// The filters made from the source's state, shared by every copy of this filter: a
+    /// scan adapts its predicate to each file range it opens (new copies with equal
+    /// children), and deriving the filter again for each copy rebuilt its key list (7% of
+    /// TPC-H Q02's time).
+    derived: Arc<Mutex<Vec<Derived>>>,
 }
+
+/// A filter derived for one target column from the source's state of one generation.
+#[derive(Debug)]
+struct Derived {
+    target: Arc<dyn PhysicalExpr>,
+    generation: u64,
+    expr: Arc<dyn PhysicalExpr>,
+}
+
+/// How many targets' filters the copies of one filter keep (a scan's copies share one).
+const DERIVED_KEPT: usize = 8;
 
 impl KeyColumnFilter {
     fn try_new(key: &KeyOf, target: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
@@ -309,7 +323,7 @@ impl KeyColumnFilter {
             key: key.key,
             target,
             anchor,
-            derived: Mutex::new(None),
+            derived: Arc::default(),
         }))
     }
 
@@ -318,10 +332,11 @@ impl KeyColumnFilter {
     fn derive(&self) -> Result<Arc<dyn PhysicalExpr>> {
         let generation = snapshot_generation(&self.source);
         let mut derived = self.derived.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((made_at, expr)) = derived.as_ref()
-            && *made_at == generation
+        if let Some(made) = derived
+            .iter()
+            .find(|d| d.generation == generation && d.target.as_ref() == self.target.as_ref())
         {
-            return Ok(Arc::clone(expr));
+            return Ok(Arc::clone(&made.expr));
         }
         let state = snapshot_physical_expr(Arc::clone(&self.source))?;
         let state = merge_partition_key_lists(&state, &self.source_schema).unwrap_or(state);
@@ -354,7 +369,15 @@ impl KeyColumnFilter {
             .into_iter()
             .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as _)
             .unwrap_or_else(|| Arc::new(Literal::new(ScalarValue::Boolean(Some(true)))));
-        *derived = Some((generation, Arc::clone(&expr)));
+        derived.retain(|d| d.target.as_ref() != self.target.as_ref());
+        if derived.len() >= DERIVED_KEPT {
+            derived.remove(0);
+        }
+        derived.push(Derived {
+            target: Arc::clone(&self.target),
+            generation,
+            expr: Arc::clone(&expr),
+        });
         Ok(expr)
     }
 }
@@ -419,7 +442,7 @@ impl PhysicalExpr for KeyColumnFilter {
             key: self.key,
             target,
             anchor,
-            derived: Mutex::new(None),
+            derived: Arc::clone(&self.derived),
         }))
     }
 
@@ -440,23 +463,28 @@ mod tests {
     use super::*;
     use crate::test_support::{physical_plan, pretty, scratch_session, shown};
 
-    /// The Parquet scans of a plan whose predicate holds a key column filter, by the first
-    /// column they read.
-    fn filtered_scans(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<String>) {
+    /// The Parquet scans of a plan whose predicate holds a key column filter: the first
+    /// column each reads, and the filter.
+    fn filtered_scans(
+        plan: &Arc<dyn ExecutionPlan>,
+        out: &mut Vec<(String, Arc<dyn PhysicalExpr>)>,
+    ) {
         if let Some(exec) = plan.downcast_ref::<DataSourceExec>()
             && let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>()
             && let Some(parquet) = crate::row_filter_switch::parquet_source(scan.file_source())
             && let Some(predicate) = parquet.filter()
         {
-            let mut found = false;
+            let mut found = None;
             predicate
                 .apply(|e| {
-                    found |= e.downcast_ref::<KeyColumnFilter>().is_some();
+                    if e.downcast_ref::<KeyColumnFilter>().is_some() {
+                        found = Some(Arc::clone(e));
+                    }
                     Ok(TreeNodeRecursion::Continue)
                 })
                 .expect("walk");
-            if found {
-                out.push(exec.schema().field(0).name().clone());
+            if let Some(filter) = found {
+                out.push((exec.schema().field(0).name().clone(), filter));
             }
         }
         for child in plan.children() {
@@ -464,9 +492,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_key_of_a_multi_column_join_filters_the_scan_below_an_aggregate() {
-        let (_dir, session) = scratch_session().await;
+    /// Offers of items by sellers, and items by size.
+    async fn offers_and_items() -> (tempfile::TempDir, crate::Session) {
+        let (dir, session) = scratch_session().await;
         session
             .sql(
                 "CREATE TABLE processed.offers AS SELECT value % 5000 AS item, value % 7 AS seller, (value * 37) % 1000 AS cost FROM generate_series(1, 50000);
@@ -474,15 +502,24 @@ mod tests {
             )
             .await
             .expect("tables");
-        // The cheapest offers of items of size 3, as TPC-H Q02 asks for parts: the minimum
-        // is a semi join on (item, cost) against an aggregate of offers by item.
-        let query = "SELECT o.item, o.seller, o.cost FROM processed.offers o JOIN processed.items i ON o.item = i.item
+        (dir, session)
+    }
+
+    /// The cheapest offers of items of size 3, as TPC-H Q02 asks for parts: the minimum is a
+    /// semi join on (item, cost) against an aggregate of offers by item.
+    const CHEAPEST_OFFERS: &str = "SELECT o.item, o.seller, o.cost FROM processed.offers o JOIN processed.items i ON o.item = i.item
                      WHERE i.size = 3 AND o.cost = (SELECT min(cost) FROM processed.offers m WHERE m.item = o.item)
                      ORDER BY 1, 2";
+
+    #[tokio::test]
+    async fn a_key_of_a_multi_column_join_filters_the_scan_below_an_aggregate() {
+        let (_dir, session) = offers_and_items().await;
+        let query = CHEAPEST_OFFERS;
         let plan = physical_plan(&session, query).await;
         let mut scans = vec![];
         filtered_scans(&plan, &mut scans);
-        assert_eq!(scans, ["item"], "{}", shown(&plan));
+        let columns: Vec<_> = scans.iter().map(|(column, _)| column.as_str()).collect();
+        assert_eq!(columns, ["item"], "{}", shown(&plan));
         // Same answer as the minimum computed by a window over all offers, where no join
         // filter reaches the scan.
         let expected = session
@@ -497,5 +534,33 @@ mod tests {
         let answer = session.sql(query).await.expect("query");
         assert!(!expected.is_empty() && expected.iter().map(|b| b.num_rows()).sum::<usize>() > 50);
         assert_eq!(pretty(&answer), pretty(&expected));
+    }
+
+    #[tokio::test]
+    async fn copies_of_a_key_column_filter_share_the_filter_they_derive() {
+        let (_dir, session) = offers_and_items().await;
+        let plan = physical_plan(&session, CHEAPEST_OFFERS).await;
+        let mut scans = vec![];
+        filtered_scans(&plan, &mut scans);
+        let (_, filter) = scans.pop().expect("a scan with a key column filter");
+        // A scan adapts its predicate to each file it opens: copies with equal children.
+        let children = filter.children().into_iter().cloned().collect();
+        let copy = Arc::clone(&filter)
+            .with_new_children(children)
+            .expect("copy");
+        let derived = filter.snapshot().expect("snapshot").expect("a filter");
+        let again = copy.snapshot().expect("snapshot").expect("a filter");
+        assert!(
+            Arc::ptr_eq(&derived, &again),
+            "the copy derived {again} again"
+        );
+        // A copy over another column derives its own.
+        let moved = Arc::new(Column::new("other", 1)) as Arc<dyn PhysicalExpr>;
+        let anchor = Arc::clone(filter.children()[1]);
+        let elsewhere = Arc::clone(&filter)
+            .with_new_children(vec![moved, anchor])
+            .expect("copy");
+        let other = elsewhere.snapshot().expect("snapshot").expect("a filter");
+        assert!(!Arc::ptr_eq(&derived, &other));
     }
 }
