@@ -82,6 +82,15 @@ def compiler_running():
     return False
 
 
+def strata_build(results):
+    """How the strata binary was built, from its `strata bench` output (older binaries do not say)."""
+    for runs in results.values():
+        r = runs.get("strata") if isinstance(runs, dict) else None
+        if r is not None and getattr(r, "build", None):
+            return r.build
+    return "release build"
+
+
 def git_commit():
     out = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
@@ -98,6 +107,7 @@ class Run:
         self.rows = None
         self.error = None
         self.extra = {}
+        self.build = None  # strata only: how its binary was built, as `strata bench` says
 
     @property
     def best(self):
@@ -147,6 +157,7 @@ def run_strata(prefix, warehouse, zone, suite, query, warm, work):
     m = measured[0]
     r.cold, r.warm = m["cold_ms"], list(m["warm_ms"])
     r.extra = {k: m[k] for k in STRATA_EXTRA if k in m}
+    r.build = m.get("build")
     return r
 
 
@@ -486,7 +497,7 @@ def main(argv=None):
         nfiles = sum(len(t.files) for t in tables.values())
         size = sum(os.path.getsize(f) for t in tables.values() for f in t.files)
         header = [
-            f"Machine: {machine()}. Run {today}, strata {versions['strata']} (commit {git_commit()}, release build), "
+            f"Machine: {machine()}. Run {today}, strata {versions['strata']} (commit {git_commit()}, {strata_build(results)}), "
             f"DuckDB {versions['duckdb']}"
             + (f", datafusion {versions['datafusion']} (Python)" if "datafusion" in versions else "")
             + f"; {args.threads} threads for each engine.",

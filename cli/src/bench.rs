@@ -413,6 +413,7 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
                     "files_read": m.files_read,
                     "files_pruned": m.files_pruned(),
                     "peak_memory_bytes": m.peak_memory,
+                    "build": build_description(),
                 })
             })
             .collect();
@@ -425,6 +426,42 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
 
 fn round3(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
+}
+
+/// How this binary was built, as timings depend on it: the profile, and the CPU features
+/// the compiler was allowed to use beyond the architecture's baseline (`-C target-cpu`).
+pub fn build_description() -> String {
+    let profile = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    let features: &[(&str, bool)] = &[
+        ("sse4.2", cfg!(target_feature = "sse4.2")),
+        ("avx2", cfg!(target_feature = "avx2")),
+        ("bmi2", cfg!(target_feature = "bmi2")),
+        ("aes", cfg!(target_feature = "aes")),
+        ("avx512f", cfg!(target_feature = "avx512f")),
+        ("avx512bw", cfg!(target_feature = "avx512bw")),
+        ("neon", cfg!(target_feature = "neon")),
+    ];
+    let on: Vec<&str> = features
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    if on.is_empty() {
+        format!(
+            "{profile}, {} baseline instructions",
+            std::env::consts::ARCH
+        )
+    } else {
+        format!(
+            "{profile}, {} with {}",
+            std::env::consts::ARCH,
+            on.join(", ")
+        )
+    }
 }
 
 fn print_table(suite: Suite, zone: &str, made: Option<&Generated>, results: &[Measured]) {
@@ -442,6 +479,11 @@ fn print_table(suite: Suite, zone: &str, made: Option<&Generated>, results: &[Me
         ),
         None => println!("{} in {zone}", suite.title()),
     }
+    println!(
+        "strata {}: {}",
+        env!("CARGO_PKG_VERSION"),
+        build_description()
+    );
     println!();
     println!(
         "| query | cold ms | warm ms (best) | rows | files read | files pruned | bytes read | peak memory |"
