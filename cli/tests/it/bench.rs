@@ -149,6 +149,12 @@ fn bench_ssb_generates_and_reports() {
             assert!(!q[key].is_null(), "{key} missing in {q}");
         }
         assert_eq!(q["warm_ms"].as_array().map(Vec::len), Some(1), "{q}");
+        // How the binary was built, which timings depend on: this test's is a debug build.
+        let build = q["build"].as_str().unwrap_or_default();
+        assert!(
+            build.starts_with("debug build, ") && build.contains(std::env::consts::ARCH),
+            "{q}"
+        );
         assert_eq!(
             (q["suite"].as_str(), q["sf"].as_f64(), q["format"].as_str()),
             (Some("ssb"), Some(0.01), Some("parquet"))
