@@ -84,11 +84,8 @@ def compiler_running():
 
 def strata_build(results):
     """How the strata binary was built, from its `strata bench` output (older binaries do not say)."""
-    for runs in results.values():
-        r = runs.get("strata") if isinstance(runs, dict) else None
-        if r is not None and getattr(r, "build", None):
-            return r.build
-    return "release build"
+    builds = (runs["strata"].build for runs in results.values() if "strata" in runs)
+    return next((b for b in builds if b), "release build")
 
 
 def git_commit():
