@@ -11,7 +11,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use object_store::path::Path;
 use strata_engine::datagen::{self, GenFormat, Generated, Generation, Progress};
-use strata_engine::metrics::PeakMemoryPool;
+use strata_engine::providers::metrics::PeakMemoryPool;
 use strata_engine::{Output, Session};
 
 /// The 22 queries, by number.
@@ -83,8 +83,8 @@ impl Suite {
 
     fn tables(self) -> &'static [&'static str] {
         match self {
-            Suite::Tpch => &strata_engine::tpch::TABLES,
-            Suite::Ssb => &strata_engine::ssb::TABLES,
+            Suite::Tpch => &strata_engine::datagen::tpch::TABLES,
+            Suite::Ssb => &strata_engine::datagen::ssb::TABLES,
         }
     }
 
@@ -101,8 +101,8 @@ impl Suite {
         progress: Progress,
     ) -> strata_engine::Result<Vec<(String, u64)>> {
         let sources = match self {
-            Suite::Tpch => strata_engine::tpch::sources(generation.sf),
-            Suite::Ssb => strata_engine::ssb::sources(generation.sf),
+            Suite::Tpch => strata_engine::datagen::tpch::sources(generation.sf),
+            Suite::Ssb => strata_engine::datagen::ssb::sources(generation.sf),
         };
         generation.run(session, sources, progress).await
     }
@@ -198,7 +198,7 @@ impl Measured {
 async fn run_once(session: &Session, sql: &str) -> anyhow::Result<(f64, usize)> {
     let start = Instant::now();
     let mut rows = 0;
-    for statement in strata_engine::split::split_statements(sql) {
+    for statement in strata_engine::sql::split::split_statements(sql) {
         if let Output::Rows(mut stream) = session.execute(&statement.sql).await? {
             while let Some(batch) = stream.next().await {
                 rows += batch.map_err(strata_engine::Error::from)?.num_rows();
@@ -279,13 +279,9 @@ fn tables_of<'a>(
 ) -> Vec<&'a (&'static str, Path, u64)> {
     let state = session.context().state();
     let mut names = vec![];
-    for statement in strata_engine::split::split_statements(sql) {
-        let Ok(parsed) =
-            state.sql_to_statement(&statement.sql, &datafusion::config::Dialect::Generic)
-        else {
-            continue;
-        };
-        if let Ok(references) = state.resolve_table_references(&parsed) {
+    let parsed = strata_engine::sql::parse(sql).unwrap_or_default();
+    for statement in parsed.iter().filter_map(|p| p.statement.to_datafusion()) {
+        if let Ok(references) = state.resolve_table_references(&statement) {
             names.extend(references.iter().map(|r| r.table().to_ascii_lowercase()));
         }
     }

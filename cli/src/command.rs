@@ -17,7 +17,7 @@ pub enum Command {
     Format(PrintFormat),
 }
 
-pub const HELP: &str = "\
+const COMMANDS: &str = "\
 Statements end with ';' and may span lines. Backslash commands:
   \\?              this help
   \\q              quit (or Ctrl-D)
@@ -27,10 +27,17 @@ Statements end with ';' and may span lines. Backslash commands:
   \\lineage table  the tables it was made from, across zones (SHOW LINEAGE)
   \\timing         turn the elapsed time in the footer on or off
   \\format FORMAT  print results as table, csv, tsv, json or ndjson
-Ctrl-C cancels the running query. Strata statements besides SQL:
-  SHOW ZONES; USE zone; REFRESH ZONE zone; REFRESH TABLE zone.table;
-  CHECK 'name' EXPECT (SELECT …) = value; SHOW LINEAGE zone.table;
-  CREATE MATERIALIZED VIEW zone.v AS …; REFRESH MATERIALIZED VIEW zone.v;";
+Ctrl-C cancels the running query. Strata statements besides SQL:";
+
+/// The REPL's help: its commands, then strata's statements as the parser knows them.
+pub fn help() -> String {
+    let mut text = COMMANDS.to_string();
+    for statement in strata_engine::sql::STRATA_STATEMENTS {
+        text.push_str("\n  ");
+        text.push_str(statement);
+    }
+    text
+}
 
 impl FromStr for Command {
     type Err = String;

@@ -13,13 +13,13 @@ use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustyline::error::ReadlineError;
-use strata_engine::split::split_statements;
+use strata_engine::sql::split::split_statements;
 use strata_engine::{Output, ScanSummary, Session};
 
 use strata_engine::datagen::Generation;
 
 use crate::bench::Suite;
-use crate::command::{Command, HELP};
+use crate::command::{Command, help};
 use crate::helper::ReplHelper;
 use crate::print_format::PrintFormat;
 
@@ -72,15 +72,11 @@ pub async fn run_text(
         }
         if let Err(e) = run_statement(session, &statement.sql, printer).await {
             failed += 1;
-            match origin {
-                Some(file) => eprintln!(
-                    "error: {} line {}: {}",
-                    file.display(),
-                    statement.line,
-                    describe(&e)
-                ),
-                None => eprintln!("error: {}", describe(&e)),
-            }
+            let prefix = match origin {
+                Some(file) => format!("{} line {}: ", file.display(), statement.line),
+                None => String::new(),
+            };
+            report(&prefix, &statement.sql, &e);
             if stop_on_error {
                 break;
             }
@@ -272,7 +268,7 @@ pub async fn run_repl(session: Arc<Session>, mut printer: Printer) -> anyhow::Re
                     tokio::select! {
                         result = run_statement(&session, &statement.sql, &printer) => {
                             if let Err(e) = result {
-                                eprintln!("error: {}", describe(&e));
+                                report("", &statement.sql, &e);
                             }
                         }
                         _ = tokio::signal::ctrl_c() => {
@@ -299,7 +295,7 @@ async fn run_command(
     printer: &mut Printer,
 ) -> anyhow::Result<()> {
     match command {
-        Command::Help => println!("{HELP}"),
+        Command::Help => println!("{}", help()),
         Command::Quit => {}
         Command::ListZones => run_statement(session, "SHOW ZONES", printer).await?,
         Command::ListTables(zone) => {
@@ -561,6 +557,33 @@ pub async fn generate(
 
 /// An error and its causes, each said once: DataFusion's messages already hold the text of
 /// the errors they wrap, which `{:#}` would print again after them.
+/// For a syntax error, the line of the statement it is on and a caret under the place.
+pub(crate) fn caret(sql: &str, e: &anyhow::Error) -> Option<String> {
+    let Some(strata_engine::Error::Syntax {
+        line: Some(line),
+        column: Some(column),
+        ..
+    }) = e.downcast_ref::<strata_engine::Error>()
+    else {
+        return None;
+    };
+    let text = sql.lines().nth(line.checked_sub(1)?)?;
+    let indent: String = text
+        .chars()
+        .take(column.saturating_sub(1))
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    Some(format!("  {text}\n  {indent}^"))
+}
+
+/// Prints a statement's error, with a caret under a syntax error's place.
+fn report(prefix: &str, sql: &str, e: &anyhow::Error) {
+    eprintln!("error: {prefix}{}", describe(e));
+    if let Some(pointer) = caret(sql, e) {
+        eprintln!("{pointer}");
+    }
+}
+
 pub(crate) fn describe(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
@@ -577,7 +600,21 @@ pub(crate) fn describe(e: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod describe_tests {
-    use super::describe;
+    use super::{caret, describe};
+
+    #[test]
+    fn a_syntax_error_gets_a_caret_under_its_place() {
+        let sql = "SELECT a\nFROM t WHER b = 1";
+        let e = anyhow::Error::new(strata_engine::Error::Syntax {
+            message: "Expected: end of statement, found: b at Line: 2, Column: 13".into(),
+            line: Some(2),
+            column: Some(13),
+        });
+        assert_eq!(
+            caret(sql, &e).as_deref(),
+            Some("  FROM t WHER b = 1\n              ^")
+        );
+    }
 
     #[test]
     fn a_cause_already_in_the_message_is_said_once() {

@@ -11,80 +11,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 use strata_engine::catalog::Catalog;
 
-const KEYWORDS: &[&str] = &[
-    "SELECT",
-    "FROM",
-    "WHERE",
-    "GROUP",
-    "BY",
-    "ORDER",
-    "HAVING",
-    "LIMIT",
-    "OFFSET",
-    "JOIN",
-    "LEFT",
-    "RIGHT",
-    "FULL",
-    "INNER",
-    "OUTER",
-    "CROSS",
-    "ON",
-    "USING",
-    "AS",
-    "AND",
-    "OR",
-    "NOT",
-    "IN",
-    "IS",
-    "NULL",
-    "BETWEEN",
-    "LIKE",
-    "ILIKE",
-    "CASE",
-    "WHEN",
-    "THEN",
-    "ELSE",
-    "END",
-    "DISTINCT",
-    "UNION",
-    "ALL",
-    "WITH",
-    "COUNT",
-    "SUM",
-    "AVG",
-    "MIN",
-    "MAX",
-    "CAST",
-    "DESC",
-    "ASC",
-    "CREATE",
-    "EXTERNAL",
-    "TABLE",
-    "STORED",
-    "LOCATION",
-    "PARTITIONED",
-    "OPTIONS",
-    "DROP",
-    "IF",
-    "EXISTS",
-    "SHOW",
-    "TABLES",
-    "ZONES",
-    "DESCRIBE",
-    "EXPLAIN",
-    "ANALYZE",
-    "USE",
-    "ZONE",
-    "REFRESH",
-    "INSERT",
-    "INTO",
-    "VALUES",
-    "JSON",
-    "CSV",
-    "PARQUET",
-    "VIEW",
-    "SET",
-];
+use strata_engine::sql::KEYWORDS;
 
 /// Completion and multi-line input for the REPL.
 pub struct ReplHelper {
@@ -185,7 +112,7 @@ impl Highlighter for ReplHelper {
 
 impl Validator for ReplHelper {
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        if strata_engine::split::is_complete(ctx.input()) {
+        if strata_engine::sql::split::is_complete(ctx.input()) {
             Ok(ValidationResult::Valid(None))
         } else {
             Ok(ValidationResult::Incomplete)

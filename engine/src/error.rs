@@ -67,11 +67,14 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
-    /// A SQL syntax error.
-    #[error("SQL syntax error{}: {message}", line.map(|l| format!(" in the statement starting at line {l}")).unwrap_or_default())]
+    /// A SQL syntax error. The message names the line and column too, as sqlparser writes
+    /// them; `line` and `column` say where (1-based, in the text that was parsed), for a
+    /// front end to point at.
+    #[error("SQL syntax error: {message}")]
     Syntax {
         message: String,
         line: Option<usize>,
+        column: Option<usize>,
     },
 
     /// A data-quality check that did not hold.

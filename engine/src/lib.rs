@@ -19,49 +19,20 @@
 //! # }
 //! ```
 
-mod check;
-mod conjunction;
-mod ctas;
-mod cte;
 pub mod datagen;
-mod decimal_arith;
-pub mod delta;
-mod distinct_counts;
-mod dml;
-mod dynamic_pushdown;
 mod error;
-mod fast_exprs;
-mod filter_order;
-mod filter_selectivity;
-pub mod infer;
-mod join_maps;
-mod join_order;
-mod join_sides;
-mod key_bitmap;
-mod key_filters;
-mod like_segments;
-pub mod lineage;
-mod maintenance;
-pub mod metrics;
-mod ndjson;
-mod not_null_keys;
-mod overwrite;
+pub mod formats;
+pub mod optimizer;
 pub mod pipeline;
-mod register;
-mod row_filter_switch;
-mod schema;
+pub mod providers;
 mod session;
-pub mod split;
-mod spread_files;
-pub mod ssb;
-mod staging;
-pub mod stores;
-pub mod table;
+pub mod sql;
+mod statements;
 #[cfg(test)]
 mod test_support;
-pub mod tpch;
 
 pub use error::{Error, Result};
-pub use metrics::{RequestCounts, ScanCounters, ScanSummary};
+pub use providers::metrics::{RequestCounts, ScanCounters, ScanSummary};
 pub use session::{CATALOG_NAME, Output, Session};
+pub use statements::lineage;
 pub use strata_catalog as catalog;

@@ -12,15 +12,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use strata_catalog::{Action, TableFormat};
 
 use crate::error::{Error, Result};
 use crate::session::{Output, Session};
-use crate::split::{StatementText, split_statements};
+use crate::sql::split::{StatementText, split_statements};
+use crate::sql::{Parsed, Statement};
 
 /// What a pipeline reports as it goes.
 #[derive(Debug)]
@@ -127,20 +126,36 @@ pub async fn run(
     text: &str,
     mut on_event: impl FnMut(Event<'_>),
 ) -> std::result::Result<usize, PipelineError> {
-    let statements = split_statements(text);
+    // Each statement is parsed once, here; one that does not parse fails when its turn
+    // comes, after the statements before it have run.
+    let statements: Vec<Step> = split_statements(text)
+        .into_iter()
+        .map(|text| Step {
+            parsed: crate::sql::parse_one(&text.sql).ok(),
+            text,
+        })
+        .collect();
     let steps = statements.len();
     let mut i = 0;
     while i < steps {
         let write = &statements[i];
         let mut j = i + 1;
-        while j < steps && crate::check::parse(&statements[j].sql).is_some() {
+        while j < steps
+            && statements[j]
+                .parsed
+                .as_ref()
+                .is_some_and(|p| matches!(p.statement, Statement::Check(_)))
+        {
             j += 1;
         }
         let checks = &statements[i + 1..j];
         let target = if checks.is_empty() {
             None
         } else {
-            write_target(session, &write.sql)
+            write
+                .parsed
+                .as_ref()
+                .and_then(|p| write_target(session, &p.statement))
         };
         match target {
             Some(target) => {
@@ -156,13 +171,20 @@ pub async fn run(
     Ok(steps)
 }
 
+/// One statement of a pipeline: its text, and what it parsed into.
+struct Step {
+    text: StatementText,
+    parsed: Option<Parsed>,
+}
+
 async fn step(
     session: &Session,
     index: usize,
     steps: usize,
-    statement: &StatementText,
+    step: &Step,
     on_event: &mut impl FnMut(Event<'_>),
 ) -> std::result::Result<(), PipelineError> {
+    let statement = &step.text;
     on_event(Event::Started {
         step: index + 1,
         steps,
@@ -170,7 +192,7 @@ async fn step(
         sql: &statement.sql,
     });
     let start = Instant::now();
-    let summary = execute(session, &statement.sql)
+    let summary = execute(session, step)
         .await
         .map_err(|error| PipelineError {
             line: statement.line,
@@ -187,8 +209,13 @@ async fn step(
 }
 
 /// Runs one statement to the end and says what it did.
-async fn execute(session: &Session, sql: &str) -> Result<String> {
-    match session.execute(sql).await? {
+async fn execute(session: &Session, step: &Step) -> Result<String> {
+    let output = match &step.parsed {
+        Some(parsed) => session.run(parsed.clone()).await?,
+        // Parsed again for its syntax error.
+        None => session.execute(&step.text.sql).await?,
+    };
+    match output {
         Output::Done(message) => Ok(message),
         Output::Rows(stream) => {
             let schema = stream.schema();
@@ -223,14 +250,14 @@ async fn audited(
     session: &Session,
     index: usize,
     steps: usize,
-    write: &StatementText,
+    write: &Step,
     (zone, name): &(String, String),
-    checks: &[StatementText],
+    checks: &[Step],
     on_event: &mut impl FnMut(Event<'_>),
 ) -> std::result::Result<(), PipelineError> {
-    let fail = |statement: &StatementText, error: Error| PipelineError {
-        line: statement.line,
-        statement: statement.sql.clone(),
+    let fail = |statement: &Step, error: Error| PipelineError {
+        line: statement.text.line,
+        statement: statement.text.sql.clone(),
         error: Box::new(error),
     };
     let existing = session.catalog().snapshot().table(zone, name).ok().cloned();
@@ -361,7 +388,7 @@ async fn unpublish(session: &Session, entry: &strata_catalog::TableEntry) -> Res
     let url = url::Url::parse(&entry.location)
         .map_err(|e| Error::Unsupported(format!("bad location {}: {e}", entry.location)))?;
     let store = session.store_for(&url)?;
-    let prefix = crate::register::url_path(&url)?;
+    let prefix = crate::statements::register::url_path(&url)?;
     let files: Vec<_> = store
         .list(Some(&prefix))
         .try_collect()
@@ -376,80 +403,10 @@ async fn unpublish(session: &Session, entry: &strata_catalog::TableEntry) -> Res
     Ok(())
 }
 
-/// The table a write statement writes: CREATE TABLE/MATERIALIZED VIEW … AS, INSERT
-/// [INTO|OVERWRITE], UPDATE, DELETE FROM, MERGE INTO, REFRESH MATERIALIZED VIEW.
-pub(crate) fn write_target(session: &Session, sql: &str) -> Option<(String, String)> {
-    let parts: Vec<String> = if let Some(ctas) = crate::ctas::parse(sql) {
-        ctas.name
-    } else {
-        let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
-        let tokens: Vec<&Token> = tokens
-            .iter()
-            .filter(|t| !matches!(t, Token::Whitespace(_)))
-            .collect();
-        let word = |i: usize| match tokens.get(i) {
-            Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
-            _ => String::new(),
-        };
-        let mut i = match word(0).as_str() {
-            "INSERT" | "MERGE" | "DELETE" | "UPDATE" => 1,
-            "REFRESH" if word(1) == "MATERIALIZED" && word(2) == "VIEW" => 3,
-            _ => return None,
-        };
-        while matches!(word(i).as_str(), "INTO" | "OVERWRITE" | "TABLE" | "FROM") {
-            i += 1;
-        }
-        let mut parts = vec![];
-        loop {
-            match tokens.get(i) {
-                Some(Token::Word(w)) if w.quote_style.is_some() => parts.push(w.value.clone()),
-                Some(Token::Word(w)) => parts.push(w.value.to_ascii_lowercase()),
-                _ => break,
-            }
-            if matches!(tokens.get(i + 1), Some(Token::Period)) {
-                i += 2;
-            } else {
-                break;
-            }
-        }
-        parts
-    };
-    match parts.as_slice() {
-        [name] => Some((session.current_zone(), name.clone())),
-        [zone, name] => Some((zone.clone(), name.clone())),
-        [_, zone, name] => Some((zone.clone(), name.clone())),
-        _ => None,
-    }
-}
-
-/// `REFRESH MATERIALIZED VIEW zone.v`: runs its definition again, as a new version.
-pub(crate) async fn refresh_materialized_view(session: &Session, name: &str) -> Result<Output> {
-    let (zone, name) = session.resolve(&datafusion::common::TableReference::from(name))?;
-    let name = name.to_ascii_lowercase();
-    let entry = session.catalog().snapshot().table(&zone, &name)?.clone();
-    let definition = match (&entry.materialized, &entry.lineage) {
-        (Some(_), Some(sql)) => sql.clone(),
-        _ => {
-            return Err(Error::Unsupported(format!(
-                "{} is not a materialized view; REFRESH TABLE reads a table's files again",
-                entry.qualified_name()
-            )));
-        }
-    };
-    let mut ctas = crate::ctas::parse(&definition).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "the definition of {} no longer parses: {definition}",
-            entry.qualified_name()
-        ))
-    })?;
-    ctas.or_replace = true;
-    ctas.if_not_exists = false;
-    ctas.materialized = true;
-    ctas.name = vec![zone, name];
-    match crate::ctas::create_table_as(session, ctas, &definition).await? {
-        Output::Done(message) => Ok(Output::Done(message.replacen("created", "refreshed", 1))),
-        other => Ok(other),
-    }
+/// The zone and name of the table a write statement writes.
+fn write_target(session: &Session, statement: &Statement) -> Option<(String, String)> {
+    let name = statement.write_target()?;
+    session.resolve(&crate::sql::table_reference(&name)).ok()
 }
 
 #[cfg(test)]

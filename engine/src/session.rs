@@ -7,29 +7,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow::datatypes::{Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use strata_catalog::{
-    Action, Catalog, Config, DEFAULT_ZONE, RAW_ZONE, S3Options, Warehouse, ZoneEntry,
-};
+use strata_catalog::{Action, Catalog, Config, DEFAULT_ZONE, S3Options, Warehouse, ZoneEntry};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::metrics::{ScanCounters, ScanSummary};
-use crate::schema::{Shared, WarehouseCatalog};
-use crate::split::split_statements;
-use crate::stores::{DEFAULT_LISTING_TTL, StoreRegistry};
+use crate::providers::metrics::ScanCounters;
+use crate::providers::schema::{Shared, WarehouseCatalog};
+use crate::providers::stores::{DEFAULT_LISTING_TTL, StoreRegistry};
 
 /// The name of the SQL catalog that holds the zones.
 pub const CATALOG_NAME: &str = "strata";
@@ -145,16 +140,17 @@ impl Session {
             runtime = runtime.with_memory_limit(bytes as usize, 1.0);
         }
         // Benchmarks read the peak memory of a query from this wrapper.
-        let pool = crate::metrics::PeakMemoryPool::wrap(runtime.memory_pool.take());
+        let pool = crate::providers::metrics::PeakMemoryPool::wrap(runtime.memory_pool.take());
         let runtime = runtime.with_memory_pool(pool).build_arc()?;
         let mut config = SessionConfig::new()
+            .with_option_extension(crate::optimizer::StrataOptions::default())
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_ZONE)
             .with_create_default_catalog_and_schema(false);
         // A join hands its keys to the scans it filters as a list, rather than as a lookup
         // in its hash table, up to a few thousand keys: scans evaluate a list of keys row by
-        // row far faster (see `dynamic_pushdown`). TPC-H Q20's 366 part-supplier pairs went
-        // from 2× to 1.1× DuckDB's time.
+        // row far faster (see `optimizer::dynamic_filter_row_pushdown`; measured in
+        // benches/results/tpch-analysis.md).
         let optimizer = &mut config.options_mut().optimizer;
         optimizer.hash_join_inlist_pushdown_max_distinct_values = 4096;
         optimizer.hash_join_inlist_pushdown_max_size = 1024 * 1024;
@@ -165,50 +161,9 @@ impl Session {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
-            .with_physical_optimizer_rules({
-                let mut rules =
-                    datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
-                // Right after DataFusion's own choice of build sides, before
-                // repartitions are placed around the joins.
-                let after_join_selection = rules
-                    .iter()
-                    .position(|r| r.name() == "join_selection")
-                    .map_or(0, |at| at + 1);
-                rules.insert(
-                    after_join_selection,
-                    Arc::new(crate::join_sides::BuildFewerRows),
-                );
-                // Before it: join selection picks build sides for the order chosen here.
-                rules.insert(
-                    after_join_selection.saturating_sub(1),
-                    Arc::new(crate::join_order::CheapestJoinOrder),
-                );
-                // Also before join selection, which may then swap the anti joins it makes
-                // plain.
-                rules.insert(
-                    after_join_selection.saturating_sub(1),
-                    Arc::new(crate::not_null_keys::PlainAntiJoinOnNonNullKeys),
-                );
-                // First: every rule that reads row estimates sees the filters' selectivities.
-                rules.insert(
-                    0,
-                    Arc::new(crate::filter_selectivity::StringFilterSelectivity),
-                );
-                rules.push(Arc::new(crate::key_filters::KeyColumnFilters));
-                rules.push(Arc::new(crate::dynamic_pushdown::DynamicFilterRowPushdown));
-                rules.push(Arc::new(crate::filter_order::CheapConditionsFirst));
-                rules.push(Arc::new(crate::fast_exprs::FasterExpressions));
-                // Last: it hides the filters' conditions from rules that would read them.
-                rules.push(Arc::new(crate::conjunction::ConjunctionsOnRowsLeft));
-                rules.push(Arc::new(crate::spread_files::SpreadFilesAcrossPartitions));
-                // After every rule that lays out a scan's files.
-                rules.push(Arc::new(
-                    crate::row_filter_switch::SplitSwitchedScans::default(),
-                ));
-                // Last: its wrappers hide the joins from rules that look for them.
-                rules.push(Arc::new(crate::join_maps::ArrayJoinMaps));
-                rules
-            })
+            .with_physical_optimizer_rules(crate::optimizer::physical_rules(
+                datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
+            )?)
             .build();
         let ctx = SessionContext::new_with_state(state);
         let shared = Shared::new(catalog, counters, stores);
@@ -219,23 +174,17 @@ impl Session {
         Ok(Self { ctx, shared })
     }
 
-    /// Records what a write read on the table it wrote. Lineage is bookkeeping: failing to
-    /// record it does not fail the write, which has landed.
-    async fn record_lineage(&self, sql: &str) {
-        if let Some((zone, name)) = crate::pipeline::write_target(self, sql)
-            && let Err(e) = crate::lineage::record_write(self, &zone, &name, sql).await
-        {
-            tracing::warn!("could not record the lineage of {zone}.{name}: {e}");
-        }
-    }
-
     /// Keeps a staged Parquet write until the audit of its table ends.
-    pub(crate) fn park_staged(&self, staged: crate::staging::Staged) {
+    pub(crate) fn park_staged(&self, staged: crate::providers::staging::Staged) {
         self.shared.park_staged(staged);
     }
 
     /// Takes the staged Parquet write of a table under audit, if there is one.
-    pub(crate) fn take_staged(&self, zone: &str, name: &str) -> Option<crate::staging::Staged> {
+    pub(crate) fn take_staged(
+        &self,
+        zone: &str,
+        name: &str,
+    ) -> Option<crate::providers::staging::Staged> {
         self.shared.take_staged(zone, name)
     }
 
@@ -307,135 +256,24 @@ impl Session {
         Ok(())
     }
 
-    /// Runs every statement of `sql` and returns the rows of the last one (tests, embedding).
-    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let mut last = vec![];
-        for statement in split_statements(sql) {
-            last = self.execute(&statement.sql).await?.collect().await?;
-        }
-        Ok(last)
-    }
-
-    /// Runs one statement.
-    pub async fn execute(&self, sql: &str) -> Result<Output> {
-        self.shared.counters.reset();
-        self.shared.catalog.refresh().await?;
-        if let Some(output) = self.strata_statement(sql).await? {
-            return Ok(output);
-        }
-        if let Some(check) = crate::check::parse(sql) {
-            return crate::check::run(self, &check?).await;
-        }
-        if let Some(ctas) = crate::ctas::parse(sql) {
-            return crate::ctas::create_table_as(self, ctas, sql).await;
-        }
-        let rewritten = crate::delta::rewrite_time_travel(sql);
-        let sql = rewritten.as_deref().unwrap_or(sql);
-        let state = self.ctx.state();
-        let mut statement = state
-            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
-            .map_err(|e| match e {
-                datafusion::error::DataFusionError::SQL(p, _) => Error::Syntax {
-                    message: p
-                        .to_string()
-                        .trim_start_matches("sql parser error: ")
-                        .to_string(),
-                    line: None,
-                },
-                other => Error::DataFusion(other),
-            })?;
-        if let DFStatement::Statement(s) = &statement {
-            match s.as_ref() {
-                SqlStatement::Update(u) => return crate::dml::update(self, u, sql).await,
-                SqlStatement::Delete(d) => return crate::dml::delete(self, d, sql).await,
-                SqlStatement::Merge(m) => {
-                    let output = crate::dml::merge(self, m, sql).await?;
-                    self.record_lineage(sql).await;
-                    return Ok(output);
-                }
-                SqlStatement::Insert(ins) => {
-                    if let Some(output) = crate::overwrite::run(self, ins, sql).await? {
-                        self.record_lineage(sql).await;
-                        return Ok(output);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if checks_references(&statement) {
-            for reference in state.resolve_table_references(&statement)? {
-                self.check_reference(&reference)?;
-            }
-        }
-        // CTEs named more than once are computed once; the guard keeps them registered
-        // until the query is planned.
-        let shared_ctes = crate::cte::compute_shared(&self.ctx, &mut statement).await?;
-        let plan = state.statement_to_plan(statement).await?;
-        drop(shared_ctes);
-        match &plan {
-            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
-                return crate::register::create_external_table(self, cmd).await;
-            }
-            LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
-                let (zone, name) = self.resolve(&drop.name)?;
-                // Session-local views and tables are DataFusion's to drop; the rest are entries.
-                if !self.shared.is_local(&zone, &name) {
-                    return crate::register::drop_table(self, &zone, &name, drop.if_exists).await;
-                }
-            }
-            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
-                let (zone, name) = self.resolve(&cmd.name)?;
-                if zone == RAW_ZONE {
-                    return Err(Error::ReadOnlyZone {
-                        table: format!("{zone}.{name}"),
-                        statement: "CREATE TABLE".into(),
-                    });
-                }
-                return Err(Error::Unsupported(format!(
-                    "CREATE TABLE {zone}.{name} needs a table format that strata writes (Delta or Parquet), which this build does not write yet; register existing files with CREATE EXTERNAL TABLE, or use CREATE VIEW for a session-local view"
-                )));
-            }
-            LogicalPlan::Dml(dml) => {
-                let (zone, name) = self.resolve(&dml.table_name)?;
-                if zone == RAW_ZONE {
-                    return Err(Error::ReadOnlyZone {
-                        table: format!("{zone}.{name}"),
-                        statement: dml.op.name().to_uppercase(),
-                    });
-                }
-            }
-            _ => {}
-        }
-        if matches!(plan, LogicalPlan::Analyze(_)) {
-            let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
-            return Ok(with_storage_row(batches, &self.shared.counters.summary()));
-        }
-        if let LogicalPlan::Dml(dml) = &plan
-            && matches!(dml.op, datafusion::logical_expr::WriteOp::Insert(_))
-        {
-            // Run the insert here, so that its lineage is recorded once it has landed.
-            let schema = Arc::new(plan.schema().as_arrow().clone());
-            let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
-            self.record_lineage(sql).await;
-            return Ok(Output::Rows(Box::pin(MemoryStream::try_new(
-                batches, schema, None,
-            )?)));
-        }
-        let no_result_set = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
-        let df = self.ctx.execute_logical_plan(plan).await?;
-        if no_result_set {
-            df.collect().await?;
-            return Ok(Output::Done("OK".into()));
-        }
-        Ok(Output::Rows(df.execute_stream().await?))
-    }
-
     /// Plans a query (checking that its tables exist) into a DataFrame, without running it.
     pub async fn plan_query(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
-        let rewritten = crate::delta::rewrite_time_travel(sql);
-        let sql = rewritten.as_deref().unwrap_or(sql);
+        let parsed = crate::sql::parse_one(sql)?;
+        match parsed.statement.to_datafusion() {
+            Some(statement) => self.plan_statement(statement).await,
+            None => Err(Error::Unsupported(format!(
+                "{} is not a query; run it as a statement",
+                parsed.statement.keyword()
+            ))),
+        }
+    }
+
+    /// Plans a parsed DataFusion statement (checking that its tables exist).
+    pub async fn plan_statement(
+        &self,
+        statement: DFStatement,
+    ) -> Result<datafusion::dataframe::DataFrame> {
         let state = self.ctx.state();
-        let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
         for reference in state.resolve_table_references(&statement)? {
             self.check_reference(&reference)?;
         }
@@ -459,7 +297,7 @@ impl Session {
         Ok((zone, reference.table().to_string()))
     }
 
-    fn check_reference(&self, reference: &TableReference) -> Result<()> {
+    pub(crate) fn check_reference(&self, reference: &TableReference) -> Result<()> {
         if reference.catalog().is_some_and(|c| c != CATALOG_NAME)
             || reference.schema() == Some("information_schema")
         {
@@ -498,87 +336,9 @@ impl Session {
         Ok(self.shared.stores.get_store(url)?)
     }
 
-    /// Statements strata adds to SQL: `SHOW ZONES`, `USE [ZONE] z`, `REFRESH ZONE z`,
-    /// `REFRESH TABLE t`.
-    async fn strata_statement(&self, sql: &str) -> Result<Option<Output>> {
-        let words: Vec<String> = sql
-            .trim()
-            .trim_end_matches(';')
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-        let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
-        match upper.as_slice() {
-            ["SHOW", "ZONES"] => Ok(Some(self.show_zones())),
-            ["SHOW", "LINEAGE", _] => crate::lineage::show(self, &words[2]).await.map(Some),
-            ["REFRESH", "MATERIALIZED", "VIEW", _] => {
-                crate::pipeline::refresh_materialized_view(self, &words[3])
-                    .await
-                    .map(Some)
-            }
-            ["DROP", "MATERIALIZED", "VIEW", _]
-            | ["DROP", "MATERIALIZED", "VIEW", "IF", "EXISTS", _] => {
-                let reference =
-                    TableReference::from(words.last().map(String::as_str).unwrap_or_default());
-                let (zone, name) = self.resolve(&reference)?;
-                let if_exists = upper.contains(&"IF");
-                crate::register::drop_table(self, &zone, &name.to_ascii_lowercase(), if_exists)
-                    .await
-                    .map(Some)
-            }
-            ["USE", "ZONE", _] | ["USE", _] => {
-                let zone = words.last().map(String::as_str).unwrap_or_default();
-                self.use_zone(zone).await?;
-                Ok(Some(Output::Done(format!(
-                    "zone is now {}",
-                    self.current_zone()
-                ))))
-            }
-            ["REFRESH", "ZONE", _] => {
-                self.shared.stores.invalidate_listings();
-                let zone = words[2].trim_matches('"').to_ascii_lowercase();
-                crate::register::refresh_zone(self, &zone).await.map(Some)
-            }
-            ["DESCRIBE", "HISTORY", _] | ["DESC", "HISTORY", _] => {
-                crate::dml::history(self, &words[2].to_ascii_lowercase())
-                    .await
-                    .map(Some)
-            }
-            ["REFRESH", "TABLE", _] => {
-                self.shared.stores.invalidate_listings();
-                let reference = TableReference::from(words[2].as_str());
-                let (zone, name) = self.resolve(&reference)?;
-                crate::register::refresh_table(self, &zone, &name)
-                    .await
-                    .map(Some)
-            }
-            _ => crate::maintenance::run(self, sql).await,
-        }
-    }
-
-    fn show_zones(&self) -> Output {
-        let snapshot = self.shared.catalog.snapshot();
-        let names = snapshot.zone_names();
-        let roots: Vec<String> = names
-            .iter()
-            .map(|z| {
-                snapshot
-                    .zones
-                    .get(z)
-                    .map(|e| e.root.clone())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let counts: Vec<u64> = names
-            .iter()
-            .map(|z| snapshot.table_names(z).len() as u64)
-            .collect();
-        table_output(vec![
-            ("zone", Arc::new(StringArray::from(names))),
-            ("root", Arc::new(StringArray::from(roots))),
-            ("tables", Arc::new(UInt64Array::from(counts))),
-        ])
+    /// State shared by the session and its zone schemas.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
@@ -604,56 +364,6 @@ pub(crate) fn table_output(columns: Vec<(&str, ArrayRef)>) -> Output {
 /// The one-row `count` result of a statement that changed rows.
 pub(crate) fn count_output(n: u64) -> Output {
     table_output(vec![("count", Arc::new(UInt64Array::from(vec![n])))])
-}
-
-/// Statements whose table references must all exist before planning, so the error can list
-/// what the zone does have.
-fn checks_references(statement: &DFStatement) -> bool {
-    match statement {
-        DFStatement::Statement(s) => matches!(
-            **s,
-            SqlStatement::Query(_)
-                | SqlStatement::Insert(_)
-                | SqlStatement::Update(_)
-                | SqlStatement::Delete(_)
-                | SqlStatement::Explain { .. }
-        ),
-        DFStatement::Explain(_) => true,
-        _ => false,
-    }
-}
-
-/// EXPLAIN ANALYZE's rows, plus one that says what storage was asked for.
-fn with_storage_row(mut batches: Vec<RecordBatch>, summary: &ScanSummary) -> Output {
-    let Some(schema) = batches.first().map(|b| b.schema()) else {
-        return Output::Done(String::new());
-    };
-    let text = format!(
-        "{}; {} file{}, {} bytes fetched",
-        summary.requests,
-        summary.files,
-        if summary.files == 1 { "" } else { "s" },
-        summary.bytes
-    );
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, _)| {
-            Arc::new(StringArray::from(vec![if i == 0 {
-                "Storage requests".to_string()
-            } else {
-                text.clone()
-            }])) as ArrayRef
-        })
-        .collect();
-    if let Ok(row) = RecordBatch::try_new(Arc::clone(&schema), columns) {
-        batches.push(row);
-    }
-    match MemoryStream::try_new(batches, schema, None) {
-        Ok(stream) => Output::Rows(Box::pin(stream)),
-        Err(e) => Output::Done(format!("internal error building the result: {e}")),
-    }
 }
 
 /// Settings from the environment alone (no config file, no flags).

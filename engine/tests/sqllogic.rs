@@ -1,12 +1,14 @@
-//! Runs the SQL behaviour tests in `tests/slt/*.slt`, each file twice: on a fresh warehouse
-//! in a temporary folder, and on a fresh warehouse in a bucket of a real S3 server on
-//! loopback (strata-testkit's), whose raw zone holds a copy of `testdata/retail/`.
+//! Runs the SQL behaviour tests in `tests/slt/*.slt`, each file in several modes: on a fresh
+//! warehouse in a temporary folder; on a fresh warehouse in a bucket of a real S3 server on
+//! loopback (strata-testkit's), whose raw zone holds a copy of `testdata/retail/`; and on a
+//! local warehouse with every strata optimizer rule switched off
+//! (`strata.optimizer.<rule> = false`), whose answers must be the same.
 //!
 //! In statements, `$TESTDATA` is the repository's `testdata/` folder (or its copy in the
 //! bucket) and `$WAREHOUSE` the warehouse's URL. `cargo test -p strata-engine --test sqllogic
 //! -- --complete` rewrites the expected results from what strata returns on the local
 //! warehouse; a file name given as an argument runs only the files whose names contain it,
-//! and `--local` or `--s3` runs one storage only.
+//! and `--local`, `--s3` or `--rules-off` runs one mode only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +30,8 @@ struct StrataDb {
 enum Storage {
     Local,
     S3,
+    /// Local, with every strata optimizer rule switched off.
+    RulesOff,
 }
 
 const ACCESS_KEY: &str = "slt-access";
@@ -201,6 +205,14 @@ async fn run_file(
             )
         }
     };
+    if storage == Storage::RulesOff {
+        for rule in strata_engine::optimizer::rule_names() {
+            session
+                .sql(&format!("SET strata.optimizer.{rule} = false"))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
     let session = Arc::new(session);
     let mut runner = Runner::new(move || {
         let db = StrataDb {
@@ -210,6 +222,10 @@ async fn run_file(
         };
         async move { Ok::<_, TestError>(db) }
     });
+    if storage == Storage::RulesOff {
+        // Records that test what a rule adds say `skipif rules_off`.
+        runner.add_label("rules_off");
+    }
     if complete {
         runner
             .update_test_file(
@@ -423,8 +439,10 @@ async fn main() {
         vec![Storage::Local]
     } else if args.iter().any(|a| a == "--s3") {
         vec![Storage::S3]
+    } else if args.iter().any(|a| a == "--rules-off") {
+        vec![Storage::RulesOff]
     } else {
-        vec![Storage::Local, Storage::S3]
+        vec![Storage::Local, Storage::S3, Storage::RulesOff]
     };
     let root = tempfile::tempdir().expect("temporary folder");
     let server = if storages.contains(&Storage::S3) {
@@ -448,6 +466,7 @@ async fn main() {
             let label = match storage {
                 Storage::Local => "local",
                 Storage::S3 => "s3",
+                Storage::RulesOff => "rules off",
             };
             match run_file(file, complete, storage, server.as_ref(), n).await {
                 Ok(()) => {

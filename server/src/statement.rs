@@ -1,14 +1,11 @@
-//! What a statement is, seen from the server: a query that streams, a statement that runs
-//! at once, or one that would change the session every client shares; and the parameters
-//! of prepared statements, bound into the statement's text.
+//! What a statement is, seen from the server (a query that streams, a statement that runs
+//! at once, or one that would change the session every client shares), from the engine's
+//! parser; and the parameters of prepared statements, bound into the statement's text.
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::{SetExpr, Statement as SqlStatement};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use strata_engine::sql::{Effect, Placeholders};
 use tonic::Status;
 
 /// How the server runs a statement.
@@ -16,8 +13,9 @@ use tonic::Status;
 pub(crate) enum Kind {
     /// A query DataFusion plans: GetFlightInfo plans it for its schema, DoGet streams it.
     Query,
-    /// A statement that only reads but that strata runs itself (SHOW ZONES, DESCRIBE
-    /// HISTORY, EXPLAIN ANALYZE of a query): run at once, its small result kept in the ticket.
+    /// A statement that only reads but that strata runs itself (SHOW ZONES, SHOW LINEAGE,
+    /// DESCRIBE HISTORY, CHECK, EXPLAIN ANALYZE of a query): run at once, its small result
+    /// kept in the ticket.
     Read,
     /// A statement that changes tables or the catalog (DDL, DML, REFRESH, OPTIMIZE, …).
     Write,
@@ -33,221 +31,42 @@ impl Kind {
     }
 }
 
-/// Classifies one statement. Text holding several statements is refused.
+/// Classifies one statement with the engine's parser. Text holding several statements, or
+/// none, or one that does not parse, is refused.
 pub(crate) fn classify(sql: &str) -> Result<Kind, Status> {
-    let statements = strata_engine::split::split_statements(sql);
-    if statements.len() > 1 {
-        return Err(Status::invalid_argument(format!(
-            "one statement per request, but this text holds {}; send them one by one",
-            statements.len()
-        )));
-    }
-    if statements.is_empty() {
-        return Err(Status::invalid_argument("the statement is empty"));
-    }
-    let words = leading_words(sql, 2);
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    // strata's own statements, which DataFusion's parser does not know.
-    match words.as_slice() {
-        ["USE" | "SET" | "RESET", ..] => return Ok(Kind::SessionState),
-        ["SHOW", "ZONES"] | ["DESCRIBE" | "DESC", "HISTORY"] => return Ok(Kind::Read),
-        ["REFRESH" | "OPTIMIZE" | "VACUUM" | "RESTORE" | "MERGE", ..] => return Ok(Kind::Write),
-        _ => {}
-    }
-    let rewritten = strata_engine::delta::rewrite_time_travel(sql);
-    let text = rewritten.as_deref().unwrap_or(sql);
-    match DFParser::parse_sql_with_dialect(text, &GenericDialect {}) {
-        Ok(parsed) => Ok(parsed.front().map_or(Kind::Write, of_statement)),
-        // Text DataFusion cannot parse is either a statement strata parses itself (CREATE
-        // TABLE … PARTITIONED BY … AS, which writes) or a query that fails when planned.
-        Err(_) => Ok(match words.first().copied() {
-            Some("SELECT" | "WITH" | "VALUES" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN") => {
-                Kind::Query
-            }
-            _ => Kind::Write,
+    let parsed =
+        strata_engine::sql::parse(sql).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    match parsed.as_slice() {
+        [one] => Ok(match one.statement.effect() {
+            Effect::Query => Kind::Query,
+            Effect::Read => Kind::Read,
+            Effect::Write => Kind::Write,
+            Effect::Session => Kind::SessionState,
         }),
+        [] => Err(Status::invalid_argument("the statement is empty")),
+        many => Err(Status::invalid_argument(format!(
+            "one statement per request, but this text holds {}; send them one by one",
+            many.len()
+        ))),
     }
 }
 
-fn of_statement(statement: &DFStatement) -> Kind {
-    match statement {
-        DFStatement::Statement(s) => of_sql_statement(s),
-        DFStatement::Explain(explain) => {
-            if !explain.options.analyze {
-                Kind::Query
-            } else if of_statement(&explain.statement) == Kind::Query {
-                Kind::Read
-            } else {
-                // EXPLAIN ANALYZE runs what it explains.
-                Kind::Write
-            }
-        }
-        DFStatement::Reset(_) => Kind::SessionState,
-        DFStatement::CreateExternalTable(_) | DFStatement::CopyTo(_) => Kind::Write,
-    }
-}
-
-fn of_sql_statement(statement: &SqlStatement) -> Kind {
-    match statement {
-        SqlStatement::Query(query) => match query.body.as_ref() {
-            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
-                Kind::Write
-            }
-            _ => Kind::Query,
-        },
-        SqlStatement::Explain {
-            analyze, statement, ..
-        } => {
-            if !analyze {
-                Kind::Query
-            } else if of_sql_statement(statement) == Kind::Query {
-                Kind::Read
-            } else {
-                Kind::Write
-            }
-        }
-        SqlStatement::ExplainTable { .. }
-        | SqlStatement::ShowTables { .. }
-        | SqlStatement::ShowColumns { .. }
-        | SqlStatement::ShowVariable { .. }
-        | SqlStatement::ShowFunctions { .. }
-        | SqlStatement::ShowCreate { .. } => Kind::Query,
-        SqlStatement::Use(_) | SqlStatement::Set(_) => Kind::SessionState,
-        _ => Kind::Write,
-    }
-}
-
-/// The first `n` words of a statement, upper-cased, past comments and opening parentheses.
-fn leading_words(sql: &str, n: usize) -> Vec<String> {
-    match Tokenizer::new(&GenericDialect {}, sql)
-        .with_unescape(false)
-        .tokenize()
-    {
-        Ok(tokens) => tokens
-            .into_iter()
-            .filter(|t| !matches!(t, Token::Whitespace(_) | Token::LParen))
-            .take(n)
-            .map(|t| match t {
-                Token::Word(w) => w.value.to_ascii_uppercase(),
-                other => other.to_string(),
-            })
-            .collect(),
-        Err(_) => sql
-            .split_whitespace()
-            .take(n)
-            .map(str::to_ascii_uppercase)
-            .collect(),
-    }
-}
-
-/// The placeholders of a statement in order of appearance: `?` (numbered by position, as
-/// ADBC and JDBC write them) and `$n`.
-struct Placeholders {
-    /// Byte ranges of the placeholder tokens in the text, with the 1-based parameter each
-    /// stands for.
-    spans: Vec<(std::ops::Range<usize>, usize)>,
-}
-
-impl Placeholders {
-    fn find(sql: &str) -> Result<Self, Status> {
-        let tokens: Vec<TokenWithSpan> = Tokenizer::new(&GenericDialect {}, sql)
-            .with_unescape(false)
-            .tokenize_with_location()
-            .map_err(|e| Status::invalid_argument(format!("SQL syntax error: {e}")))?;
-        let offsets = LineOffsets::new(sql);
-        let mut spans = vec![];
-        let mut question_marks = 0;
-        for t in &tokens {
-            let Token::Placeholder(p) = &t.token else {
-                continue;
-            };
-            let number = if p == "?" {
-                question_marks += 1;
-                question_marks
-            } else if let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
-                n
-            } else {
-                return Err(Status::invalid_argument(format!(
-                    "parameter '{p}' is not supported; write ? or $1, $2, …"
-                )));
-            };
-            let start = offsets.byte(t.span.start.line, t.span.start.column);
-            let end = offsets.byte(t.span.end.line, t.span.end.column);
-            match (start, end) {
-                (Some(start), Some(end)) if start < end => spans.push((start..end, number)),
-                _ => {
-                    return Err(Status::internal(format!(
-                        "cannot locate parameter '{p}' in the statement"
-                    )));
-                }
-            }
-        }
-        Ok(Self { spans })
-    }
-
-    /// How many parameters the statement takes.
-    fn count(&self) -> usize {
-        self.spans.iter().map(|(_, n)| *n).max().unwrap_or(0)
-    }
-
-    /// The text with each placeholder replaced by what `replace` gives for its number.
-    fn substitute(
-        &self,
-        sql: &str,
-        mut replace: impl FnMut(usize) -> Result<String, Status>,
-    ) -> Result<String, Status> {
-        let mut out = String::with_capacity(sql.len());
-        let mut at = 0;
-        for (range, n) in &self.spans {
-            out.push_str(&sql[at..range.start]);
-            out.push_str(&replace(*n)?);
-            at = range.end;
-        }
-        out.push_str(&sql[at..]);
-        Ok(out)
-    }
-}
-
-/// Byte offsets of lines, to turn the tokenizer's (line, column) into positions in the text.
-struct LineOffsets<'a> {
-    sql: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineOffsets<'a> {
-    fn new(sql: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
-        Self { sql, starts }
-    }
-
-    /// The byte offset of a 1-based line and column (columns count characters).
-    fn byte(&self, line: u64, column: u64) -> Option<usize> {
-        let start = *self
-            .starts
-            .get(usize::try_from(line).ok()?.checked_sub(1)?)?;
-        let column = usize::try_from(column).ok()?.checked_sub(1)?;
-        let rest = &self.sql[start..];
-        match rest.char_indices().nth(column) {
-            Some((i, _)) => Some(start + i),
-            None if rest.chars().count() == column => Some(start + rest.len()),
-            None => None,
-        }
-    }
+fn placeholders(sql: &str) -> Result<Placeholders, Status> {
+    Placeholders::find(sql).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// A statement's text with `?` placeholders numbered `$1`, `$2`, … (as DataFusion plans
 /// them), and how many parameters it takes.
 pub(crate) fn number_placeholders(sql: &str) -> Result<(String, usize), Status> {
-    let placeholders = Placeholders::find(sql)?;
-    let text = placeholders.substitute(sql, |n| Ok(format!("${n}")))?;
+    let placeholders = placeholders(sql)?;
+    let text = placeholders.substitute(sql, |n| Ok::<_, Status>(format!("${n}")))?;
     Ok((text, placeholders.count()))
 }
 
 /// The statements to run for bound parameters: one per row, each with the row's values
 /// written into the text as literals. Without parameters, the statement itself.
 pub(crate) fn bind(sql: &str, params: Option<&RecordBatch>) -> Result<Vec<String>, Status> {
-    let placeholders = Placeholders::find(sql)?;
+    let placeholders = placeholders(sql)?;
     let wanted = placeholders.count();
     let Some(params) = params.filter(|p| p.num_rows() > 0) else {
         if wanted > 0 {
@@ -393,12 +212,15 @@ mod tests {
         assert_eq!(kind("DROP TABLE t"), Kind::Write);
         assert_eq!(kind("REFRESH ZONE raw"), Kind::Write);
         assert_eq!(kind("VACUUM t"), Kind::Write);
+        assert_eq!(kind("SHOW LINEAGE curated.b"), Kind::Read);
+        assert_eq!(kind("CHECK 'c' EXPECT 1 = 1"), Kind::Read);
         assert_eq!(kind("USE raw"), Kind::SessionState);
         assert_eq!(
             kind("SET datafusion.execution.batch_size = 1"),
             Kind::SessionState
         );
         assert!(classify("SELECT 1; DROP TABLE t").is_err());
+        assert!(classify("SELEC 1").is_err());
     }
 
     #[test]

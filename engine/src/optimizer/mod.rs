@@ -1,0 +1,357 @@
+//! strata's optimizer: its rules in the order they run, each with the reason for its place,
+//! and a switch for each, `strata.optimizer.<rule>` (on by default).
+//!
+//! DataFusion's own physical rules run as DataFusion orders them; strata's go before, between
+//! or after them at the places [`RULES`] names. A rule that is switched off (`SET
+//! strata.optimizer.cheapest_join_order = false`) leaves the plan as it finds it, so a wrong
+//! answer or a slow plan can be traced to a rule by switching rules off one at a time; the
+//! switches show in `SHOW ALL` and `information_schema.df_settings`.
+//!
+//! One file per rule, named after it; `decimal_arith`, `like_segments` and `key_bitmap` are
+//! parts of the rules that use them (`faster_expressions`, `dynamic_filter_row_pushdown`).
+
+pub(crate) mod array_join_maps;
+pub(crate) mod build_fewer_rows;
+pub(crate) mod cheap_conditions_first;
+pub(crate) mod cheapest_join_order;
+pub(crate) mod conjunctions_on_rows_left;
+pub(crate) mod decimal_arith;
+pub(crate) mod dynamic_filter_row_pushdown;
+pub(crate) mod faster_expressions;
+pub(crate) mod key_bitmap;
+pub(crate) mod key_column_filters;
+pub(crate) mod like_segments;
+pub(crate) mod plain_anti_join_on_non_null_keys;
+pub(crate) mod shared_ctes;
+pub(crate) mod split_switched_scans;
+pub(crate) mod spread_files_across_partitions;
+pub(crate) mod string_filter_selectivity;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::error::{Error, Result};
+
+/// Where a rule runs relative to DataFusion's physical rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Before statements are planned: a rewrite of the statement itself.
+    Statement,
+    /// Before every DataFusion physical rule.
+    First,
+    /// Right before the DataFusion rule of this name.
+    Before(&'static str),
+    /// Right after the DataFusion rule of this name.
+    After(&'static str),
+    /// After every DataFusion physical rule.
+    Last,
+}
+
+/// One of strata's rules: its name (the name of its switch and of its file), where it runs
+/// and why there.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub name: &'static str,
+    /// What the rule does, in one line (the description of its switch).
+    pub does: &'static str,
+    pub place: Place,
+    pub reason: &'static str,
+    make: Option<fn() -> Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+}
+
+const fn statement(name: &'static str, does: &'static str, reason: &'static str) -> Rule {
+    Rule {
+        name,
+        does,
+        place: Place::Statement,
+        reason,
+        make: None,
+    }
+}
+
+const fn physical(
+    name: &'static str,
+    does: &'static str,
+    place: Place,
+    reason: &'static str,
+    make: fn() -> Arc<dyn PhysicalOptimizerRule + Send + Sync>,
+) -> Rule {
+    Rule {
+        name,
+        does,
+        place,
+        reason,
+        make: Some(make),
+    }
+}
+
+/// strata's rules in the order they run. Rules at the same place run in the order listed.
+pub const RULES: &[Rule] = &[
+    statement(
+        "shared_ctes",
+        "computes a CTE named more than once once, and plans the query over its rows",
+        "before planning: DataFusion inlines a CTE wherever it is named, so one named twice must be computed first",
+    ),
+    physical(
+        "string_filter_selectivity",
+        "estimates the rows string filters keep from the columns' distinct counts",
+        Place::First,
+        "first: every later rule that reads row estimates sees the string filters' selectivities",
+        || Arc::new(string_filter_selectivity::StringFilterSelectivity),
+    ),
+    physical(
+        "plain_anti_join_on_non_null_keys",
+        "plans NOT IN on keys the files prove free of NULLs as a plain anti join",
+        Place::Before("join_selection"),
+        "before join selection, which may then swap the anti joins it makes plain to hash the small side",
+        || Arc::new(plain_anti_join_on_non_null_keys::PlainAntiJoinOnNonNullKeys),
+    ),
+    physical(
+        "cheapest_join_order",
+        "runs inner joins in the order estimated cheapest, not the FROM order",
+        Place::Before("join_selection"),
+        "before join selection, which then picks build sides for the order chosen here",
+        || Arc::new(cheapest_join_order::CheapestJoinOrder),
+    ),
+    physical(
+        "build_fewer_rows",
+        "hashes the side of a partitioned hash join with fewer estimated rows",
+        Place::After("join_selection"),
+        "right after join selection's choice of build sides by bytes, before repartitions are placed around the joins",
+        || Arc::new(build_fewer_rows::BuildFewerRows),
+    ),
+    physical(
+        "key_column_filters",
+        "splits the join filters of multi-column joins per key column, for scans below other joins",
+        Place::Last,
+        "after DataFusion has placed its joins' dynamic filters, which it splits per key column",
+        || Arc::new(key_column_filters::KeyColumnFilters),
+    ),
+    physical(
+        "dynamic_filter_row_pushdown",
+        "has Parquet scans evaluate join filters row by row while reading",
+        Place::Last,
+        "after the key column filters, so that scans evaluate those row by row too",
+        || Arc::new(dynamic_filter_row_pushdown::DynamicFilterRowPushdown),
+    ),
+    physical(
+        "cheap_conditions_first",
+        "evaluates a filter's cheap conditions before its expensive ones",
+        Place::Last,
+        "once filters are final: it orders their conditions",
+        || Arc::new(cheap_conditions_first::CheapConditionsFirst),
+    ),
+    physical(
+        "faster_expressions",
+        "rewrites decimal arithmetic and multi-part LIKE patterns into faster forms",
+        Place::Last,
+        "after the conditions are ordered: it rewrites single expressions in place",
+        || Arc::new(faster_expressions::FasterExpressions),
+    ),
+    physical(
+        "conjunctions_on_rows_left",
+        "evaluates each condition of a conjunction only on the rows still in",
+        Place::Last,
+        "after the rules that read filters' conditions: it hides them in one expression",
+        || Arc::new(conjunctions_on_rows_left::ConjunctionsOnRowsLeft),
+    ),
+    physical(
+        "spread_files_across_partitions",
+        "gives every partition of a filtered scan a share of every file",
+        Place::Last,
+        "once scans are final: it lays out their files across partitions",
+        || Arc::new(spread_files_across_partitions::SpreadFilesAcrossPartitions),
+    ),
+    physical(
+        "split_switched_scans",
+        "reads file ranges whose join filters are all off without the row filter",
+        Place::Last,
+        "after every rule that lays out a scan's files",
+        || Arc::new(split_switched_scans::SplitSwitchedScans::default()),
+    ),
+    physical(
+        "array_join_maps",
+        "looks up hash join keys in an array when one integer key is dense enough",
+        Place::Last,
+        "last: its wrappers hide the joins from rules that look for them",
+        || Arc::new(array_join_maps::ArrayJoinMaps),
+    ),
+];
+
+/// The names of strata's rules, in the order they run.
+pub fn rule_names() -> impl Iterator<Item = &'static str> {
+    RULES.iter().map(|r| r.name)
+}
+
+/// DataFusion's physical rules with strata's at their places, each behind its switch.
+pub(crate) fn physical_rules(
+    mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+) -> Result<Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>> {
+    let position = |rules: &[Arc<dyn PhysicalOptimizerRule + Send + Sync>], name: &str| {
+        rules.iter().position(|r| r.name() == name).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "internal: strata's optimizer places a rule next to DataFusion's '{name}', which this DataFusion does not have"
+            ))
+        })
+    };
+    let mut first = 0;
+    for (index, rule) in RULES.iter().enumerate() {
+        let Some(make) = rule.make else {
+            continue;
+        };
+        let switched: Arc<dyn PhysicalOptimizerRule + Send + Sync> = Arc::new(Switched {
+            index,
+            rule: make(),
+        });
+        match rule.place {
+            Place::Statement => {}
+            Place::First => {
+                rules.insert(first, switched);
+                first += 1;
+            }
+            Place::Before(anchor) => {
+                let at = position(&rules, anchor)?;
+                rules.insert(at, switched);
+            }
+            Place::After(anchor) => {
+                let at = position(&rules, anchor)?;
+                // After the anchor and the strata rules already placed after it.
+                let mut at = at + 1;
+                while rules.get(at).is_some_and(|r| is_strata(r.name())) {
+                    at += 1;
+                }
+                rules.insert(at, switched);
+            }
+            Place::Last => rules.push(switched),
+        }
+    }
+    Ok(rules)
+}
+
+fn is_strata(name: &str) -> bool {
+    RULES.iter().any(|r| r.name == name)
+}
+
+/// A rule that runs only when its switch is on.
+#[derive(Debug)]
+struct Switched {
+    index: usize,
+    rule: Arc<dyn PhysicalOptimizerRule + Send + Sync>,
+}
+
+impl PhysicalOptimizerRule for Switched {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if enabled_at(config, self.index) {
+            self.rule.optimize(plan, config)
+        } else {
+            Ok(plan)
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.rule.name()
+    }
+
+    fn schema_check(&self) -> bool {
+        self.rule.schema_check()
+    }
+}
+
+/// Whether the rule of this name is switched on in these options.
+pub(crate) fn enabled(config: &ConfigOptions, name: &str) -> bool {
+    RULES
+        .iter()
+        .position(|r| r.name == name)
+        .is_none_or(|index| enabled_at(config, index))
+}
+
+fn enabled_at(config: &ConfigOptions, index: usize) -> bool {
+    config
+        .extensions
+        .get::<StrataOptions>()
+        .is_none_or(|o| o.rules.get(index).copied().unwrap_or(true))
+}
+
+/// strata's settings in DataFusion's configuration, under the prefix `strata`:
+/// `strata.optimizer.<rule>` for each of [`RULES`].
+#[derive(Debug, Clone)]
+pub struct StrataOptions {
+    /// Whether each rule of [`RULES`] runs, by index.
+    rules: Vec<bool>,
+}
+
+impl Default for StrataOptions {
+    fn default() -> Self {
+        Self {
+            rules: vec![true; RULES.len()],
+        }
+    }
+}
+
+impl ConfigExtension for StrataOptions {
+    const PREFIX: &'static str = "strata";
+}
+
+impl ExtensionOptions for StrataOptions {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> DFResult<()> {
+        let unknown = || {
+            DataFusionError::Configuration(format!(
+                "strata has no setting '{key}'; its settings are strata.optimizer.<rule>, for the rules {}",
+                rule_names().collect::<Vec<_>>().join(", ")
+            ))
+        };
+        let rule = key.strip_prefix("optimizer.").ok_or_else(unknown)?;
+        let index = RULES
+            .iter()
+            .position(|r| r.name == rule)
+            .ok_or_else(unknown)?;
+        let on = match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "1" => true,
+            "false" | "off" | "0" => false,
+            other => {
+                return Err(DataFusionError::Configuration(format!(
+                    "strata.optimizer.{rule} is true or false, not '{other}'"
+                )));
+            }
+        };
+        self.rules[index] = on;
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        RULES
+            .iter()
+            .zip(&self.rules)
+            .map(|(rule, on)| ConfigEntry {
+                key: format!("{}.optimizer.{}", Self::PREFIX, rule.name),
+                value: Some(on.to_string()),
+                description: rule.does,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! Running statements: [`Session::execute`] parses one statement and dispatches on its
+//! [`Statement`] variant, to DataFusion's planner or to the handler of its family, one file
+//! each: CREATE TABLE … AS, INSERT OVERWRITE, Delta DML and history, maintenance,
+//! registering tables, checks, lineage, materialized views and SHOW.
+
+pub(crate) mod check;
+pub(crate) mod create_table_as;
+pub(crate) mod dml;
+pub(crate) mod insert_overwrite;
+pub mod lineage;
+pub(crate) mod maintenance;
+pub(crate) mod materialized_view;
+pub(crate) mod register;
+pub(crate) mod show;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use strata_catalog::RAW_ZONE;
+
+use crate::error::{Error, Result};
+use crate::providers::metrics::ScanSummary;
+use crate::session::{Output, Session};
+use crate::sql::{Parsed, Statement, name_parts, table_reference};
+
+/// Commit metadata key under which strata records the SQL that wrote a Delta version.
+pub const SQL_METADATA_KEY: &str = "strata.sql";
+
+impl Session {
+    /// Runs every statement of `sql` and returns the rows of the last one (tests, embedding).
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut last = vec![];
+        for parsed in crate::sql::parse(sql)? {
+            last = self.run(parsed).await?.collect().await?;
+        }
+        Ok(last)
+    }
+
+    /// Parses and runs one statement.
+    pub async fn execute(&self, sql: &str) -> Result<Output> {
+        let parsed = crate::sql::parse_one(sql)?;
+        self.run(parsed).await
+    }
+
+    /// Runs one parsed statement.
+    pub async fn run(&self, parsed: Parsed) -> Result<Output> {
+        self.counters().reset();
+        self.catalog().refresh().await?;
+        let Parsed {
+            statement, text, ..
+        } = parsed;
+        let sql = text.as_str();
+        match statement {
+            Statement::DataFusion(statement) => self.run_datafusion(*statement).await,
+            Statement::CreateTableAs(ctas) => {
+                create_table_as::create_table_as(self, ctas, sql).await
+            }
+            Statement::Insert(insert) => {
+                if let Some(output) = insert_overwrite::run(self, &insert, sql).await? {
+                    self.record_lineage(&Statement::Insert(insert)).await;
+                    return Ok(output);
+                }
+                let statement = DFStatement::Statement(Box::new(SqlStatement::Insert(*insert)));
+                self.run_datafusion(statement).await
+            }
+            Statement::Update(update) => dml::update(self, &update, sql).await,
+            Statement::Delete(delete) => dml::delete(self, &delete, sql).await,
+            Statement::Merge(merge) => {
+                let output = dml::merge(self, &merge, sql).await?;
+                self.record_lineage(&Statement::Merge(merge)).await;
+                Ok(output)
+            }
+            Statement::Check(c) => check::run(self, &c).await,
+            Statement::Optimize(o) => maintenance::optimize(self, &o).await,
+            Statement::Vacuum(v) => maintenance::vacuum(self, &v).await,
+            Statement::Restore(r) => maintenance::restore(self, &r).await,
+            Statement::DescribeHistory(name) => {
+                dml::history(self, &name_parts(&name).join(".")).await
+            }
+            Statement::ShowZones => Ok(show::zones(self)),
+            Statement::ShowLineage(name) => lineage::show(self, &name).await,
+            Statement::RefreshZone(zone) => {
+                self.stores().invalidate_listings();
+                register::refresh_zone(self, &crate::sql::normalize(&zone)).await
+            }
+            Statement::RefreshTable(name) => {
+                self.stores().invalidate_listings();
+                let (zone, name) = self.resolve(&table_reference(&name))?;
+                register::refresh_table(self, &zone, &name).await
+            }
+            Statement::RefreshMaterializedView(name) => {
+                materialized_view::refresh(self, &name).await
+            }
+            Statement::DropMaterializedView { name, if_exists } => {
+                let (zone, name) = self.resolve(&table_reference(&name))?;
+                register::drop_table(self, &zone, &name, if_exists).await
+            }
+            Statement::Use(zone) => {
+                self.use_zone(&crate::sql::normalize(&zone)).await?;
+                Ok(Output::Done(format!("zone is now {}", self.current_zone())))
+            }
+        }
+    }
+
+    /// Plans and runs a statement DataFusion plans, with the catalog side of the DDL strata
+    /// keeps itself.
+    async fn run_datafusion(&self, mut statement: DFStatement) -> Result<Output> {
+        let state = self.context().state();
+        if checks_references(&statement) {
+            for reference in state.resolve_table_references(&statement)? {
+                self.check_reference(&reference)?;
+            }
+        }
+        let is_insert = matches!(&statement, DFStatement::Statement(s) if matches!(**s, SqlStatement::Insert(_)));
+        let lineage_of = is_insert.then(|| Statement::from_datafusion(statement.clone()));
+        // CTEs named more than once are computed once; the guard keeps them registered
+        // until the query is planned.
+        let shared_ctes = if crate::optimizer::enabled(state.config_options(), "shared_ctes") {
+            Some(
+                crate::optimizer::shared_ctes::compute_shared(self.context(), &mut statement)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let plan = state.statement_to_plan(statement).await?;
+        drop(shared_ctes);
+        match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
+                return register::create_external_table(self, cmd).await;
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
+                let (zone, name) = self.resolve(&drop.name)?;
+                // Session-local views and tables are DataFusion's to drop; the rest are entries.
+                if !self.shared().is_local(&zone, &name) {
+                    return register::drop_table(self, &zone, &name, drop.if_exists).await;
+                }
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                let (zone, name) = self.resolve(&cmd.name)?;
+                if zone == RAW_ZONE {
+                    return Err(Error::ReadOnlyZone {
+                        table: format!("{zone}.{name}"),
+                        statement: "CREATE TABLE".into(),
+                    });
+                }
+                return Err(Error::Unsupported(format!(
+                    "CREATE TABLE {zone}.{name} needs a table format that strata writes (Delta or Parquet), which this build does not write yet; register existing files with CREATE EXTERNAL TABLE, or use CREATE VIEW for a session-local view"
+                )));
+            }
+            LogicalPlan::Dml(dml) => {
+                let (zone, name) = self.resolve(&dml.table_name)?;
+                if zone == RAW_ZONE {
+                    return Err(Error::ReadOnlyZone {
+                        table: format!("{zone}.{name}"),
+                        statement: dml.op.name().to_uppercase(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        if matches!(plan, LogicalPlan::Analyze(_)) {
+            let batches = self
+                .context()
+                .execute_logical_plan(plan)
+                .await?
+                .collect()
+                .await?;
+            return Ok(with_storage_row(batches, &self.counters().summary()));
+        }
+        if let LogicalPlan::Dml(dml) = &plan
+            && matches!(dml.op, datafusion::logical_expr::WriteOp::Insert(_))
+        {
+            // Run the insert here, so that its lineage is recorded once it has landed.
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            let batches = self
+                .context()
+                .execute_logical_plan(plan)
+                .await?
+                .collect()
+                .await?;
+            if let Some(statement) = &lineage_of {
+                self.record_lineage(statement).await;
+            }
+            return Ok(Output::Rows(Box::pin(MemoryStream::try_new(
+                batches, schema, None,
+            )?)));
+        }
+        let no_result_set = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
+        let df = self.context().execute_logical_plan(plan).await?;
+        if no_result_set {
+            df.collect().await?;
+            return Ok(Output::Done("OK".into()));
+        }
+        Ok(Output::Rows(df.execute_stream().await?))
+    }
+
+    /// Records what a write read on the table it wrote. Lineage is bookkeeping: failing to
+    /// record it does not fail the write, which has landed.
+    pub(crate) async fn record_lineage(&self, statement: &Statement) {
+        let Some(target) = statement.write_target() else {
+            return;
+        };
+        let Ok((zone, name)) = self.resolve(&table_reference(&target)) else {
+            return;
+        };
+        let Some(read) = statement.to_datafusion() else {
+            return;
+        };
+        if let Err(e) = lineage::record_write(self, &zone, &name, &read).await {
+            tracing::warn!("could not record the lineage of {zone}.{name}: {e}");
+        }
+    }
+}
+
+/// Statements whose table references must all exist before planning, so the error can list
+/// what the zone does have.
+fn checks_references(statement: &DFStatement) -> bool {
+    match statement {
+        DFStatement::Statement(s) => matches!(
+            **s,
+            SqlStatement::Query(_)
+                | SqlStatement::Insert(_)
+                | SqlStatement::Update(_)
+                | SqlStatement::Delete(_)
+                | SqlStatement::Explain { .. }
+        ),
+        DFStatement::Explain(_) => true,
+        _ => false,
+    }
+}
+
+/// EXPLAIN ANALYZE's rows, plus one that says what storage was asked for.
+fn with_storage_row(mut batches: Vec<RecordBatch>, summary: &ScanSummary) -> Output {
+    let Some(schema) = batches.first().map(|b| b.schema()) else {
+        return Output::Done(String::new());
+    };
+    let text = format!(
+        "{}; {} file{}, {} bytes fetched",
+        summary.requests,
+        summary.files,
+        if summary.files == 1 { "" } else { "s" },
+        summary.bytes
+    );
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            Arc::new(StringArray::from(vec![if i == 0 {
+                "Storage requests".to_string()
+            } else {
+                text.clone()
+            }])) as ArrayRef
+        })
+        .collect();
+    if let Ok(row) = RecordBatch::try_new(Arc::clone(&schema), columns) {
+        batches.push(row);
+    }
+    match MemoryStream::try_new(batches, schema, None) {
+        Ok(stream) => Output::Rows(Box::pin(stream)),
+        Err(e) => Output::Done(format!("internal error building the result: {e}")),
+    }
+}
