@@ -254,7 +254,7 @@ async fn ensure_tables(session: &Session, options: &Options) -> anyhow::Result<O
         format,
         partitioned,
     };
-    crate::exec::generate(session, suite, generation, &mut std::io::stderr()).await?;
+    generate_tables(session, suite, generation, &mut std::io::stderr()).await?;
     Ok(datagen::generated(session, zone, suite.tables()))
 }
 
@@ -507,4 +507,52 @@ fn print_table(suite: Suite, zone: &str, made: Option<&Generated>, results: &[Me
 
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `strata tpch gen` and `strata ssb gen`: generates a benchmark's tables with a progress
+/// line, then writes the rows of each table to `out`.
+pub async fn generate_tables(
+    session: &Session,
+    suite: Suite,
+    generation: Generation,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<usize> {
+    use std::io::IsTerminal;
+
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let shown = bar.clone();
+    let start = std::time::Instant::now();
+    let (sf, zone, format) = (generation.sf, generation.zone.clone(), generation.format);
+    let written = suite
+        .generate(
+            session,
+            generation,
+            std::sync::Arc::new(move |table: &str, rows: u64| {
+                shown.set_message(format!("{table}: {rows} rows"));
+            }),
+        )
+        .await;
+    bar.finish_and_clear();
+    let written = written?;
+    for (table, rows) in &written {
+        writeln!(out, "{zone}.{table}: {rows} rows")?;
+    }
+    writeln!(
+        out,
+        "generated {} at scale factor {sf} as {format} in {:.1}s",
+        suite.title(),
+        start.elapsed().as_secs_f64()
+    )?;
+    Ok(0)
 }

@@ -16,9 +16,6 @@ use rustyline::error::ReadlineError;
 use strata_engine::sql::split::split_statements;
 use strata_engine::{Output, ScanSummary, Session};
 
-use strata_engine::datagen::Generation;
-
-use crate::bench::Suite;
 use crate::command::{Command, help};
 use crate::helper::ReplHelper;
 use crate::print_format::PrintFormat;
@@ -511,52 +508,6 @@ pub async fn run_pipeline(
     }
 }
 
-/// `strata tpch gen` and `strata ssb gen`: generates a benchmark's tables with a progress
-/// line, then writes the rows of each table to `out`.
-pub async fn generate(
-    session: &Session,
-    suite: Suite,
-    generation: Generation,
-    out: &mut dyn Write,
-) -> anyhow::Result<usize> {
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let shown = bar.clone();
-    let start = Instant::now();
-    let (sf, zone, format) = (generation.sf, generation.zone.clone(), generation.format);
-    let written = suite
-        .generate(
-            session,
-            generation,
-            Arc::new(move |table: &str, rows: u64| {
-                shown.set_message(format!("{table}: {rows} rows"));
-            }),
-        )
-        .await;
-    bar.finish_and_clear();
-    let written = written?;
-    for (table, rows) in &written {
-        writeln!(out, "{zone}.{table}: {rows} rows")?;
-    }
-    writeln!(
-        out,
-        "generated {} at scale factor {sf} as {format} in {:.1}s",
-        suite.title(),
-        start.elapsed().as_secs_f64()
-    )?;
-    Ok(0)
-}
-
-/// An error and its causes, each said once: DataFusion's messages already hold the text of
-/// the errors they wrap, which `{:#}` would print again after them.
 /// For a syntax error, the line of the statement it is on and a caret under the place.
 pub(crate) fn caret(sql: &str, e: &anyhow::Error) -> Option<String> {
     let Some(strata_engine::Error::Syntax {
@@ -584,6 +535,8 @@ fn report(prefix: &str, sql: &str, e: &anyhow::Error) {
     }
 }
 
+/// An error and its causes, each said once: DataFusion's messages already hold the text of
+/// the errors they wrap, which `{:#}` would print again after them.
 pub(crate) fn describe(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {

@@ -319,7 +319,7 @@ async fn generate(
         format: data.format.parse()?,
         partitioned,
     };
-    exec::generate(session, suite, generation, &mut std::io::stdout()).await
+    bench::generate_tables(session, suite, generation, &mut std::io::stdout()).await
 }
 
 /// Runs what the arguments ask; returns the number of failed statements.

@@ -1,10 +1,19 @@
 //! strata's SQL engine: a DataFusion session wired to a warehouse's zone catalog.
 //!
-//! Zones (`raw`, `processed`, `curated`) are SQL schemas; their tables are the catalog's
-//! entries, read by DataFusion's listing tables with strata's own NDJSON reader. The
-//! statements DataFusion does not run itself (SHOW ZONES, USE, REFRESH, the catalog side of
-//! CREATE EXTERNAL TABLE and DROP TABLE) run here too, so the REPL, scripts and servers share
-//! one implementation.
+//! How a statement flows:
+//!
+//! 1. **text → statement**: [`sql::parse`] reads SQL into [`sql::Statement`]s, DataFusion's
+//!    own and strata's (CREATE TABLE … AS, Delta DML, CHECK, OPTIMIZE, SHOW LINEAGE, …).
+//!    Front ends (the CLI, the Flight SQL server, pipelines) dispatch on that enum, never on
+//!    text.
+//! 2. **statement → plan**: [`Session::run`] hands queries and DDL to DataFusion's planner
+//!    and strata's statements to their handlers in `statements/`, one file per family.
+//! 3. **plan → stream**: DataFusion's physical planner and optimizer, with strata's rules
+//!    ([`optimizer::RULES`], each switchable as `strata.optimizer.<rule>`), over the tables
+//!    of `providers/` (zones as schemas, listing tables with the formats of `formats/`,
+//!    Delta), yield record batches as an [`Output`].
+//! 4. **stream → commit**: writes land their data files first; the catalog commit (or the
+//!    Delta log commit) comes last and makes them visible, with the SQL that made them.
 //!
 //! ```no_run
 //! # async fn demo() -> strata_engine::Result<()> {
@@ -22,6 +31,8 @@
 pub mod datagen;
 mod error;
 pub mod formats;
+#[cfg(test)]
+mod layout_tests;
 pub mod optimizer;
 pub mod pipeline;
 pub mod providers;

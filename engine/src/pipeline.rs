@@ -388,7 +388,7 @@ async fn unpublish(session: &Session, entry: &strata_catalog::TableEntry) -> Res
     let url = url::Url::parse(&entry.location)
         .map_err(|e| Error::Unsupported(format!("bad location {}: {e}", entry.location)))?;
     let store = session.store_for(&url)?;
-    let prefix = crate::statements::register::url_path(&url)?;
+    let prefix = crate::providers::stores::url_path(&url)?;
     let files: Vec<_> = store
         .list(Some(&prefix))
         .try_collect()

@@ -238,7 +238,7 @@ async fn generate(
         let url = Url::parse(&location)
             .map_err(|e| Error::Unsupported(format!("bad location {location}: {e}")))?;
         let store = session.store_for(&url)?;
-        let prefix = crate::statements::register::url_path(&url)?;
+        let prefix = crate::providers::stores::url_path(&url)?;
         // The old entry goes first: once its files are gone it could not even be read to
         // be replaced.
         session
@@ -719,7 +719,7 @@ pub async fn table_files(session: &Session, zone: &str, name: &str) -> Result<(P
         ))
     })?;
     let store = session.store_for(&url)?;
-    let prefix = crate::statements::register::url_path(&url)?;
+    let prefix = crate::providers::stores::url_path(&url)?;
     let files = store
         .list(Some(&prefix))
         .try_filter(|meta| futures::future::ready(is_data_file(&prefix, &meta.location)))

@@ -1,7 +1,9 @@
 //! Schema-on-read: which files make a table, which `key=value/` folders partition it, what
 //! format its files are in, and the schema that holds every JSON file's fields.
 
+use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, Schema};
@@ -248,7 +250,7 @@ pub async fn infer_json_schema(
     let mut merged: Option<(Fields, FieldOrigins)> = None;
     for file in files {
         let path = display_path(base, &file.location);
-        let bytes = crate::formats::ndjson::read_object(store, &file.location, &path, "the table")
+        let bytes = read_object(store, &file.location, &path, "the table")
             .await
             .map_err(Error::DataFusion)?;
         let mut values = vec![];
@@ -409,6 +411,46 @@ fn describe_type(t: &DataType) -> String {
         DataType::Float64 => "a number".into(),
         DataType::Boolean => "a boolean".into(),
         other => other.to_string(),
+    }
+}
+
+/// Reads an object whole, gunzipping files whose names end in `.gz`.
+pub(crate) async fn read_object(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    shown: &str,
+    table: &str,
+) -> datafusion::common::Result<Bytes> {
+    use datafusion::error::DataFusionError;
+    use object_store::ObjectStoreExt;
+    let bytes = match store.get(path).await {
+        Ok(r) => r.bytes().await,
+        Err(e) => Err(e),
+    };
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(DataFusionError::External(Box::new(Error::FileVanished {
+                table: table.to_string(),
+                path: shown.to_string(),
+            })));
+        }
+        Err(e) => return Err(DataFusionError::ObjectStore(Box::new(e))),
+    };
+    if path.as_ref().ends_with(".gz") {
+        let mut out = Vec::with_capacity(bytes.len() * 4);
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                DataFusionError::External(Box::new(Error::BadFile {
+                    path: shown.to_string(),
+                    line: None,
+                    reason: format!("not a readable gzip file: {e}"),
+                }))
+            })?;
+        Ok(Bytes::from(out))
+    } else {
+        Ok(bytes)
     }
 }
 

@@ -4,14 +4,12 @@
 //! skipped and counted, as the table's `skip_malformed` option says.
 
 use std::fmt;
-use std::io::Read;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::json::ReaderBuilder;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use bytes::Bytes;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, Statistics};
@@ -27,8 +25,7 @@ use datafusion_datasource::projection::{ProjectionOpener, SplitProjection};
 use datafusion_datasource::source::DataSourceExec;
 use datafusion_datasource::{PartitionedFile, TableSchema};
 use futures::StreamExt;
-use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore};
 
 use crate::error::Error;
 use crate::providers::metrics::ScanCounters;
@@ -222,50 +219,13 @@ impl FileOpener for NdjsonOpener {
         Ok(Box::pin(async move {
             let path = file.object_meta.location.clone();
             let shown = crate::formats::infer::display_path(&options.location, &path);
-            let bytes = read_object(&store, &path, &shown, &options.table).await?;
+            let bytes =
+                crate::formats::infer::read_object(&store, &path, &shown, &options.table).await?;
             let (batches, skipped) = decode_ndjson(&bytes, &shown, schema, batch_size, &options)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             options.counters.record_skipped(&shown, skipped);
             Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
         }))
-    }
-}
-
-/// Reads an object whole, gunzipping files whose names end in `.gz`.
-pub(crate) async fn read_object(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-    shown: &str,
-    table: &str,
-) -> Result<Bytes> {
-    let bytes = match store.get(path).await {
-        Ok(r) => r.bytes().await,
-        Err(e) => Err(e),
-    };
-    let bytes = match bytes {
-        Ok(b) => b,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(DataFusionError::External(Box::new(Error::FileVanished {
-                table: table.to_string(),
-                path: shown.to_string(),
-            })));
-        }
-        Err(e) => return Err(DataFusionError::ObjectStore(Box::new(e))),
-    };
-    if path.as_ref().ends_with(".gz") {
-        let mut out = Vec::with_capacity(bytes.len() * 4);
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DataFusionError::External(Box::new(Error::BadFile {
-                    path: shown.to_string(),
-                    line: None,
-                    reason: format!("not a readable gzip file: {e}"),
-                }))
-            })?;
-        Ok(Bytes::from(out))
-    } else {
-        Ok(bytes)
     }
 }
 

@@ -52,7 +52,7 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion_datasource::file::FileSource;
 
-use crate::optimizer::dynamic_filter_row_pushdown::{merge_partition_key_lists, per_column_lists};
+use crate::optimizer::key_lists::{merge_partition_key_lists, per_column_lists};
 
 /// Gives the key columns of multi-column hash joins filters of their own (see the module).
 #[derive(Debug, Default)]

@@ -7,8 +7,9 @@
 //! answer or a slow plan can be traced to a rule by switching rules off one at a time; the
 //! switches show in `SHOW ALL` and `information_schema.df_settings`.
 //!
-//! One file per rule, named after it; `decimal_arith`, `like_segments` and `key_bitmap` are
-//! parts of the rules that use them (`faster_expressions`, `dynamic_filter_row_pushdown`).
+//! One file per rule, named after it; `decimal_arith`, `like_segments`, `key_bitmap` and
+//! `key_lists` are parts of the rules that use them (`faster_expressions`,
+//! `dynamic_filter_row_pushdown`, `key_column_filters`).
 
 pub(crate) mod array_join_maps;
 pub(crate) mod build_fewer_rows;
@@ -20,6 +21,7 @@ pub(crate) mod dynamic_filter_row_pushdown;
 pub(crate) mod faster_expressions;
 pub(crate) mod key_bitmap;
 pub(crate) mod key_column_filters;
+pub(crate) mod key_lists;
 pub(crate) mod like_segments;
 pub(crate) mod plain_anti_join_on_non_null_keys;
 pub(crate) mod shared_ctes;

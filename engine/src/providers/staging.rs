@@ -67,7 +67,7 @@ pub(crate) async fn stage(
 ) -> Result<Staged> {
     let url = Url::parse(&entry.location)
         .map_err(|e| Error::Unsupported(format!("bad location {}: {e}", entry.location)))?;
-    let root = crate::statements::register::url_path(&url)?;
+    let root = crate::providers::stores::url_path(&url)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -10,9 +10,11 @@ use std::time::Duration;
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use object_store::ObjectStore;
+use object_store::path::Path;
 use strata_catalog::S3Options;
 use url::Url;
 
+use crate::error::{Error, Result};
 use crate::providers::metrics::{CountingStore, ScanCounters};
 
 /// How long listings of object stores are reused unless the config says otherwise.
@@ -175,4 +177,10 @@ impl deltalake::logstore::LogStoreFactory for ConditionalPutLogStores {
             options,
         ))
     }
+}
+
+/// The object store path of a URL.
+pub(crate) fn url_path(url: &Url) -> Result<Path> {
+    Path::from_url_path(url.path())
+        .map_err(|e| Error::Unsupported(format!("unusable path in '{url}': {e}")))
 }

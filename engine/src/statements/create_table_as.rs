@@ -178,7 +178,7 @@ pub(crate) async fn create_table_as(
         }
         _ => {
             let store = session.store_for(&url)?;
-            let prefix = crate::statements::register::url_path(&url)?;
+            let prefix = crate::providers::stores::url_path(&url)?;
             let existing: Vec<_> = store
                 .list(Some(&prefix))
                 .try_collect()

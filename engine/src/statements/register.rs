@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::formats::infer::{self, DEFAULT_INFER_RECORDS};
+use crate::providers::stores::url_path;
 use crate::providers::table::{
     OPT_FILE_EXTENSION, OPT_INFER_RECORDS, OPT_SKIP_MALFORMED, OPT_SORT_ORDER, SortColumn,
     StrataTable, entry_schema, file_format, option_flag,
@@ -586,12 +587,6 @@ async fn location_url(session: &Session, location: &str) -> Result<Url> {
         }
     }
     Ok(url)
-}
-
-/// The object store path of a URL.
-pub(crate) fn url_path(url: &Url) -> Result<Path> {
-    Path::from_url_path(url.path())
-        .map_err(|e| Error::Unsupported(format!("unusable path in '{url}': {e}")))
 }
 
 /// Whether a listing yields anything at all.
