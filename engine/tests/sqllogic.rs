@@ -2,13 +2,17 @@
 //! warehouse in a temporary folder; on a fresh warehouse in a bucket of a real S3 server on
 //! loopback (strata-testkit's), whose raw zone holds a copy of `testdata/retail/`; and on a
 //! local warehouse with every strata optimizer rule switched off
-//! (`strata.optimizer.<rule> = false`), whose answers must be the same.
+//! (`strata.optimizer.<rule> = false`), whose answers must be the same; and through the
+//! Flight SQL server (`strata serve`'s service, on 127.0.0.1:0) with arrow-flight's Flight SQL
+//! client, whose result sets and errors must be the CLI's. Over Flight SQL, USE and SET are
+//! refused (every client shares the server's session), so that mode applies them to the
+//! server's session directly.
 //!
 //! In statements, `$TESTDATA` is the repository's `testdata/` folder (or its copy in the
 //! bucket) and `$WAREHOUSE` the warehouse's URL. `cargo test -p strata-engine --test sqllogic
 //! -- --complete` rewrites the expected results from what strata returns on the local
 //! warehouse; a file name given as an argument runs only the files whose names contain it,
-//! and `--local`, `--s3` or `--rules-off` runs one mode only.
+//! and `--local`, `--s3`, `--rules-off` or `--flight` runs one mode only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,13 +20,18 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 use strata_engine::{Output, Session};
+use tonic::transport::{Channel, Endpoint};
 
 struct StrataDb {
     session: Arc<Session>,
     testdata: String,
     warehouse: String,
+    /// In the Flight SQL mode, the client statements go through.
+    flight: Option<FlightSqlServiceClient<Channel>>,
 }
 
 /// Where a file's warehouse lives.
@@ -32,6 +41,8 @@ enum Storage {
     S3,
     /// Local, with every strata optimizer rule switched off.
     RulesOff,
+    /// Local, through the Flight SQL server.
+    Flight,
 }
 
 const ACCESS_KEY: &str = "slt-access";
@@ -57,49 +68,64 @@ impl AsyncDB for StrataDb {
         let sql = sql
             .replace("$TESTDATA", &self.testdata)
             .replace("$WAREHOUSE", &self.warehouse);
-        let output = self
-            .session
-            .execute(&sql)
-            .await
-            .map_err(|e| TestError(e.to_string()))?;
-        match output {
-            Output::Done(_) => Ok(DBOutput::StatementComplete(0)),
-            Output::Rows(stream) => {
-                let schema = stream.schema();
-                let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream)
-                    .await
-                    .map_err(|e| TestError(strata_engine::Error::from(e).to_string()))?;
-                let types = schema
-                    .fields()
-                    .iter()
-                    .map(|f| match f.data_type() {
-                        t if t.is_integer() => DefaultColumnType::Integer,
-                        t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
-                            DefaultColumnType::FloatingPoint
-                        }
-                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                            DefaultColumnType::Text
-                        }
-                        _ => DefaultColumnType::Any,
-                    })
-                    .collect();
-                // Paths differ per machine and run: print them as the variables tests use.
-                let rows = rows_of(&batches)?
-                    .into_iter()
-                    .map(|row| {
-                        row.into_iter()
-                            .map(|cell| {
-                                cell.replace(&format!("file://{}", self.warehouse), "$WAREHOUSE")
-                                    .replace(&self.warehouse, "$WAREHOUSE")
-                                    .replace(&format!("file://{}", self.testdata), "$TESTDATA")
-                                    .replace(&self.testdata, "$TESTDATA")
-                            })
-                            .collect()
-                    })
-                    .collect();
-                Ok(DBOutput::Rows { types, rows })
+        let session_statement = strata_engine::sql::parse_one(&sql)
+            .is_ok_and(|p| p.statement.effect() == strata_engine::sql::Effect::Session);
+        let (schema, batches) = match &mut self.flight {
+            Some(client) if !session_statement => {
+                let (schema, batches) = through_flight(client, &sql).await?;
+                // A statement with no result set answers with an empty schema.
+                if schema.fields().is_empty() {
+                    return Ok(DBOutput::StatementComplete(0));
+                }
+                (schema, batches)
             }
-        }
+            _ => {
+                let output = self
+                    .session
+                    .execute(&sql)
+                    .await
+                    .map_err(|e| TestError(e.to_string()))?;
+                match output {
+                    Output::Done(_) => return Ok(DBOutput::StatementComplete(0)),
+                    Output::Rows(stream) => {
+                        let schema = stream.schema();
+                        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream)
+                            .await
+                            .map_err(|e| TestError(strata_engine::Error::from(e).to_string()))?;
+                        (schema, batches)
+                    }
+                }
+            }
+        };
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                t if t.is_integer() => DefaultColumnType::Integer,
+                t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
+                    DefaultColumnType::FloatingPoint
+                }
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    DefaultColumnType::Text
+                }
+                _ => DefaultColumnType::Any,
+            })
+            .collect();
+        // Paths differ per machine and run: print them as the variables tests use.
+        let rows = rows_of(&batches)?
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|cell| {
+                        cell.replace(&format!("file://{}", self.warehouse), "$WAREHOUSE")
+                            .replace(&self.warehouse, "$WAREHOUSE")
+                            .replace(&format!("file://{}", self.testdata), "$TESTDATA")
+                            .replace(&self.testdata, "$TESTDATA")
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(DBOutput::Rows { types, rows })
     }
 
     async fn shutdown(&mut self) {}
@@ -107,6 +133,37 @@ impl AsyncDB for StrataDb {
     fn engine_name(&self) -> &str {
         "strata"
     }
+}
+
+/// Runs a statement through the Flight SQL server: GetFlightInfo, then DoGet of each
+/// endpoint. Errors come back with the server's message.
+async fn through_flight(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), TestError> {
+    let error = |e: FlightError| match e {
+        FlightError::Tonic(status) => TestError(status.message().to_string()),
+        other => TestError(other.to_string()),
+    };
+    let info = client.execute(sql.to_string(), None).await.map_err(error)?;
+    let schema = Arc::new(
+        info.clone()
+            .try_decode_schema()
+            .map_err(|e| TestError(e.to_string()))?,
+    );
+    let mut batches = vec![];
+    for endpoint in &info.endpoint {
+        let Some(ticket) = endpoint.ticket.clone() else {
+            continue;
+        };
+        let stream = client.do_get(ticket).await.map_err(error)?;
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(stream)
+                .await
+                .map_err(error)?,
+        );
+    }
+    Ok((schema, batches))
 }
 
 fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, TestError> {
@@ -214,19 +271,41 @@ async fn run_file(
         }
     }
     let session = Arc::new(session);
+    let server = match storage {
+        Storage::Flight => Some(FlightServer::start(Arc::clone(&session)).await?),
+        _ => None,
+    };
+    let endpoint = server.as_ref().map(|s| format!("http://{}", s.addr));
     let mut runner = Runner::new(move || {
-        let db = StrataDb {
-            session: Arc::clone(&session),
-            testdata: testdata.clone(),
-            warehouse: warehouse.clone(),
-        };
-        async move { Ok::<_, TestError>(db) }
+        let session = Arc::clone(&session);
+        let testdata = testdata.clone();
+        let warehouse = warehouse.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            let flight = match endpoint {
+                Some(endpoint) => {
+                    let channel = Endpoint::from_shared(endpoint)
+                        .map_err(|e| TestError(e.to_string()))?
+                        .connect()
+                        .await
+                        .map_err(|e| TestError(e.to_string()))?;
+                    Some(FlightSqlServiceClient::new(channel))
+                }
+                None => None,
+            };
+            Ok::<_, TestError>(StrataDb {
+                session,
+                testdata,
+                warehouse,
+                flight,
+            })
+        }
     });
     if storage == Storage::RulesOff {
         // Records that test what a rule adds say `skipif rules_off`.
         runner.add_label("rules_off");
     }
-    if complete {
+    let outcome = if complete {
         runner
             .update_test_file(
                 path,
@@ -242,6 +321,42 @@ async fn run_file(
             .run_file_async(path)
             .await
             .map_err(|e| e.display(true).to_string())
+    };
+    if let Some(server) = server {
+        server.stop().await?;
+    }
+    outcome
+}
+
+/// The Flight SQL server on a session, listening on 127.0.0.1:0. The listener is bound
+/// before the server starts, so clients connect at once.
+struct FlightServer {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<strata_server::Result<()>>,
+}
+
+impl FlightServer {
+    async fn start(session: Arc<Session>) -> Result<Self, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let server = strata_server::Server::new(session, strata_server::Options::default())
+            .map_err(|e| e.to_string())?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, stop, task })
+    }
+
+    async fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -441,8 +556,15 @@ async fn main() {
         vec![Storage::S3]
     } else if args.iter().any(|a| a == "--rules-off") {
         vec![Storage::RulesOff]
+    } else if args.iter().any(|a| a == "--flight") {
+        vec![Storage::Flight]
     } else {
-        vec![Storage::Local, Storage::S3, Storage::RulesOff]
+        vec![
+            Storage::Local,
+            Storage::S3,
+            Storage::RulesOff,
+            Storage::Flight,
+        ]
     };
     let root = tempfile::tempdir().expect("temporary folder");
     let server = if storages.contains(&Storage::S3) {
@@ -467,6 +589,7 @@ async fn main() {
                 Storage::Local => "local",
                 Storage::S3 => "s3",
                 Storage::RulesOff => "rules off",
+                Storage::Flight => "flight sql",
             };
             match run_file(file, complete, storage, server.as_ref(), n).await {
                 Ok(()) => {
