@@ -81,6 +81,26 @@ def test_star_schema_query_through_the_dbapi_cursor(strata, server):
         assert g["revenue"] == pytest.approx(float(e["revenue"]))
 
 
+def test_strata_statements_answer_as_in_the_cli(strata, server):
+    """strata's own statements (SHOW LINEAGE, SHOW ZONES, CHECK) give the CLI's rows through
+    the ADBC driver: both take them from the same parser."""
+    strata.run(
+        "CREATE TABLE curated.region_sales AS SELECT st.region, count(*) AS sales "
+        "FROM raw.sales s JOIN raw.stores st ON s.store_id = st.store_id GROUP BY st.region"
+    )
+    for sql in [
+        "SHOW LINEAGE curated.region_sales",
+        "SHOW ZONES",
+        "CHECK 'some sales' EXPECT (SELECT count(*) FROM curated.region_sales) > 0",
+    ]:
+        expected = csv_rows(strata.run(sql))
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            got = cur.fetch_arrow_table().to_pylist()
+        as_text = [{k: "" if v is None else str(v) for k, v in row.items()} for row in got]
+        assert as_text == expected and len(expected) > 0, sql
+
+
 def test_parameters(strata, server):
     expected = csv_rows(
         strata.run("SELECT count(*) AS n FROM raw.sales WHERE month = 3 AND store_id = 10")
