@@ -1,26 +1,28 @@
-//! Hash joins on one integer key look their keys up in an array when it pays.
+//! Hash joins on one integer key look their keys up in an array when the estimates say it pays.
 //!
 //! DataFusion can build a join's table as an array indexed by `key - min` (its "perfect
 //! hash join", `ArrayMap`) instead of a hash table: no hashing of either side's keys, no
 //! hash-table inserts, no equality check after a lookup. It does so only when the build
 //! side's keys are dense (more than 15% of the range taken) or their range is under 1,024,
-//! because the array has a slot for every value in the range. Between the two lies the
-//! most common join of a star schema: a date-filtered slice of `orders` (57 thousand of
-//! 6 million order keys in TPC-H Q10) probed by millions of `lineitem` rows. There the
-//! array costs 4 bytes a slot to clear once (24 MiB, a few milliseconds), and saves about
-//! 8 ns on each of millions of probe rows and about 40 ns on each build row.
+//! because the array has a 4-byte slot for every value in the range. Between the two lies a
+//! common join of a star schema: a date-filtered slice of a large table's keys (one key in a
+//! hundred, say) probed by many more rows, where clearing the array once costs less than
+//! hashing every probe and build row.
 //!
-//! [`ArrayJoinMaps`] weighs that per join from the plan's estimates: the range of the build
-//! side's key from its column statistics, and the rows on either side. When the saving
-//! outweighs clearing the arrays (one per partition of a partitioned join) and they fit in
-//! [`MAX_ARRAY_BYTES`], the join is wrapped in an [`ArrayJoinMapExec`], which runs it with
-//! DataFusion's range threshold raised to that size. DataFusion still checks the real
-//! range when the build side is in, so a wrong estimate never gives a larger array.
+//! [`ArrayJoinMaps`] weighs that for each hash join on one key of an integer type, from the
+//! plan's estimates: the range of the build side's key from its column statistics, and the
+//! rows on either side. When the rows' saving outweighs clearing the arrays (one per
+//! partition of a partitioned join; see [`pays`]) and they fit in [`MAX_ARRAY_BYTES`], the
+//! join is wrapped in an [`ArrayJoinMapExec`], which runs it with DataFusion's range
+//! threshold raised to that size. Joins on several keys, on other types or without
+//! estimates are left to DataFusion. DataFusion still checks the real range once the build
+//! side is in, so a wrong estimate never gives a larger array, and the answer is the same
+//! either way: only the lookup structure changes.
 //!
-//! The setting is a session option that the join reads when it runs, so the wrapper hands
+//! The threshold is a session option that the join reads when it runs, so the wrapper hands
 //! its join a copy of the task context with the option changed. Joins below it would see the
-//! raised threshold too; those with a key DataFusion could put in an array get a wrapper
-//! that sets the session's own value back.
+//! raised threshold too; those with a key DataFusion could put in an array get a wrapper that
+//! sets the session's own value back.
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,11 +44,15 @@ use datafusion::physical_plan::{
     Statistics,
 };
 
-/// The most memory the arrays of one join may take, all partitions together.
+/// The most memory the arrays of one join may take, all partitions together: also the most a
+/// wrong estimate can cost, in memory and in slots cleared.
 pub(crate) const MAX_ARRAY_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Measured on TPC-H SF 1 (2 cores): what a probe row and a build row save when the table is
-/// an array, and what a slot of the array costs to clear, in tenths of a nanosecond.
+/// What a probe row and a build row save when the table is an array, and what a slot of the
+/// array costs to clear, in tenths of a nanosecond. Only their ratios matter: a join gets an
+/// array when its rows save more than its slots cost ([`pays`]). A slot cost set too high
+/// only leaves joins hashed, as DataFusion would have them; the values were measured once
+/// (benches/results/optimizer-rules.md).
 const PROBE_SAVING: u128 = 80;
 const BUILD_SAVING: u128 = 400;
 const SLOT_COST: u128 = 15;

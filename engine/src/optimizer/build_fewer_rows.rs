@@ -1,20 +1,22 @@
-//! The smaller side of a partitioned hash join by rows is the one hashed.
+//! A partitioned hash join hashes the side with fewer estimated rows.
 //!
-//! DataFusion's join selection puts the input with fewer estimated bytes on
-//! the build side. Byte estimates after semi and anti joins are poor: in
-//! TPC-H Q21 the `NOT EXISTS` join was built on 3.8 million `lineitem` rows
-//! (118 MB) and probed with 73 thousand, because the 60 thousand rows
-//! estimated for the other side were given 95 MB. Row estimates hold up
-//! better, and building costs per row.
+//! DataFusion's join selection puts the input with fewer estimated bytes on the build side.
+//! Byte estimates after semi and anti joins can be far off (a side of a few thousand rows
+//! given as many bytes as one of millions), while row estimates hold up better, and building
+//! costs per row. [`BuildFewerRows`] runs right after join selection, while join reordering
+//! is on, on partitioned hash joins that can swap their sides, are not NULL-aware, and have
+//! row estimates for both sides (an estimate of no rows counts as none):
 //!
-//! [`BuildFewerRows`] runs right after DataFusion's join selection and, for
-//! partitioned hash joins whose build side has at least [`RATIO`] times the
-//! estimated rows of the probe side, swaps the two; when the new build side is
-//! within DataFusion's single-partition row threshold, the join collects it
-//! into one shared hash table (`CollectLeft`). A partitioned join whose probe
-//! side has [`SHARE_RATIO`] times the estimated rows of a modest build side is
-//! switched to `CollectLeft` as it is. Joins already in `CollectLeft` mode are
-//! left alone: their build side passed DataFusion's size thresholds.
+//! - a probe side of at least [`SHARE_RATIO`] times the rows of a build side of at most
+//!   [`SHARE_MAX_THRESHOLDS`] times DataFusion's single-partition row threshold meets that
+//!   build side hashed once and shared (`CollectLeft`), instead of being repartitioned;
+//! - otherwise a build side of at least [`RATIO`] times the probe side's rows is swapped with
+//!   it, and the new build side is shared (`CollectLeft`) when it is within the
+//!   single-partition row threshold, partitioned otherwise.
+//!
+//! Joins already in `CollectLeft` mode are left alone: their build side passed DataFusion's
+//! size thresholds. Neither change alters what the join yields: a swapped join gives back its
+//! columns in their order.
 
 use std::sync::Arc;
 
@@ -33,14 +35,16 @@ const RATIO: usize = 8;
 
 /// How many times more rows the probe side must be estimated to have than the build side
 /// before the build side is hashed once and shared by all partitions (`CollectLeft`)
-/// instead of both sides being repartitioned; TPC-H Q05: 227,600 orders against 5.9 M
-/// `lineitem` rows, which were hashed and copied into partitions only to meet them.
+/// instead of both sides being repartitioned: repartitioning hashes and copies every probe
+/// row only to meet the build side, which costs more than one thread hashing a build side
+/// that much smaller.
 const SHARE_RATIO: usize = 16;
 
 /// The largest build side shared that way, as a multiple of DataFusion's single-partition
-/// row threshold (128 K rows by default): one thread hashes it, where partitions would hash
-/// their shares side by side. TPC-H Q21's 300,000 orders estimated (729,400 in fact, the
-/// other side 30 times smaller than its estimate) stay partitioned.
+/// row threshold (`hash_join_single_partition_threshold_rows`): one thread hashes a shared
+/// table, where partitions would hash their shares side by side, so a build side estimated
+/// larger stays partitioned. The bound is on the estimate; a build side that is larger in
+/// fact than estimated is still hashed once, only more slowly.
 const SHARE_MAX_THRESHOLDS: usize = 2;
 
 #[derive(Debug, Default)]

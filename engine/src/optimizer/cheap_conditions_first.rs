@@ -2,14 +2,18 @@
 //!
 //! DataFusion evaluates the conditions of a filter (`a AND b AND c`) in the order the query
 //! wrote them, and once the conditions so far keep few rows, evaluates the next ones on those
-//! rows alone. So the order matters: TPC-H Q12 writes `l_shipmode IN ('MAIL', 'SHIP')` (two
-//! string comparisons on every row) before the date range that keeps one row in seven.
+//! rows alone. So the order matters: a string `IN` list written before a date range that keeps
+//! one row in seven compares strings on every row, where the other order compares them on the
+//! seventh that is left.
 //!
-//! This rule moves the conditions that compare a number or date column with a constant to
-//! the front, then those comparing two such columns, then the `IN` lists of numbers, and
-//! leaves every other condition after them, in the query's order. Such comparisons never
-//! fail, so no condition that guarded another one (`x <> 0 AND 1 / x > 2`) is overtaken by
-//! a condition that can fail.
+//! [`CheapConditionsFirst`] moves to the front of every filter the conditions that compare a
+//! fixed-width column (a number, date, time, timestamp or boolean) with a constant or test it
+//! for NULL, then those comparing two such columns, then such a column `IN` a list of
+//! constants ([`rank`]); every other condition follows, in the query's order, and conditions
+//! of one rank keep theirs. Such comparisons never fail, so no condition that guarded another
+//! one (`x <> 0 AND 1 / x > 2`) is overtaken by a condition that can fail, and the filter
+//! keeps the same rows. Filters of one condition, or already in this order, are left as they
+//! are.
 
 use std::sync::Arc;
 

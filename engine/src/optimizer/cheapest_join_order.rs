@@ -2,29 +2,27 @@
 //! FROM list.
 //!
 //! DataFusion joins the tables of a comma join in the order they are listed, taking next the
-//! first table that shares a condition with those joined so far. TPC-H Q05 lists `customer,
-//! orders, lineitem, supplier, nation, region`: all 5.9 M `lineitem` rows met every order of
-//! the year before the region condition narrowed anything, where joining `region`, `nation`
-//! and `customer` first leaves a fifth of the orders to meet `lineitem`.
+//! first table that shares a condition with those joined so far. A query that lists a fact
+//! table before the small, filtered dimension that narrows it joins every fact row first,
+//! where joining the filtered dimension first would leave a fraction of them.
 //!
-//! [`CheapestJoinOrder`] runs before DataFusion's join selection. It takes each group of
-//! inner hash joins (with the column-only projections between them) apart into its inputs and
-//! its key conditions, and finds the cheapest tree over those inputs by dynamic programming
-//! over the connected subsets (up to [`MAX_INPUTS`] inputs). The cost of a tree is the sum of
-//! the estimated rows of its joins and of their smaller inputs, which are hashed. A join's rows
-//! are estimated from its inputs' rows and the distinct values of its key columns: a column's
-//! distinct count where known, else its value range for integers and dates, never more than
-//! its input's rows, nor more than the same estimate for any column it is equal to before
-//! their filters (a foreign key holds no more values than the key it refers to). A side's keys
-//! over several columns have no more distinct values than the side has rows. Key columns that
-//! are equal through a chain of conditions form one class: `c_nationkey = s_nationkey AND
-//! s_nationkey = n_nationkey` lets `customer` join `nation` directly, with the implied
-//! condition.
+//! [`CheapestJoinOrder`] runs before DataFusion's join selection, while join reordering is
+//! on. It takes each group of inner hash joins on column equalities (all in one partition
+//! mode, none NULL-aware or matching NULL to NULL, with column-only projections between them)
+//! apart into its inputs and key conditions, and for groups of 3 to [`MAX_INPUTS`] inputs
+//! finds the cheapest tree by dynamic programming over the connected subsets. A tree's cost is
+//! the sum of the estimated rows of its joins and of their smaller inputs, which are hashed;
+//! a join's rows are estimated from its inputs' rows and its keys' distinct values (see
+//! [`Estimates::join_rows`]). Key columns equal through a chain of conditions form one class:
+//! `c_nationkey = s_nationkey AND s_nationkey = n_nationkey` lets `customer` join `nation`
+//! directly, with the implied condition.
 //!
 //! The new tree replaces the old one only when the old one is estimated [`MIN_GAIN`] times as
-//! costly, so that plans move only on clear evidence. A projection on top gives back the group's
-//! columns in their order and under their names. Join filters (conditions on both sides that
-//! are not key equalities) go to the first join that has all their columns.
+//! costly. A projection on top gives back the group's columns in their order and under their
+//! names, and join filters (conditions on both sides that are not key equalities) go to the
+//! first join that has all their columns, so the group yields the same rows. A group with a
+//! join filter on one input's columns, without estimates, or whose tree cannot be built is
+//! left as planned.
 
 use std::sync::Arc;
 
@@ -49,7 +47,8 @@ use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 const MAX_INPUTS: usize = 10;
 
 /// How many times the estimated cost of the listed order must exceed the cheapest order's for
-/// the group to be reordered.
+/// the group to be reordered: estimates are rough, so a plan moves only on clear evidence, and
+/// orders estimated close keep the query's.
 const MIN_GAIN: f64 = 1.5;
 
 /// A column of a group's input: (input, column).
@@ -306,8 +305,7 @@ impl Estimates {
             .map(|class| {
                 let columns: Vec<_> = class.iter().map(|&c| (c, distinct(c))).collect();
                 // Equal columns share their values: a foreign key has no more distinct values
-                // than the key it refers to (TPC-H's `l_orderkey` spans 6 M values and holds
-                // the 1.5 M of `o_orderkey`).
+                // than the key it refers to, however wide its value range.
                 let domain = columns
                     .iter()
                     .map(|&(_, (_, before))| before)
@@ -339,9 +337,10 @@ impl Estimates {
     /// of their rows over the larger of the two sides' distinct keys. A side's distinct keys
     /// are, per key class joining the two, the fewest distinct values of its columns of that
     /// class, multiplied over the classes; never more than the side's rows, nor than the rows
-    /// of any input holding columns of all those classes before its filters: `lineitem`'s
-    /// `(l_partkey, l_suppkey)` refers to `partsupp`'s 800,000 rows, not to every pair of
-    /// 200,000 parts and 10,000 suppliers.
+    /// of any input holding columns of all those classes before its filters: a foreign key on
+    /// (part, supplier) refers to the rows of the table of those pairs, not to every pair of a
+    /// part and a supplier. A column's distinct values are its [`distinct_values`], at most its
+    /// input's rows and the fewest any column of its class had before its input's filters.
     fn join_rows(&self, a: u32, b: u32, rows_a: f64, rows_b: f64) -> f64 {
         let fewest = |mask: u32, class: &[(ColRef, f64, f64)]| {
             class

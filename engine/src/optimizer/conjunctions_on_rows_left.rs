@@ -5,19 +5,21 @@
 //! alone, but the way there is costly: every column of the batch is copied to the rows
 //! still in, whether the condition reads it or not, and the condition's answers are put back
 //! in place one row at a time through a builder, with an array slice made per run of
-//! selected rows. On TPC-H Q06 (a date range, a discount range and a quantity over 6 M
-//! rows) that bookkeeping was 16% of the query's CPU, more than the comparisons themselves.
+//! selected rows. For a filter of a few cheap comparisons over many rows, that bookkeeping
+//! can cost more than the comparisons themselves.
 //!
-//! [`Conjunction`] keeps the rows still in as a bitmap. A condition is evaluated on the
-//! whole batch and its answer ANDed in while many rows are still in; once few are, only the
-//! columns it reads are copied to those rows, and its answers are scattered back by walking
-//! the bitmap's set bits. It stops as soon as no row is left. A filter keeps a row only
-//! where its predicate is true, so an unknown (NULL) answer counts as false here; the
-//! expression is used only as a filter's whole predicate, where that is what NULL means.
-//! A condition runs on the whole batch only where DataFusion's `AND` would run it there too
-//! (DataFusion also does so whenever an earlier condition answered NULL somewhere), so a
-//! condition guarded by an earlier one (`x <> 0 AND 10 / x > 2`) fails in no case where it
-//! would not fail without this expression.
+//! [`ConjunctionsOnRowsLeft`] makes the predicate of every filter of several conditions a
+//! [`Conjunction`], which keeps the rows still in as a bitmap. A condition is evaluated on the
+//! whole batch and its answer ANDed in while many rows are still in; once at most
+//! [`EVALUATE_ON_ROWS_LEFT_UP_TO`] of them are, only the columns it reads are copied to those
+//! rows, and its answers are scattered back by walking the bitmap's set bits. It stops as
+//! soon as no row is left. A filter keeps a row only where its predicate is true, so an
+//! unknown (NULL) answer counts as false here; the expression is used only as a filter's
+//! whole predicate, where that is what NULL means. A condition runs on the whole batch only
+//! where DataFusion's `AND` would run it there too (DataFusion also does so whenever an
+//! earlier condition answered NULL somewhere), so a condition guarded by an earlier one
+//! (`x <> 0 AND 10 / x > 2`) fails in no case where it would not fail without this
+//! expression. Filters of one condition are left as they are.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -41,9 +43,10 @@ use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 
 /// Evaluates the predicate of every filter with several conditions as a [`Conjunction`].
 ///
-/// It runs last among the physical rules: the filter's statistics and the properties its
-/// conditions give its output (a column compared with a constant is constant) have been used
-/// by then, and an opaque predicate would hide them from rules that run after it.
+/// It runs after DataFusion's physical rules and after strata's rules that read filters'
+/// conditions: the filter's statistics and the properties its conditions give its output (a
+/// column compared with a constant is constant) have been used by then, and an opaque
+/// predicate would hide them from rules that run after it.
 #[derive(Debug, Default)]
 pub(crate) struct ConjunctionsOnRowsLeft;
 

@@ -1,19 +1,22 @@
 //! Row-level evaluation of join dynamic filters in Parquet scans.
 //!
-//! A hash join hands its build side's keys to the probe side's scan as a dynamic filter. By
-//! default DataFusion uses it only to skip files and row groups by their statistics, because
-//! `pushdown_filters` (evaluating predicates while decoding, before the other columns are
-//! decoded) is off. Turning that on for every scan is slower overall: static predicates that
-//! keep most rows cost more as row filters than as a filter after the scan. A scan filtered by
-//! a join is different. It is typically a fact table under an aggregate or join whose keys the
-//! other side narrows to a few (TPC-H Q17: 204 parts of 200,000; Q20: 366 part-supplier
-//! pairs), and decoding only the rows that can match pays. This rule turns row-level
-//! evaluation on for the scans a join filters, through [`JoinFilterRows`]: it evaluates only
-//! the join filters (the query's own conditions stay in the filter above the scan), each in a
-//! cheaper form, and lets every row through once a join filter keeps more than a few percent
-//! of them (TPC-H Q05, Q09, Q11), where row-level evaluation would cost more than it saves.
-//! A scan that feeds the build side of a hash join keeps filtering up to 15% of its rows: what
-//! it lets through is hashed, and narrows the filters that join hands on (TPC-H Q07).
+//! A hash join hands its build side's keys to the probe side's scan as a dynamic filter. With
+//! `pushdown_filters` off (DataFusion's default), the scan uses it only to skip files and row
+//! groups by their statistics. Turning that option on for every scan would make row filters of
+//! static predicates that keep most rows too, which cost more than a filter after the scan. A
+//! scan filtered by a join is different: it is typically a fact table whose keys the other
+//! side narrows to a few (a dimension filtered down to a few hundred keys of many thousands),
+//! and decoding only the rows that can match pays.
+//!
+//! [`DynamicFilterRowPushdown`] turns row-level evaluation on for the Parquet scans whose
+//! predicate holds a join filter, through [`JoinFilterRows`]: it evaluates only the join
+//! filters (the query's own conditions stay in the filter above the scan), each in a cheaper
+//! form, and lets every row through once a join filter has seen [`JUDGE_AFTER_ROWS`] rows and
+//! kept more than [`MAX_KEPT_SHARE`] of them ([`MAX_KEPT_SHARE_BUILD`] in a scan that feeds
+//! the build side of a hash join). A row a join filter would drop cannot match, so its join
+//! drops it anyway: the answer does not depend on when a filter switches off. It does nothing when the session's
+//! `pushdown_filters` is on, and leaves scans that evaluate their predicate row by row
+//! already as they are.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -141,19 +144,20 @@ fn scan(exec: &DataSourceExec, max_kept_share: f64) -> Option<Arc<dyn ExecutionP
     Some(Arc::new(exec.clone().with_data_source(Arc::new(scan))))
 }
 
-/// Rows a join filter must have seen before it may be judged.
+/// Rows a join filter must have seen, over all the scan's partitions and files, before it may
+/// be judged: a share taken over a few batches says little about the rest.
 const JUDGE_AFTER_ROWS: u64 = 100_000;
 
 /// A join filter that keeps more than this share of the rows it sees is switched off: past
-/// it, evaluating row by row costs more than decoding the rows it drops. Measured on TPC-H
-/// SF 1: 2% and 5% perform alike, 10% is slower, never switching off is 10% slower.
+/// it, evaluating row by row costs more than decoding the rows it drops. Switching off only
+/// lets through rows that cannot match, which the join drops, so a share set too low or too
+/// high costs time, never a wrong answer.
 const MAX_KEPT_SHARE: f64 = 0.02;
 
 /// The same for a scan that feeds the build side of a hash join, where the filter is a key
-/// list (TPC-H Q07: customers of two nations, 8% of them). Every row it lets through is
-/// hashed and shapes the filters that join hands on in turn, so a filter there pays at a
-/// larger share. Measured against 2% and 50% on TPC-H SF 1: 15% is 3% cheaper than 2% in
-/// CPU (Q07 −10%); 50% makes Q08 slower.
+/// list (the customers of two nations of many, say). Every row it lets through is hashed and
+/// shapes the filters that join hands on in turn, so a filter there pays at a larger share.
+/// A filter that looks keys up in its join's hash table is still held to [`MAX_KEPT_SHARE`].
 const MAX_KEPT_SHARE_BUILD: f64 = 0.15;
 
 /// How much of what a scan read a join filter kept; shared by the scan's partitions and
@@ -234,8 +238,8 @@ struct JoinFilterRows {
     /// query's own conditions), and that state's generation.
     current: Mutex<Option<RowExprs>>,
     /// The same, shared by every copy of this predicate: a scan adapts its predicate to each
-    /// file range it opens (new copies with the same conditions), and making the row
-    /// expressions (key bitmaps among them) again for each would cost a millisecond a range.
+    /// file range it opens (new copies with the same conditions), and the row expressions
+    /// (key bitmaps among them) are made once for all of them, not again for every range.
     made: Arc<Mutex<Vec<MadeRowExprs>>>,
 }
 

@@ -1,19 +1,19 @@
 //! Join key lists tested against a bitmap of the keys' range.
 //!
 //! A join hands a scan its build side's keys as `key IN (…)` (see
-//! [`crate::optimizer::dynamic_filter_row_pushdown`]), and the scan tests every row it decodes against the list.
-//! DataFusion tests an integer list longer than a handful of values in a hash set: a hash and
-//! a probe per row, 18 ns a row for TPC-H Q21's 411 suppliers (111 ms of CPU over 6 M
-//! `lineitem` rows). Join keys are mostly surrogate keys, dense in a small range, so strata
-//! tests them in a bitmap with one bit per value of the range instead: a subtraction, a shift
-//! and a load per row, in a bitmap that stays in the cache (411 suppliers among 10,000: 1.2
-//! KiB; an SSB year of date keys: 9 KiB).
+//! [`crate::optimizer::dynamic_filter_row_pushdown`]), and the scan tests every row it
+//! decodes against the list. DataFusion tests an integer list longer than a handful of values
+//! in a hash set: a hash and a probe per row. Join keys are mostly surrogate keys, dense in a
+//! small range, so strata tests them in a bitmap with one bit per value of the range instead:
+//! a subtraction, a shift and a load per row, in a bitmap that stays in the cache (a range of
+//! ten thousand keys takes 1.2 KiB).
 //!
-//! [`key_bitmap`] makes one from a list when its keys' range is at most [`MAX_BITS`] wide;
-//! [`drop_implied_bounds`] then drops the `key >= min AND key <= max` a join publishes with
-//! its list, which the bitmap already tests. Only the expressions scans evaluate row by row
-//! are changed: statistics pruning keeps the bounds, and the list when it is short enough
-//! to prune by (see `dynamic_pushdown::without_long_lists`).
+//! [`key_bitmap`] makes one from a list of more than [`MIN_KEYS`] integer or date literals
+//! whose range is at most [`MAX_BITS`] wide, and answers as the list does (NULL for a NULL
+//! key); [`drop_implied_bounds`] then drops the `key >= min AND key <= max` a join publishes
+//! with its list, which the bitmap already tests. Only the expressions scans evaluate row by
+//! row are changed: statistics pruning keeps the bounds, and the list when it is short enough
+//! to prune by (see `dynamic_filter_row_pushdown::without_long_lists`).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

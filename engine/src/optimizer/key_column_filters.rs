@@ -4,23 +4,26 @@
 //! A hash join hands its build side's keys to the probe side as one dynamic filter over all
 //! its key columns. DataFusion pushes that filter down only as far as one node sees all those
 //! columns: past an aggregate that computes one of them, or a join below that brings them in
-//! from different sides, it stops and the filter is not evaluated at all. TPC-H Q02 is the
-//! case: its correlated `min(ps_supplycost)` becomes a semi join on `(ps_partkey, min)`
-//! against an aggregate of `partsupp` by `ps_partkey`, so the minimum was computed for all
-//! 117,400 parts although the outer query keeps 642.
+//! from different sides, it stops and the filter is not evaluated at all. A correlated
+//! `cost = (SELECT min(cost) … WHERE item = o.item)` is such a case: it becomes a semi join on
+//! `(item, min)` against an aggregate of all offers by item, so the minimum is computed for
+//! every item although the outer query keeps a few.
 //!
-//! Each key column is a filter of its own, though: a probe row whose `ps_partkey` is not among
-//! the build side's `ps_partkey`s cannot match, whatever its other keys. This rule gives every
-//! such column a [`KeyColumnFilter`] and traces it down the probe side, through projections,
-//! filters, repartitions, aggregates that group by it and the side of a join that provides it,
-//! to the Parquet scan that reads it. There it joins the scan's predicate, where
-//! [`crate::optimizer::dynamic_filter_row_pushdown`] evaluates it row by row like any join filter, and statistics
-//! pruning uses it too.
+//! Each key column is a filter of its own, though: a probe row whose `item` is not among the
+//! build side's `item`s cannot match, whatever its other keys. [`KeyColumnFilters`] gives every
+//! such column of an inner or semi hash join on two or more columns (whose keys never match
+//! NULL to NULL, and whose whole filter DataFusion placed nowhere below) a [`KeyColumnFilter`],
+//! and traces it down the probe side, through column projections, filters, repartitions,
+//! sorts, aggregates that group by it and the side of a join that provides it, to the Parquet
+//! scan that reads it. There it joins the scan's predicate, where
+//! [`crate::optimizer::dynamic_filter_row_pushdown`] evaluates it row by row like any join
+//! filter, and statistics pruning uses it too. It does nothing while join dynamic filter
+//! pushdown is switched off.
 //!
-//! It only ever drops rows that cannot match, so it applies to inner and semi joins, whose
-//! unmatched probe rows are not part of the result. The trace stops at anything where
-//! dropping rows would change the rows that remain: limits (of any node), windows,
-//! aggregates without that column as a group key, unions; and at anything it does not know.
+//! It only ever drops probe rows that cannot match, which inner and semi joins leave out of
+//! their result anyway. The trace stops at anything where dropping rows would change the rows
+//! that remain: limits (of any node), windows, aggregates without that column as a group key
+//! or with grouping sets, unions; and at anything it does not know.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -296,8 +299,8 @@ pub(crate) struct KeyColumnFilter {
     anchor: Arc<dyn PhysicalExpr>,
     /// The filters made from the source's state, shared by every copy of this filter: a
     /// scan adapts its predicate to each file range it opens (new copies with equal
-    /// children), and deriving the filter again for each copy rebuilt its key list (7% of
-    /// TPC-H Q02's time).
+    /// children), and deriving the filter again for each copy would rebuild its key list for
+    /// every range.
     derived: Arc<Mutex<Vec<Derived>>>,
 }
 

@@ -4,16 +4,17 @@
 //! unless the subquery yields no rows at all, so DataFusion plans a NULL-aware anti join
 //! unless both columns are declared NOT NULL. strata declares every column of a table over
 //! files nullable (a file written later may hold NULLs where the first did not), so every
-//! `NOT IN` became NULL-aware. Such a join cannot swap its
-//! sides: TPC-H Q16 hashed all 118,300 rows of `partsupp ⋈ part` in one table, to be probed by
-//! 4 suppliers, and emitted the survivors from one partition, so the aggregates above ran on
-//! one thread (75 ms against 56 ms for the same query written with `NOT EXISTS`).
+//! `NOT IN` became NULL-aware. Such a join cannot swap its sides: it hashes all of the outer
+//! query's rows in one table, however few rows the subquery has to probe it with, and emits
+//! the survivors from one partition, so whatever is above it runs on one thread.
 //!
 //! [`PlainAntiJoinOnNonNullKeys`] runs before DataFusion's join selection. For a NULL-aware
-//! anti join whose two key columns come, through projections, filters and inner joins, from
-//! file scans where every file the scan reads records zero NULLs in that column, it drops the
-//! NULL awareness: with no NULLs on either side, `NOT IN` and `NOT EXISTS` agree. Join
-//! selection may then hash the smaller side.
+//! anti join on one pair of key columns that come, through column projections, filters,
+//! repartitions, sorts and inner, semi and anti joins, from file columns of scans in which
+//! every file the scan reads records exactly zero NULLs ([`no_nulls`]), it drops the NULL
+//! awareness: with no NULLs on either side, `NOT IN` and `NOT EXISTS` agree. Join selection
+//! may then hash the smaller side. Anything it cannot prove (computed keys, outer joins,
+//! partition values, files without statistics) leaves the join NULL-aware.
 
 use std::sync::Arc;
 

@@ -1,14 +1,15 @@
 //! Common table expressions used more than once are computed once.
 //!
 //! DataFusion plans a CTE by inlining its query wherever the CTE is named, so a CTE read twice
-//! (TPC-H Q15's `revenue0`: the suppliers' revenue, and its maximum) is scanned, filtered and
-//! aggregated twice. Before a query is planned, strata runs each CTE of its top-level `WITH`
-//! that is named more than once, keeps the rows in memory, and plans the query over them.
+//! (an aggregate the query reads as rows and again for their maximum, say) is scanned,
+//! filtered and aggregated twice. Before a query is planned, strata runs each CTE of its
+//! top-level `WITH` that is named more than once (with the CTEs before it that it may read),
+//! keeps the rows in memory, and plans the query over them: the same rows, computed once.
 //!
 //! - `AS MATERIALIZED` computes a CTE once even if it is named once; `AS NOT MATERIALIZED`
 //!   keeps it inlined (where the SQL dialect accepts these).
-//! - A CTE whose rows outgrow [`MAX_SHARED_BYTES`] is left inlined: holding them would cost
-//!   more memory than recomputing them costs time.
+//! - A CTE whose rows outgrow [`MAX_SHARED_BYTES`] is left inlined, and the rows computed so
+//!   far are dropped: holding them would cost more memory than recomputing them costs time.
 //! - `WITH RECURSIVE`, CTEs of nested queries and names a nested `WITH` defines again are
 //!   left to DataFusion.
 

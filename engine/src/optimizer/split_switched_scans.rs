@@ -1,24 +1,24 @@
 //! Row-level join filters chosen range by range.
 //!
-//! [`DynamicFilterRowPushdown`](crate::optimizer::dynamic_filter_row_pushdown) has a Parquet scan evaluate its join
-//! filters row by row, and each join filter switches itself off once it keeps too many rows.
-//! But arrow-rs fixes a reader's row filter when the file is opened: with every join filter
-//! off, the reader still decodes the filter's columns first, runs a filter that lets every row
-//! through, and only then decodes the other columns. TPC-H's tables are single files that a
-//! scan's two partitions read as two byte ranges, so a filter that switches off in its first
-//! row group still shapes how the whole table is decoded (Q09's `lineitem`: 617 ms of
-//! decoding against 467 ms without the row filter).
+//! [`DynamicFilterRowPushdown`](crate::optimizer::dynamic_filter_row_pushdown) has a Parquet
+//! scan evaluate its join filters row by row, and each join filter switches itself off once
+//! it keeps too many rows. But arrow-rs fixes a reader's row filter when the file is opened:
+//! with every join filter off, the reader still decodes the filter's columns first, runs a
+//! filter that lets every row through, and only then decodes the other columns. A table
+//! stored as one large file is read as one byte range per partition, so a filter that
+//! switches off in its first row group still shapes how the whole table is decoded.
 //!
 //! [`SwitchedParquetSource`] holds the scan twice, with and without the row filter, and
 //! chooses at each file range it opens: the row filter while one of its join filters is
-//! still on, the plain reader once all are off. [`SplitSwitchedScans`], the last rule, cuts
-//! the first file range of each of such scans' partitions in two: a first piece of an eighth
-//! (at least [`MIN_PIECE_BYTES`]), on which the join filters are judged, and the rest,
-//! opened after it with the reader the judgement chose, like every later range. Where the
-//! scan's partitions share one queue of ranges (DataFusion's default), the first pieces go to
-//! the front of it. Two pieces rather than many, because each range opened costs its own
-//! pruning and reader set-up (TPC-H Q17, whose filters stay on, was 17% slower with eight
-//! pieces a range).
+//! still on, the plain reader once all are off. The answer is the same either way: the joins
+//! whose filters they are drop every row the filters would have. [`SplitSwitchedScans`],
+//! which runs after every rule that lays out a scan's files, cuts the first file range of
+//! each of such scans' partitions in two: a first piece of an eighth ([`FIRST_PIECE_SHARE`]),
+//! at least [`MIN_PIECE_BYTES`], on which the join filters are judged, and the rest, opened
+//! after it with the reader the judgement chose, like every later range. Where the scan's
+//! partitions share one queue of ranges (DataFusion's default), the first pieces go to the
+//! front of it. Two pieces rather than many, because each range opened costs its own pruning
+//! and reader set-up, which a scan whose filters stay on pays for every piece.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -213,11 +213,11 @@ impl Morselizer for SwitchedMorselizer {
     }
 }
 
-/// The share of a file range its first piece takes…
+/// The first piece of a file range takes one part in this many of it…
 const FIRST_PIECE_SHARE: u64 = 8;
 
-/// …but at least this many bytes (about a row group of the tables `tpch gen` writes), so that
-/// the join filters have rows to be judged on.
+/// …but at least this many bytes, so that the join filters have rows to be judged on before
+/// the rest is opened. Ranges under twice this size are not cut.
 const MIN_PIECE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Cuts the file ranges of switched scans in two (see the module's documentation). It runs
@@ -296,9 +296,9 @@ fn piece_key(file: &PartitionedFile) -> PieceKey {
 /// The groups with the first file range of each cut in two, if it has at least twice
 /// `min_piece` bytes: a first piece of an eighth of it, at least `min_piece` bytes, and the
 /// rest; and the first pieces' keys. `None` if nothing is cut. Only a group's first range is
-/// cut: the join filters are judged on it, and every later range is opened after that anyway
-/// (SSB's `lineorder`, a file a year, is read as 14 ranges). A row group is read by the range
-/// its first page lies in, so every row is still read once.
+/// cut: the join filters are judged on it, and every later range (a table of several files
+/// is read as many) is opened after that anyway. A row group is read by the range its first
+/// page lies in, so every row is still read once.
 fn split_groups(
     groups: &[FileGroup],
     min_piece: u64,

@@ -1,18 +1,19 @@
 //! Every partition of a scan that join filters may prune reads a share of every file.
 //!
 //! DataFusion spreads a scan's files over its partitions as contiguous byte ranges of the
-//! file list: with two partitions and `lineorder` in seven `year=` folders, the first
-//! partition reads 1992 to mid-1995 and the second the rest. A join's dynamic filter then
-//! prunes whole files while the query runs: SSB Q1.1 keeps only 1993, which lies in the first
-//! partition, and the second partition has nothing to do.
+//! file list: with two partitions and a fact table in seven `year=` folders, the first
+//! partition reads the first three and a half years and the second the rest. A join's dynamic
+//! filter then prunes whole files while the query runs: a filter on one early year leaves
+//! the second partition nothing to do.
 //!
-//! [`SpreadFilesAcrossPartitions`] runs last. For a Parquet scan of several files whose
-//! predicate holds a join filter from a filtered build side, on a column whose value ranges,
-//! by the files' statistics, lie apart from file to file (dates in `year=` folders), it gives each partition one byte range of every file (a
-//! row group is read by the range its start falls in, so every row is read once), whole files
-//! under [`SPLIT_MIN_BYTES`] going round the partitions in turn. Scans with an output order,
-//! hash-partitioned scans and scans whose ranges do not cover their files are left as they
-//! are.
+//! [`SpreadFilesAcrossPartitions`] runs after DataFusion's rules, once scans are final. For a
+//! Parquet scan of several files in two or more partitions whose predicate holds the dynamic
+//! filter of a join with a filtered build side, on a column whose value ranges, by the files'
+//! statistics, lie apart from file to file ([`files_apart`]: dates in `year=` folders), it
+//! gives each partition one byte range of every file (a row group is read by the range its
+//! start falls in, so every row is read once), whole files under [`SPLIT_MIN_BYTES`] going
+//! round the partitions in turn. Scans with an output order, hash-partitioned scans and scans
+//! whose ranges do not cover their files are left as they are.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -33,7 +34,8 @@ use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion_datasource::file::FileSource;
 
-/// Files smaller than this are read whole by one partition.
+/// Files smaller than this are read whole by one partition: split, each would be opened by
+/// every partition for little to read.
 const SPLIT_MIN_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Default)]
@@ -71,8 +73,8 @@ impl PhysicalOptimizerRule for SpreadFilesAcrossPartitions {
 }
 
 /// The ids of the dynamic filters of joins whose build side is filtered: only those can
-/// select a part of the files. A join with a whole dimension (SSB Q2.1's `date`) publishes
-/// every key.
+/// select a part of the files. A join with a whole, unfiltered dimension publishes every key
+/// and prunes no file.
 fn narrowing_filters(plan: &Arc<dyn ExecutionPlan>) -> Result<HashSet<u64>> {
     let mut ids = HashSet::new();
     plan.apply(|node| {
