@@ -11,7 +11,12 @@
 //! strata's filter estimates ([`crate::optimizer::string_filter_selectivity`]) turn them into selectivities.
 //!
 //! Counting stops for a column once a row group holds more than [`MAX_COUNTED`] distinct
-//! values, so unique columns (keys, comments) cost little.
+//! values, so unique columns (keys, comments) cost little. A column whose values cannot be
+//! hashed (or a nested one) is written without a count; counting never fails a write.
+//!
+//! Every Parquet file strata writes goes through it: the benchmark generators
+//! ([`crate::datagen`]) directly, and `CREATE TABLE … AS`, INSERT (plain, OVERWRITE and
+//! staged) through [`crate::formats::parquet_sink`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,9 +28,11 @@ use datafusion::common::hash_utils::{RandomState, create_hashes};
 use object_store::buffered::BufWriter;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions,
+    compute_leaves,
 };
 use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::SerializedFileWriter;
@@ -63,8 +70,21 @@ impl ParquetWriter {
         props: WriterProperties,
         row_group_rows: usize,
     ) -> Result<Self> {
-        let (file, factory) = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?
-            .into_serialized_writer()?;
+        let options = ArrowWriterOptions::new().with_properties(props);
+        Self::try_new_with_options(out, schema, options, row_group_rows)
+    }
+
+    /// As [`ParquetWriter::try_new`], with the Arrow writer's options (whether to embed the
+    /// Arrow schema, …).
+    pub(crate) fn try_new_with_options(
+        out: BufWriter,
+        schema: SchemaRef,
+        options: ArrowWriterOptions,
+        row_group_rows: usize,
+    ) -> Result<Self> {
+        let (file, factory) =
+            ArrowWriter::try_new_with_options(Vec::new(), Arc::clone(&schema), options)?
+                .into_serialized_writer()?;
         let columns = schema.fields().len();
         let mut writer = ParquetWriter {
             file,
@@ -126,8 +146,9 @@ impl ParquetWriter {
                     .write(&leaf)?;
             }
             if let Some(seen) = distinct {
-                count(array, seen, &self.hash_state, &mut self.hashes)?;
-                if seen.len() > MAX_COUNTED {
+                // A type that cannot be hashed goes without a count.
+                let counted = count(array, seen, &self.hash_state, &mut self.hashes);
+                if counted.is_err() || seen.len() > MAX_COUNTED {
                     *distinct = None;
                 }
             }
@@ -159,11 +180,20 @@ impl ParquetWriter {
             .into_iter()
             .map(ArrowColumnWriter::close)
             .collect::<Result<Vec<_>>>()?;
+        // Chunks are per leaf column; counts per top-level column, and only a column that
+        // is not nested (one leaf) has one.
+        let descr = self.file.schema_descr();
+        let leaf_counts: Vec<Option<u64>> = (0..chunks.len())
+            .map(|leaf| {
+                counts
+                    .get(descr.get_column_root_idx(leaf))
+                    .copied()
+                    .flatten()
+            })
+            .collect();
         let mut row_group = self.file.next_row_group()?;
-        // Flat schemas only: with nested columns, leaves and top-level columns differ.
-        let flat = chunks.len() == counts.len();
-        for (i, mut chunk) in chunks.into_iter().enumerate() {
-            if let Some(n) = counts.get(i).copied().flatten().filter(|_| flat) {
+        for (mut chunk, n) in chunks.into_iter().zip(leaf_counts) {
+            if let Some(n) = n {
                 with_distinct_count(&mut chunk, n)?;
             }
             chunk.append_to_row_group(&mut row_group)?;
@@ -184,16 +214,34 @@ impl ParquetWriter {
         Ok(())
     }
 
-    /// Writes the last row group and the footer, and completes the upload.
-    pub(crate) async fn close(mut self) -> Result<()> {
+    /// The memory the open row group holds: its encoded columns and the values counted.
+    pub(crate) fn memory_size(&self) -> usize {
+        let columns: usize = self
+            .columns
+            .iter()
+            .map(ArrowColumnWriter::memory_size)
+            .sum();
+        let counted: usize = self
+            .distinct
+            .iter()
+            .flatten()
+            .map(|s| s.capacity() * (std::mem::size_of::<u64>() + 1))
+            .sum();
+        columns + counted + self.hashes.capacity() * std::mem::size_of::<u64>()
+    }
+
+    /// Writes the last row group and the footer, completes the upload, and returns the
+    /// file's metadata.
+    pub(crate) async fn close(mut self) -> Result<ParquetMetaData> {
         if self.rows > 0 {
             self.flush(true).await?;
         }
-        self.file.finish()?;
+        let metadata = self.file.finish()?;
         self.send().await?;
         tokio::io::AsyncWriteExt::shutdown(&mut self.out)
             .await
-            .map_err(|e| ParquetError::External(Box::new(e)))
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        Ok(metadata)
     }
 
     /// Drops the upload.
@@ -350,6 +398,66 @@ mod tests {
                 vec![None, Some(3), Some(5)],
                 vec![None, Some(3), Some(5)],
                 vec![None, Some(3), Some(5)],
+            ]
+        );
+    }
+
+    /// A nested column has no count; the flat columns around it keep theirs.
+    #[tokio::test]
+    async fn flat_columns_beside_a_nested_one_keep_their_counts() {
+        use arrow::array::{ArrayRef, StructArray};
+        let inner = vec![
+            Arc::new(Field::new("a", DataType::Int64, false)),
+            Arc::new(Field::new("b", DataType::Utf8, false)),
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("s", DataType::Struct(inner.clone().into()), false),
+            Field::new("flag", DataType::Utf8, false),
+        ]));
+        let rows: i64 = 200;
+        let names: Vec<String> = (0..rows).map(|k| format!("n{}", k % 5)).collect();
+        let flags: Vec<&str> = (0..rows).map(|k| ["A", "F"][(k % 2) as usize]).collect();
+        let nested = StructArray::from(vec![
+            (
+                Arc::clone(&inner[0]),
+                Arc::new(Int64Array::from((0..rows).collect::<Vec<_>>())) as ArrayRef,
+            ),
+            (
+                Arc::clone(&inner[1]),
+                Arc::new(StringArray::from(vec!["x"; rows as usize])) as ArrayRef,
+            ),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(nested),
+                Arc::new(StringArray::from(flags)),
+            ],
+        )
+        .expect("batch");
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("t/nested.parquet");
+        let out = BufWriter::new(Arc::clone(&store), path.clone());
+        let mut writer =
+            ParquetWriter::try_new(out, schema, WriterProperties::default(), 100).expect("writer");
+        writer.write(&batch).await.expect("write");
+        let metadata = writer.close().await.expect("close");
+        assert_eq!(metadata.file_metadata().num_rows(), rows);
+        let bytes = store
+            .get(&path)
+            .await
+            .expect("file")
+            .bytes()
+            .await
+            .expect("bytes");
+        // Leaves: name, s.a, s.b, flag.
+        assert_eq!(
+            distinct_counts(bytes),
+            vec![
+                vec![Some(5), None, None, Some(2)],
+                vec![Some(5), None, None, Some(2)],
             ]
         );
     }

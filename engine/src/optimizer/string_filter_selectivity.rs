@@ -14,8 +14,13 @@
 //! multiply, by OR add up (values of one column without overlap, others less their overlap,
 //! taken as independent). The conditions left
 //! keep the default share between them, as DataFusion gives a whole predicate it cannot
-//! bound. Files strata writes record the distinct counts ([`crate::formats::distinct_counts`]). A
-//! filter with no condition that a distinct count measures is left to DataFusion. The result
+//! bound. Parquet files strata writes record the distinct counts
+//! ([`crate::formats::distinct_counts`]): the benchmark generators', and those of `CREATE
+//! TABLE … AS`, INSERT and INSERT OVERWRITE into Parquet tables
+//! ([`crate::formats::parquet_sink`]); Delta tables and files written elsewhere have none,
+//! and a table has a column's count only when every file has it. A column without one
+//! measures nothing, and a filter with no condition that a distinct count measures is left
+//! to DataFusion. The result
 //! replaces the filter's default selectivity, so DataFusion's statistics, join selection and
 //! strata's join order all see it. DataFusion keeps selectivities in whole percent; the
 //! least is 1%.
@@ -348,5 +353,54 @@ mod tests {
         // No distinct count measures LIKE: DataFusion's default stays.
         let like = "SELECT o_orderkey FROM processed.orders WHERE o_comment LIKE '%special%'";
         assert_eq!(filtered_rows(&session, like).await, 3_000);
+    }
+
+    /// A table `CREATE TABLE … AS` wrote gives its filters the share of one value; the same
+    /// rows in files DataFusion wrote (no distinct counts), or with only some files counted,
+    /// keep DataFusion's default share (20%), without an error.
+    #[tokio::test]
+    async fn written_tables_carry_their_counts_and_others_fall_back() {
+        let (dir, session) = scratch_session().await;
+        let rows = "SELECT value AS id, 'city_' || CAST(value % 4 AS VARCHAR) AS city \
+                    FROM generate_series(1, 20000)";
+        session
+            .sql(&format!("CREATE TABLE processed.counted AS {rows}"))
+            .await
+            .expect("create");
+        let one = "WHERE city = 'city_1'";
+        let query = |table: &str| format!("SELECT id FROM processed.{table} {one}");
+        assert_eq!(filtered_rows(&session, &query("counted")).await, 5_000);
+        let plain = dir.path().join("plain");
+        session
+            .plan_query(rows)
+            .await
+            .expect("plan")
+            .write_parquet(
+                &format!("{}/", plain.display()),
+                datafusion::dataframe::DataFrameWriteOptions::new(),
+                None,
+            )
+            .await
+            .expect("DataFusion's write");
+        session
+            .sql(&format!(
+                "CREATE EXTERNAL TABLE processed.plain STORED AS PARQUET LOCATION '{}/'",
+                plain.display()
+            ))
+            .await
+            .expect("register");
+        assert_eq!(filtered_rows(&session, &query("plain")).await, 4_000);
+        // An insert adds a counted file beside the uncounted ones: still no count for the
+        // table.
+        session
+            .sql(&format!("INSERT INTO processed.plain {rows}"))
+            .await
+            .expect("insert");
+        assert_eq!(filtered_rows(&session, &query("plain")).await, 8_000);
+        let rows = session
+            .sql(&format!("SELECT count(*) AS n FROM processed.plain {one}"))
+            .await
+            .expect("count");
+        assert!(crate::test_support::pretty(&rows).contains("| 10000 |"));
     }
 }

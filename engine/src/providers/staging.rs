@@ -83,9 +83,6 @@ pub(crate) async fn stage(
         .iter()
         .map(crate::providers::table::SortColumn::to_sort)
         .collect();
-    let options = datafusion::dataframe::DataFrameWriteOptions::new()
-        .with_partition_by(partition_cols)
-        .with_sort_by(order);
     let mut staged = Staged {
         entry: entry.clone(),
         store,
@@ -97,22 +94,16 @@ pub(crate) async fn stage(
         rows: 0,
         replaces_entry: false,
     };
-    let written = match df.write_parquet(&staged.staging_url, options, None).await {
-        Ok(batches) => batches,
+    let written =
+        crate::formats::parquet_sink::write_parquet(df, &staged.staging_url, partition_cols, order)
+            .await;
+    staged.rows = match written {
+        Ok(rows) => rows,
         Err(e) => {
             staged.discard().await;
             return Err(e.into());
         }
     };
-    staged.rows = written
-        .first()
-        .and_then(|b| {
-            arrow::array::AsArray::as_primitive_opt::<arrow::datatypes::UInt64Type>(
-                b.column(0).as_ref(),
-            )
-            .map(|c| c.value(0))
-        })
-        .unwrap_or(0);
     let files = match staged.staged_files().await {
         Ok(files) => files,
         Err(e) => {

@@ -26,6 +26,7 @@ use strata_catalog::{RAW_ZONE, TableEntry, TableFormat};
 
 use crate::error::Error;
 use crate::formats::ndjson::{JsonReadOptions, NdjsonFormat};
+use crate::formats::parquet_sink::StrataParquetFormat;
 use crate::providers::metrics::ScanCounters;
 
 /// Table option: skip malformed JSON lines (and count them) instead of failing.
@@ -172,7 +173,8 @@ pub fn file_format(
             }
             Arc::new(format)
         }
-        TableFormat::Parquet => Arc::new(ParquetFormat::default()),
+        // Read as DataFusion reads Parquet; inserts write distinct counts.
+        TableFormat::Parquet => Arc::new(StrataParquetFormat::new(ParquetFormat::default())),
         TableFormat::Delta => {
             return Err(Error::UnsupportedFormat {
                 table: entry.qualified_name(),

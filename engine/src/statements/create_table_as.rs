@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use datafusion::dataframe::DataFrameWriteOptions;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use futures::TryStreamExt;
@@ -238,9 +237,15 @@ pub(crate) async fn create_table_as(
                         .map_err(|e| Error::DataFusion(e.into()))?;
                 }
             }
-            let options = DataFrameWriteOptions::new().with_partition_by(ctas.partition_by.clone());
-            match df.write_parquet(&location, options, None).await {
-                Ok(batches) => rows = Some(written_count(&batches)),
+            let written = crate::formats::parquet_sink::write_parquet(
+                df,
+                &location,
+                ctas.partition_by.clone(),
+                vec![],
+            )
+            .await;
+            match written {
+                Ok(n) => rows = Some(n),
                 Err(e) => {
                     // Everything under the folder is ours: it was empty before.
                     let written: Vec<_> = store
@@ -288,13 +293,78 @@ pub(crate) async fn create_table_as(
     )))
 }
 
-/// The `count` a DataFusion write reports.
-fn written_count(batches: &[arrow::array::RecordBatch]) -> u64 {
-    use arrow::array::AsArray;
-    batches
-        .iter()
-        .filter_map(|b| b.column_by_name("count"))
-        .filter_map(|c| c.as_primitive_opt::<arrow::datatypes::UInt64Type>())
-        .map(|a| a.iter().flatten().sum::<u64>())
-        .sum()
+#[cfg(test)]
+mod tests {
+    use crate::formats::parquet_sink::footers::{counts, footers};
+    use crate::session::Output;
+    use crate::test_support::{pretty, scratch_session};
+
+    #[tokio::test]
+    async fn create_or_replace_of_a_parquet_table_writes_distinct_counts() {
+        let (dir, session) = scratch_session().await;
+        let folder = dir.path().join("wh/processed/r");
+        session
+            .sql("CREATE TABLE processed.r AS SELECT value AS id, 'x' AS tag FROM generate_series(1, 10)")
+            .await
+            .expect("create");
+        let rows = "SELECT value AS id, 'tag_' || CAST(value % 6 AS VARCHAR) AS tag, \
+                    value % 2 AS g FROM generate_series(1, 3000)";
+        let out = session
+            .execute(&format!(
+                "CREATE OR REPLACE TABLE processed.r PARTITIONED BY (g) AS {rows}"
+            ))
+            .await
+            .expect("replace");
+        let Output::Done(message) = out else {
+            panic!("no message");
+        };
+        assert!(message.ends_with(", 3000 rows written"), "{message}");
+        let files = footers(&folder);
+        // The old file is gone, the staging folder too; each half holds three tags.
+        let folders: Vec<&str> = files.iter().map(|f| f.folder.as_str()).collect();
+        assert!(
+            folders.iter().all(|f| *f == "g=0" || *f == "g=1"),
+            "{folders:?}"
+        );
+        assert_eq!(files.iter().map(|f| f.rows).sum::<i64>(), 3_000);
+        assert!(
+            counts(&files, "tag").iter().all(|c| *c == Some(3)),
+            "{files:?}"
+        );
+        let read = session
+            .sql("SELECT id, tag, g FROM processed.r ORDER BY id")
+            .await
+            .expect("read");
+        let source = session
+            .sql(&format!("{rows} ORDER BY id"))
+            .await
+            .expect("source");
+        assert_eq!(pretty(&read), pretty(&source));
+    }
+
+    /// A query that fails part-way leaves neither files nor a table.
+    #[tokio::test]
+    async fn a_failed_parquet_create_table_as_leaves_nothing() {
+        let (dir, session) = scratch_session().await;
+        let err = session
+            .sql(
+                "CREATE TABLE processed.bad AS SELECT value AS id, \
+                 CAST(CASE WHEN value = 15000 THEN 'x' ELSE CAST(value AS VARCHAR) END AS BIGINT) AS n \
+                 FROM generate_series(1, 20000)",
+            )
+            .await
+            .expect_err("a bad cast");
+        assert!(err.to_string().contains("Cannot cast"), "{err}");
+        let folder = dir.path().join("wh/processed/bad");
+        if folder.exists() {
+            assert!(footers(&folder).is_empty());
+        }
+        assert!(
+            session
+                .catalog()
+                .snapshot()
+                .table("processed", "bad")
+                .is_err()
+        );
+    }
 }

@@ -324,3 +324,142 @@ fn partition_values(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::parquet_sink::footers::{counts, footers};
+    use crate::test_support::{pretty, scratch_session};
+
+    /// 6,000 rows: a key, a kind of five values, a half of two.
+    const ROWS: &str = "SELECT value AS id, 'kind_' || CAST(value % 5 AS VARCHAR) AS kind, \
+                        value % 2 AS half FROM generate_series(1, 6000)";
+
+    async fn text(session: &crate::Session, sql: &str) -> String {
+        pretty(&session.sql(sql).await.expect(sql))
+    }
+
+    #[tokio::test]
+    async fn insert_overwrite_of_a_parquet_table_writes_distinct_counts() {
+        let (dir, session) = scratch_session().await;
+        let folder = dir.path().join("wh/processed/t");
+        session
+            .sql(&format!(
+                "CREATE TABLE processed.t PARTITIONED BY (half) AS \
+                 SELECT id, 'old' AS kind, half FROM ({ROWS}) WHERE id <= 100"
+            ))
+            .await
+            .expect("create");
+        // The whole table.
+        let out = text(
+            &session,
+            &format!("INSERT OVERWRITE processed.t SELECT id, kind, half FROM ({ROWS})"),
+        )
+        .await;
+        assert!(out.contains("| 6000  |"), "{out}");
+        let files = footers(&folder);
+        assert_eq!(files.iter().map(|f| f.rows).sum::<i64>(), 6_000);
+        assert!(files.iter().all(|f| f.columns == ["id", "kind"]));
+        assert!(
+            counts(&files, "kind").iter().all(|c| *c == Some(5)),
+            "{files:?}"
+        );
+        let all = format!("SELECT id, kind, half FROM ({ROWS}) ORDER BY id");
+        assert_eq!(
+            text(
+                &session,
+                "SELECT id, kind, half FROM processed.t ORDER BY id"
+            )
+            .await,
+            text(&session, &all).await
+        );
+        // One partition: the odd half gets new rows with kinds of three values; the even
+        // half keeps its files.
+        let even: Vec<String> = footers(&folder.join("half=0"))
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let out = text(
+            &session,
+            &format!(
+                "INSERT OVERWRITE processed.t PARTITION (half) \
+                 SELECT id + 10000, 'new_' || CAST(id % 3 AS VARCHAR), half FROM ({ROWS}) WHERE half = 1"
+            ),
+        )
+        .await;
+        assert!(out.contains("| 3000  |"), "{out}");
+        let odd = footers(&folder.join("half=1"));
+        assert_eq!(odd.iter().map(|f| f.rows).sum::<i64>(), 3_000);
+        assert!(
+            counts(&odd, "kind").iter().all(|c| *c == Some(3)),
+            "{odd:?}"
+        );
+        let kept: Vec<String> = footers(&folder.join("half=0"))
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(kept, even);
+        let expected = format!(
+            "SELECT id, kind, half FROM ({ROWS}) WHERE half = 0 UNION ALL \
+             SELECT id + 10000, 'new_' || CAST(id % 3 AS VARCHAR), half FROM ({ROWS}) WHERE half = 1 \
+             ORDER BY id"
+        );
+        assert_eq!(
+            text(
+                &session,
+                "SELECT id, kind, half FROM processed.t ORDER BY id"
+            )
+            .await,
+            text(&session, &expected).await
+        );
+    }
+
+    #[tokio::test]
+    async fn an_audited_insert_stages_files_with_distinct_counts() {
+        let (dir, session) = scratch_session().await;
+        session
+            .sql(&format!(
+                "CREATE TABLE processed.a AS SELECT id, kind, half FROM ({ROWS}) WHERE id <= 1000"
+            ))
+            .await
+            .expect("create");
+        session.set_auditing("processed", "a", true);
+        let out = text(
+            &session,
+            &format!("INSERT INTO processed.a SELECT id, kind, half FROM ({ROWS}) WHERE id > 1000"),
+        )
+        .await;
+        assert!(out.contains("| 5000  |"), "{out}");
+        let staged = session
+            .take_staged("processed", "a")
+            .expect("a staged write");
+        session.set_auditing("processed", "a", false);
+        let staging = url::Url::parse(staged.url())
+            .expect("url")
+            .to_file_path()
+            .expect("a folder");
+        assert!(staging.starts_with(dir.path().join("wh/processed/a")));
+        let files = footers(&staging);
+        assert_eq!(files.iter().map(|f| f.rows).sum::<i64>(), 5_000);
+        assert!(
+            counts(&files, "kind").iter().all(|c| *c == Some(5)),
+            "{files:?}"
+        );
+        // Readers do not see the staged rows until the swap.
+        assert!(
+            text(&session, "SELECT count(*) AS n FROM processed.a")
+                .await
+                .contains("| 1000 |")
+        );
+        staged.swap().await.expect("swap");
+        session.stores().invalidate_listings();
+        assert!(!staging.exists());
+        assert_eq!(
+            text(
+                &session,
+                "SELECT id, kind, half FROM processed.a ORDER BY id"
+            )
+            .await,
+            text(&session, &format!("{ROWS} ORDER BY id")).await
+        );
+    }
+}
