@@ -6,6 +6,7 @@
 pub(crate) mod check;
 pub(crate) mod create_table_as;
 pub(crate) mod dml;
+pub(crate) mod history;
 pub(crate) mod insert_overwrite;
 pub mod lineage;
 pub(crate) mod maintenance;
@@ -25,7 +26,7 @@ use strata_catalog::RAW_ZONE;
 use crate::error::{Error, Result};
 use crate::providers::metrics::ScanSummary;
 use crate::session::{Output, Session};
-use crate::sql::{Parsed, Statement, name_parts, table_reference};
+use crate::sql::{Parsed, Statement, table_reference};
 
 /// Commit metadata key under which strata records the SQL that wrote a Delta version.
 pub const SQL_METADATA_KEY: &str = "strata.sql";
@@ -78,9 +79,7 @@ impl Session {
             Statement::Optimize(o) => maintenance::optimize(self, &o).await,
             Statement::Vacuum(v) => maintenance::vacuum(self, &v).await,
             Statement::Restore(r) => maintenance::restore(self, &r).await,
-            Statement::DescribeHistory(name) => {
-                dml::history(self, &name_parts(&name).join(".")).await
-            }
+            Statement::DescribeHistory(name) => history::history(self, &name).await,
             Statement::ShowZones => Ok(show::zones(self)),
             Statement::ShowLineage(name) => lineage::show(self, &name).await,
             Statement::RefreshZone(zone) => {
