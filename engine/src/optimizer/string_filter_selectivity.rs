@@ -1,11 +1,10 @@
 //! Selectivities of filters on string columns, from the columns' distinct counts.
 //!
 //! DataFusion bounds a filter's rows by interval analysis, which covers numbers and dates
-//! only. A filter with a condition on a string column anywhere in it (`n_name = 'SAUDI
-//! ARABIA'`) gets the default selectivity, 20%, for the whole predicate: TPC-H Q21's nation
-//! was estimated at 5 rows of 25 instead of 1, and Q08's `p_type = 'ECONOMY ANODIZED STEEL'`
-//! at 40,000 parts instead of 1,451, so the join order could not see which tables narrow the
-//! query most.
+//! only. A filter with a condition on a string column anywhere in it (`name = 'SAUDI
+//! ARABIA'`) gets the default selectivity, 20%, for the whole predicate: a filter that keeps
+//! one nation of 25 is estimated to keep 5, so the join order cannot see which tables narrow
+//! the query most.
 //!
 //! [`StringFilterSelectivity`] gives such a filter a selectivity worked out per condition:
 //! an equality (or `IN` list) on a column whose distinct count is known keeps one value (or
