@@ -509,7 +509,7 @@ mod tests {
         (dir, session)
     }
 
-    /// The cheapest offers of items of size 3, as TPC-H Q02 asks for parts: the minimum is a
+    /// The cheapest offers of items of size 3 (a correlated minimum per item): the minimum is a
     /// semi join on (item, cost) against an aggregate of offers by item.
     const CHEAPEST_OFFERS: &str = "SELECT o.item, o.seller, o.cost FROM processed.offers o JOIN processed.items i ON o.item = i.item
                      WHERE i.size = 3 AND o.cost = (SELECT min(cost) FROM processed.offers m WHERE m.item = o.item)

@@ -320,7 +320,7 @@ impl ExtensionOptions for StrataOptions {
     fn set(&mut self, key: &str, value: &str) -> DFResult<()> {
         let unknown = || {
             DataFusionError::Configuration(format!(
-                "strata has no setting '{key}'; its settings are strata.optimizer.<rule>, for the rules {}",
+                "strata has no setting 'strata.{key}'; its settings are strata.optimizer.<rule>, for the rules {}",
                 rule_names().collect::<Vec<_>>().join(", ")
             ))
         };

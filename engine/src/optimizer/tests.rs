@@ -239,7 +239,7 @@ async fn rules_that_change(
         for (q, sql) in queries.iter().enumerate() {
             if rule == "shared_ctes" {
                 // It rewrites the statement before it is planned, which EXPLAIN does not
-                // show: a CTE named twice (TPC-H Q15's) is read twice without it.
+                // show: a CTE named twice is read twice without it.
                 let read = |on: bool| async move {
                     set(session, rule, on).await;
                     let rows = answer(session, sql).await;

@@ -436,6 +436,17 @@ impl<'a> StrataParser<'a> {
         }
     }
 
+    /// `a, "B", c` as SQL resolves the names.
+    fn identifiers(&mut self) -> Result<Vec<String>, ParserError> {
+        Ok(self
+            .df
+            .parser
+            .parse_comma_separated(|p| p.parse_identifier())?
+            .iter()
+            .map(normalize)
+            .collect())
+    }
+
     /// A table name, possibly qualified by zone (and catalog).
     fn table_name(&mut self) -> Result<ObjectName, ParserError> {
         self.df.parser.parse_object_name(true)
@@ -475,13 +486,7 @@ impl<'a> StrataParser<'a> {
                 );
             } else if self.parse_words(&["PARTITIONED", "BY"]) {
                 self.df.parser.expect_token(&Token::LParen)?;
-                partition_by = self
-                    .df
-                    .parser
-                    .parse_comma_separated(|p| p.parse_identifier())?
-                    .iter()
-                    .map(normalize)
-                    .collect();
+                partition_by = self.identifiers()?;
                 self.df.parser.expect_token(&Token::RParen)?;
             } else {
                 break;
@@ -602,13 +607,7 @@ impl<'a> StrataParser<'a> {
         let mut zorder = vec![];
         if self.parse_words(&["ZORDER", "BY"]) {
             let parens = self.df.parser.consume_token(&Token::LParen);
-            zorder = self
-                .df
-                .parser
-                .parse_comma_separated(|p| p.parse_identifier())?
-                .iter()
-                .map(normalize)
-                .collect();
+            zorder = self.identifiers()?;
             if parens {
                 self.df.parser.expect_token(&Token::RParen)?;
             }
