@@ -42,6 +42,7 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
+    stream::RecordBatchStreamAdapter,
 };
 use datafusion_datasource::TableSchema;
 use datafusion_datasource::display::FileGroupDisplay;
@@ -428,8 +429,46 @@ impl DataSink for StrataParquetSink {
         data: SendableRecordBatchStream,
         context: &Arc<TaskContext>,
     ) -> Result<u64> {
+        let data = refuse_null_partition_values(data, &self.config);
         FileSink::write_all(self, data, context).await
     }
+}
+
+/// Fails the write at the first NULL in a partition column. DataFusion's demultiplexer
+/// names a row's folder after the value in its slot, so a NULL would land in the folder of
+/// another value (`p=0`, `p=`) and read back as that value; and a hive partition value is
+/// never NULL when DataFusion reads the folders back. Better no write than a wrong one.
+fn refuse_null_partition_values(
+    data: SendableRecordBatchStream,
+    config: &FileSinkConfig,
+) -> SendableRecordBatchStream {
+    use futures::StreamExt;
+    if config.table_partition_cols.is_empty() {
+        return data;
+    }
+    let columns: Vec<String> = config
+        .table_partition_cols
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
+    let folder = config.original_url.clone();
+    let schema = data.schema();
+    let checked = data.map(move |batch| {
+        let batch = batch?;
+        for name in &columns {
+            if let Some(column) = batch.column_by_name(name)
+                && column.null_count() > 0
+            {
+                return Err(DataFusionError::Execution(format!(
+                    "cannot write into {folder}: partition column '{name}' holds NULL, and a \
+                     partition folder cannot; COALESCE it to a value, filter the NULLs out, \
+                     or partition by another column"
+                )));
+            }
+        }
+        Ok(batch)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, checked))
 }
 
 /// Reading back the Parquet files a test wrote.
@@ -571,11 +610,16 @@ mod tests {
     }
 
     /// The same rows, written by DataFusion's own Parquet writer into `folder`.
-    async fn datafusion_write(session: &crate::Session, folder: &std::path::Path, by: &[&str]) {
+    async fn datafusion_write(
+        session: &crate::Session,
+        source: &str,
+        folder: &std::path::Path,
+        by: &[&str],
+    ) {
         let options = datafusion::dataframe::DataFrameWriteOptions::new()
             .with_partition_by(by.iter().map(|s| s.to_string()).collect());
         session
-            .plan_query(ROWS)
+            .plan_query(source)
             .await
             .expect("plan")
             .write_parquet(&format!("{}/", folder.display()), options, None)
@@ -614,7 +658,7 @@ mod tests {
         let message = done(&session, &format!("CREATE TABLE processed.t AS {ROWS}")).await;
         assert!(message.ends_with(", 20000 rows written"), "{message}");
         let ours = footers(&dir.path().join("wh/processed/t"));
-        datafusion_write(&session, &dir.path().join("df"), &[]).await;
+        datafusion_write(&session, ROWS, &dir.path().join("df"), &[]).await;
         let theirs = footers(&dir.path().join("df"));
         assert!(!ours.is_empty());
         assert_eq!(shape(&ours), shape(&theirs));
@@ -634,20 +678,25 @@ mod tests {
     #[tokio::test]
     async fn partitioned_create_table_as_writes_the_same_folders_with_distinct_counts() {
         let (dir, session) = scratch_session().await;
+        let rows = ROWS.replace(
+            "CASE WHEN value % 7 = 0 THEN NULL ELSE value % 3 END",
+            "value % 3",
+        );
         let message = done(
             &session,
-            &format!("CREATE TABLE processed.t PARTITIONED BY (p) AS {ROWS}"),
+            &format!("CREATE TABLE processed.t PARTITIONED BY (p) AS {rows}"),
         )
         .await;
         assert!(message.ends_with(", 20000 rows written"), "{message}");
         let ours = footers(&dir.path().join("wh/processed/t"));
-        datafusion_write(&session, &dir.path().join("df"), &["p"]).await;
+        datafusion_write(&session, &rows, &dir.path().join("df"), &["p"]).await;
         let theirs = footers(&dir.path().join("df"));
         assert_eq!(shape(&ours), shape(&theirs));
         let folders: std::collections::BTreeSet<&str> =
             ours.iter().map(|f| f.folder.as_str()).collect();
-        assert!(
-            folders.contains("p=1") && folders.contains("p=2"),
+        assert_eq!(
+            folders,
+            ["p=0", "p=1", "p=2"].into_iter().collect(),
             "{folders:?}"
         );
         // The partition column is in the folder names, not in the files.
@@ -657,14 +706,39 @@ mod tests {
             "{ours:?}"
         );
         assert_eq!(ours.iter().map(|f| f.rows).sum::<i64>(), 20_000);
-        // The rows read back as they were, except the NULL partition values: DataFusion's
-        // demultiplexer files a NULL under the value its slot holds (`p=0`), not under
-        // `__HIVE_DEFAULT_PARTITION__`, and strata's write keeps that layout.
-        let nulls_in_zero = ROWS.replace(
-            "CASE WHEN value % 7 = 0 THEN NULL ELSE value % 3 END",
-            "CASE WHEN value % 7 = 0 THEN 0 ELSE value % 3 END",
-        );
-        same_rows(&session, "processed.t", &nulls_in_zero).await;
+        same_rows(&session, "processed.t", &rows).await;
+    }
+
+    #[tokio::test]
+    async fn a_null_partition_value_fails_the_write_instead_of_landing_in_another_folder() {
+        let (dir, session) = scratch_session().await;
+        // DataFusion's own writer files the NULLs under `p=0`, where they read back as 0.
+        for (statement, table) in [
+            (
+                format!("CREATE TABLE processed.t PARTITIONED BY (p) AS {ROWS}"),
+                "t",
+            ),
+            (
+                "CREATE TABLE processed.s PARTITIONED BY (p) AS \
+                 SELECT * FROM (VALUES (1, 'a'), (2, NULL)) v(id, p)"
+                    .to_string(),
+                "s",
+            ),
+        ] {
+            let error = session
+                .execute(&statement)
+                .await
+                .expect_err("a NULL partition value")
+                .to_string();
+            assert!(
+                error.contains("partition column 'p' holds NULL")
+                    && error.contains(&format!("processed/{table}")),
+                "{error}"
+            );
+            assert!(session.sql(&format!("SELECT * FROM processed.{table}")).await.is_err());
+            let folder = dir.path().join("wh/processed").join(table);
+            assert!(!folder.exists() || footers(&folder).is_empty(), "{folder:?}");
+        }
     }
 
     #[tokio::test]
