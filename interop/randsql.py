@@ -466,6 +466,14 @@ class Generator:
         return f"{outer} {'NOT ' if neg else ''}IN ({body})"
 
     def exists(self, scope, neg):
+        """[NOT] EXISTS, correlated along a key, or now and then uncorrelated over nation or
+        region (DataFusion runs an uncorrelated EXISTS as a nested loop join against every
+        outer row, which is slow over big tables)."""
+        if self.chance(0.1):
+            table = self.pick(["nation", "region"])
+            b = self.alias(table)
+            inner = self.pred(Scope([(b, table, False)], scope), 1, subqueries=False)
+            return f"{'NOT ' if neg else ''}EXISTS (SELECT 1 FROM {table} {b} WHERE {inner})"
         a, t, _ = self.pick(scope.items)
         options = []
         for child, ccol, parent, pcol in LINKS:
@@ -476,10 +484,8 @@ class Generator:
         table, icol, ocol = self.pick(options)
         b = self.alias(table)
         inner_scope = Scope([(b, table, False)], scope)
-        where = []
-        if self.chance(0.9):
-            where.append(f"{b}.{icol} = {a}.{ocol}")
-        if self.chance(0.8) or not where:
+        where = [f"{b}.{icol} = {a}.{ocol}"]
+        if self.chance(0.8):
             where.append(self.pred(inner_scope, 1, subqueries=self.chance(0.2)))
         if self.chance(0.2):
             where += self.correlation(b, table, scope)
@@ -526,7 +532,7 @@ class Generator:
 
     def select_item(self, scope):
         """(sql, orderable) of a non-aggregate output column."""
-        kind = self.weighted([(5, "col"), (3, "num"), (1, "str"), (2, "subquery_flag"), (1, "scalar")])
+        kind = self.weighted([(5, "col"), (3, "num"), (1, "str"), (1, "subquery_flag"), (1, "scalar")])
         if kind == "num":
             sql, ty, _ = self.num_expr(scope)
             return sql, "1.5" not in sql and "0.01" not in sql and "0.95" not in sql
@@ -577,7 +583,11 @@ class Generator:
             return f"count(*) {self.pick(['>', '>=', '<', '='])} {self.rng.randint(0, 50)}"
         if kind == "count_distinct":
             return f"count(DISTINCT {self.column(scope)[0]}) {self.pick(['>', '<', '='])} {self.rng.randint(0, 20)}"
-        sql, ty, name = self.num_expr(scope)
+        if kind == "sum" and self.chance(0.5):
+            c = self.column(scope, DEC) or self.column(scope, INT)
+            sql, ty, name = c[0], c[2], c[1]
+        else:
+            sql, ty, name = self.num_expr(scope)
         value = self.value(name) if name else self.rng.randint(1, 28)
         if kind == "sum":
             return f"sum({sql}) {self.pick(['>', '<', '>=', '<>'])} {lit(value * self.rng.randint(1, 200))}"
@@ -636,7 +646,7 @@ class Generator:
         sql = f"SELECT {named(keys + [a for a, _ in aggs])} FROM {f}"
         sql += self.where(scope, windows, 0.8)
         sql += f" GROUP BY {', '.join(keys)}"
-        if self.chance(0.4):
+        if self.chance(0.5):
             sql += " HAVING " + self.having(scope)
         tail, ordered = self.order_limit(len(keys) + len(aggs), [True] * len(keys) + [o for _, o in aggs])
         return sql + tail, ordered
@@ -810,6 +820,7 @@ class StrataServer:
         self.conn = flight_sql.connect(f"grpc://{address}", autocommit=True, db_kwargs={
             "adbc.flight.sql.rpc.timeout_seconds.query": t,
             "adbc.flight.sql.rpc.timeout_seconds.fetch": t,
+            "adbc.flight.sql.rpc.timeout_seconds.update": t,
         })
 
     def stop(self):
@@ -829,12 +840,36 @@ class StrataServer:
             self.proc = None
 
     def query(self, sql):
-        """(rows, None) or (None, error message)."""
+        """(rows, None) or (None, error message). A query without an answer after `timeout`
+        seconds (and 15 more for the driver's own deadline) stops the server, which is
+        started again: a server stuck in a loop would hold every later query."""
+        import threading
+
+        done = {}
+        worker = threading.Thread(target=lambda: done.setdefault("r", self._query(sql)), daemon=True)
+        worker.start()
+        worker.join(self.timeout + 15)
+        if worker.is_alive():
+            self.proc.kill()
+            self.proc.wait()
+            worker.join(30)
+            self.proc = None
+            self.stop()
+            self.start()
+            return None, f"no answer in {self.timeout + 15:g}s; strata serve was stopped and started again"
+        rows, msg, restart = done["r"]
+        if restart:
+            self.stop()
+            self.start()
+        return rows, msg
+
+    def _query(self, sql):
+        """(rows, error message, whether the server must be started again)."""
         try:
             cur = self.conn.cursor()
             try:
                 cur.execute(sql)
-                return arrow_rows(cur.fetch_arrow_table()), None
+                return arrow_rows(cur.fetch_arrow_table()), None, False
             finally:
                 try:
                     cur.close()
@@ -842,18 +877,14 @@ class StrataServer:
                     pass
         except Exception as e:  # the driver's errors carry the server's message
             msg = str(e).strip()
-            if self.proc.poll() is not None:
+            proc = self.proc
+            if proc is not None and proc.poll() is not None:
                 self.stderr.seek(0)
                 tail = self.stderr.read()[-2000:]
-                msg = f"strata serve exited with {self.proc.returncode}: {tail.strip()}"
-                self.proc = None
-                self.stop()
-                self.start()
-            elif "DEADLINE_EXCEEDED" in msg or "Timeout" in msg or "timed out" in msg.lower():
-                msg = f"timed out after {self.timeout}s: {msg}"
-                self.stop()
-                self.start()
-            return None, msg
+                return None, f"strata serve exited with {proc.returncode}: {tail.strip()}", True
+            if any(w in msg.lower() for w in ("deadline", "timeout", "timed out")):
+                return None, f"timed out after {self.timeout:g}s: {msg}", True
+            return None, msg, False
 
 
 def duckdb_query(con, sql, timeout=60):
