@@ -225,13 +225,14 @@ class Generator:
                 windows.append(w)
         limited = {a} if windows else set()
         parents = set()  # reached by a join up to a parent: joining down again multiplies rows
+        down = False  # one join down to children (orders to lineitem) at most: two multiply
         for _ in range(self.rng.randint(0, max_joins)):
             options = []
             for alias, t, nullable in items:
                 for child, ccol, parent, pcol in LINKS:
                     if child == t:
                         options.append((alias, ccol, parent, pcol, "up"))
-                    if parent == t and alias not in parents and \
+                    if parent == t and alias not in parents and not down and \
                             child in ("orders", "lineitem", "customer", "supplier", "nation"):
                         options.append((alias, pcol, child, ccol, "down"))
             if not options:
@@ -246,7 +247,9 @@ class Generator:
                 parents.add(b)
                 if alias in limited:
                     limited.add(b)
-            elif direction == "down" and bounded:
+            elif direction == "down":
+                down = True
+            if direction == "down" and bounded:
                 if alias not in limited and TABLES[other][2]:
                     on += " AND " + self.window(b, other)
                 limited.add(b)
@@ -647,7 +650,12 @@ class Generator:
         sql += self.where(scope, windows, 0.8)
         sql += f" GROUP BY {', '.join(keys)}"
         if self.chance(0.5):
-            sql += " HAVING " + self.having(scope)
+            having = self.having(scope)
+            if having.startswith("sum(") and not any("DISTINCT" in a for a, _ in aggs) and self.chance(0.4):
+                # one DISTINCT aggregate beside others: DataFusion rewrites it to a double GROUP BY
+                aggs.append((f"count(DISTINCT {self.column(scope)[0]})", True))
+                sql = f"SELECT {named(keys + [a for a, _ in aggs])} FROM {f}" + sql.split(f" FROM {f}", 1)[1]
+            sql += " HAVING " + having
         tail, ordered = self.order_limit(len(keys) + len(aggs), [True] * len(keys) + [o for _, o in aggs])
         return sql + tail, ordered
 
