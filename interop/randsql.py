@@ -173,6 +173,7 @@ class Generator:
         self.rng = random.Random(seed)
         self.samples = samples
         self.aliases = 0
+        self.windows_made = set()  # the key windows of the query being made
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -204,7 +205,9 @@ class Generator:
         if key is None:
             return None
         lo = self.value(key)
-        return f"{alias}.{key} BETWEEN {lo} AND {lo + WINDOWS[key]}"
+        w = f"{alias}.{key} BETWEEN {lo} AND {lo + WINDOWS[key]}"
+        self.windows_made.add(w)
+        return w
 
     # ---- FROM --------------------------------------------------------------------------------
 
@@ -457,7 +460,7 @@ class Generator:
             where += self.correlation(b, table, scope)
         if self.chance(0.8):
             where.append(self.pred(inner_scope, 1, subqueries=False))
-        if not any(" BETWEEN " in w and w.split(" BETWEEN ")[0].endswith(str(TABLES[table][2])) for w in where):
+        if not any(w in self.windows_made for w in where):
             where += self.guard(b, table, odom)
         if not where and self.chance(0.5) and TABLES[table][2]:
             where.append(self.window(b, table))
@@ -694,6 +697,7 @@ class Generator:
     def query(self):
         """(sql, ordered): ordered when the answer's row order is total and must match."""
         self.aliases = 0
+        self.windows_made = set()
         kind = self.weighted([(3, self.q_count), (3, self.q_rows), (3, self.q_group), (1, self.q_union),
                               (1, self.q_select_subquery)])
         return kind()
