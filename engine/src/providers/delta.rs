@@ -5,8 +5,21 @@
 //! `sales VERSION AS OF 3` into the quoted name `"sales@v3"` (DataFusion's generic SQL
 //! dialect has no such clause), and the zone schema resolves that name to the table at
 //! version 3 with [`AsOf::split_name`].
+//!
+//! deltalake's provider is wrapped ([`DeltaProvider`]) so that a filter without columns is
+//! never taken as applied by the scan.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{Constraints, Statistics};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use datafusion::catalog::TableProvider;
@@ -136,7 +149,81 @@ fn builder(stores: &StoreRegistry, url: &Url) -> Result<DeltaTableBuilder> {
 
 /// The DataFusion provider of a loaded table.
 pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
-    Ok(table.table_provider().await?)
+    Ok(Arc::new(DeltaProvider {
+        inner: table.table_provider().await?,
+    }))
+}
+
+/// deltalake's provider, except that a filter without columns (a constant the optimizer
+/// split off, as `x NOT IN (1, NULL)` over a NOT NULL `x` leaves `x <> 1 AND NULL`) is
+/// pushed down as inexact: deltalake takes it as exact and does not apply it, which kept the
+/// rows `NULL` excludes. DataFusion then applies it above the scan.
+#[derive(Debug)]
+struct DeltaProvider {
+    inner: Arc<dyn TableProvider>,
+}
+
+#[async_trait]
+impl TableProvider for DeltaProvider {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.inner.constraints()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.inner.get_table_definition()
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        self.inner.get_logical_plan()
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.inner.get_column_default(column)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.inner.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+        let mut pushdown = self.inner.supports_filters_pushdown(filters)?;
+        for (filter, how) in filters.iter().zip(pushdown.iter_mut()) {
+            if *how == TableProviderFilterPushDown::Exact && filter.column_refs().is_empty() {
+                *how = TableProviderFilterPushDown::Inexact;
+            }
+        }
+        Ok(pushdown)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.inner.statistics()
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.inner.insert_into(state, input, insert_op).await
+    }
 }
 
 /// A deltalake error as an engine error.
