@@ -75,7 +75,8 @@ def main():
     started = time.time()
     js = open(args.json, "w") if args.json else None
     with open(args.out, "w") as out:
-        out.write(f"# random queries: seed {args.seed}, count {args.count}, SF {args.sf:g}, {args.format}\n")
+        out.write(f"# random queries: seed {args.seed}, count {args.count}, "
+                  f"{args.warehouse or f'SF {args.sf:g}'}, {args.format}\n")
         for i, sql, ordered, outcome, ours, ours_err, theirs, theirs_err, secs in run(
                 args.strata, warehouse, args.seed, args.count, args.timeout):
             counts[outcome] += 1
@@ -93,8 +94,8 @@ def main():
                       + ", ".join(f"{label} {counts[k]}" for k, label in OUTCOMES), file=sys.stderr)
     if js:
         js.close()
-    print(f"random queries: seed {args.seed}, {args.count} queries, TPC-H SF {args.sf:g} ({args.format}), "
-          f"{time.time() - started:.0f}s")
+    data = f"TPC-H SF {args.sf:g} ({args.format})" if not args.warehouse else f"the TPC-H tables of {args.warehouse}"
+    print(f"random queries: seed {args.seed}, {args.count} queries, {data}, {time.time() - started:.0f}s")
     for k, label in OUTCOMES:
         print(f"  {label}: {counts[k]}")
     print(f"failing queries written to {args.out}")
