@@ -129,8 +129,9 @@ impl StrataFlightSql {
     /// Plans and starts a query: its schema (the one GetFlightInfo gave) and its batches.
     async fn open(&self, sql: &str) -> Result<(SchemaRef, Batches), Status> {
         let df = self.plan(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
         let stream = df.execute_stream().await.map_err(datafusion_status)?;
+        // The rows' own schema: the planned query's, as coerced (see `query_schema`).
+        let schema = stream.schema();
         let batches = stream
             .map_err(|e| FlightError::Tonic(Box::new(datafusion_status(e))))
             .boxed();
@@ -187,7 +188,7 @@ impl StrataFlightSql {
                 .first()
                 .ok_or_else(|| Status::invalid_argument("no statement to run"))?;
             let df = self.plan(first).await?;
-            let schema = df.schema().as_arrow().clone();
+            let schema = query_schema(df)?;
             return TicketData::queries(statements).flight_info(&schema, descriptor, -1);
         }
         let mut schema: Option<SchemaRef> = None;
@@ -322,6 +323,14 @@ fn one_batch<E: std::fmt::Display>(
 /// The answer to a key command: strata tables have no keys.
 fn no_keys(schema: &SchemaRef) -> Result<Response<DoGetStream>, Status> {
     one_batch(Ok::<_, Status>(RecordBatch::new_empty(Arc::clone(schema))))
+}
+
+/// The schema of a query's rows: that of its plan after analysis and optimization. The plan
+/// as the SQL planner leaves it types a CASE or a UNION by its first branch, before type
+/// coercion: an integer where the rows hold decimals, which clients then read as integers.
+fn query_schema(df: datafusion::dataframe::DataFrame) -> Result<SchemaRef, Status> {
+    let plan = df.into_optimized_plan().map_err(datafusion_status)?;
+    Ok(Arc::new(plan.schema().as_arrow().clone()))
 }
 
 /// The rows a statement changed, from its result: the `count` strata's writes return, or
@@ -708,7 +717,10 @@ impl FlightSqlService for StrataFlightSql {
                 .logical_plan()
                 .get_parameter_types()
                 .map_err(datafusion_status)?;
-            Arc::new(df.schema().as_arrow().clone())
+            // With parameters of unknown types the plan may not get through the optimizer;
+            // the schema before it is the best known then.
+            let before = Arc::new(df.schema().as_arrow().clone());
+            query_schema(df).unwrap_or(before)
         } else {
             empty_schema()
         };

@@ -735,9 +735,17 @@ mod tests {
                     && error.contains(&format!("processed/{table}")),
                 "{error}"
             );
-            assert!(session.sql(&format!("SELECT * FROM processed.{table}")).await.is_err());
+            assert!(
+                session
+                    .sql(&format!("SELECT * FROM processed.{table}"))
+                    .await
+                    .is_err()
+            );
             let folder = dir.path().join("wh/processed").join(table);
-            assert!(!folder.exists() || footers(&folder).is_empty(), "{folder:?}");
+            assert!(
+                !folder.exists() || footers(&folder).is_empty(),
+                "{folder:?}"
+            );
         }
     }
 
