@@ -23,6 +23,7 @@ pub(crate) mod key_bitmap;
 pub(crate) mod key_column_filters;
 pub(crate) mod key_lists;
 pub(crate) mod like_segments;
+pub(crate) mod outer_join_constants;
 pub(crate) mod plain_anti_join_on_non_null_keys;
 pub(crate) mod shared_ctes;
 pub(crate) mod split_switched_scans;
@@ -106,6 +107,13 @@ pub const RULES: &[Rule] = &[
         Place::First,
         "first: every later rule that reads row estimates sees the string filters' selectivities",
         || Arc::new(string_filter_selectivity::StringFilterSelectivity),
+    ),
+    physical(
+        "outer_join_constants",
+        "keeps an outer join from claiming constants of the side it fills with NULLs",
+        Place::First,
+        "first: DataFusion's rules that remove sorts read the constants the joins claim",
+        || Arc::new(outer_join_constants::OuterJoinConstants),
     ),
     physical(
         "plain_anti_join_on_non_null_keys",
