@@ -9,7 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::{
+    BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+    RetryConfig,
+};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -207,7 +214,7 @@ impl S3Options {
                 ))),
             }
         };
-        let retry = RetryConfig {
+        let retry: RetryConfig = RetryConfig {
             backoff: BackoffConfig {
                 init_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(4),
@@ -236,7 +243,7 @@ impl S3Options {
         // container credentials), then apply the merged settings on top.
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
-            .with_retry(retry)
+            .with_retry(retry.clone())
             .with_client_options(client)
             .with_allow_http(this.allow_http.unwrap_or(false))
             // Commits are create-if-absent puts (`If-None-Match: *`).
@@ -271,7 +278,10 @@ impl S3Options {
         let store = builder
             .build()
             .map_err(|e| invalid(redact(&e.to_string(), this)))?;
-        Ok(Arc::new(store))
+        Ok(Arc::new(RetryBodies {
+            inner: Arc::new(store),
+            max_retries: retry.max_retries,
+        }))
     }
 
     /// Hides the configured secrets inside a message (belt and braces: no message strata
@@ -292,6 +302,196 @@ fn redact(message: &str, options: &S3Options) -> String {
         }
     }
     out
+}
+
+/// Retries what object_store's own retries leave out: a response body cut short or reset
+/// mid-transfer on a listing. object_store retries a request until its response headers
+/// arrive, and re-requests the rest of a GET whose body breaks off (a ranged GET that must
+/// answer with the same ETag); but a listing whose body breaks off fails at once. Here the
+/// listing is asked again, a paged `list` going on after the last key it returned, so
+/// nothing is listed twice or left out.
+#[derive(Debug)]
+struct RetryBodies {
+    inner: Arc<dyn ObjectStore>,
+    max_retries: usize,
+}
+
+impl fmt::Display for RetryBodies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+/// An error from a response whose body broke off (truncated, reset): safe to ask again.
+fn is_body_error(error: &object_store::Error) -> bool {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    [
+        "response body",
+        "error decoding response body",
+        "error reading a body",
+        "connection closed before message completed",
+        "end of file before message length reached",
+        "connection reset",
+        "IncompleteMessage",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+async fn body_backoff(attempt: usize) {
+    let millis = 50u64 << attempt.min(6);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+impl RetryBodies {
+    /// A listing from `offset` on (exclusive), resumed after the last key it gave when its
+    /// body breaks off.
+    fn resumable_list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+        offset: Option<&object_store::path::Path>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        struct State {
+            inner: Arc<dyn ObjectStore>,
+            prefix: Option<object_store::path::Path>,
+            last: Option<object_store::path::Path>,
+            stream: BoxStream<'static, object_store::Result<ObjectMeta>>,
+            retries: usize,
+            max_retries: usize,
+        }
+        let open = |inner: &Arc<dyn ObjectStore>,
+                    prefix: Option<&object_store::path::Path>,
+                    last: Option<&object_store::path::Path>| match last {
+            Some(after) => inner.list_with_offset(prefix, after),
+            None => inner.list(prefix),
+        };
+        let state = State {
+            inner: Arc::clone(&self.inner),
+            prefix: prefix.cloned(),
+            last: offset.cloned(),
+            stream: open(&self.inner, prefix, offset),
+            retries: 0,
+            max_retries: self.max_retries,
+        };
+        futures::stream::unfold(state, move |mut state| async move {
+            loop {
+                match state.stream.next().await {
+                    Some(Ok(meta)) => {
+                        state.last = Some(meta.location.clone());
+                        return Some((Ok(meta), state));
+                    }
+                    Some(Err(e)) if is_body_error(&e) && state.retries < state.max_retries => {
+                        tracing::info!("listing broke off ({e}); listing again from where it was");
+                        body_backoff(state.retries).await;
+                        state.retries += 1;
+                        state.stream = open(&state.inner, state.prefix.as_ref(), state.last.as_ref());
+                    }
+                    Some(Err(e)) => return Some((Err(e), state)),
+                    None => return None,
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for RetryBodies {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &object_store::path::Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<object_store::path::Path>>,
+    ) -> BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.resumable_list(prefix, None)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+        offset: &object_store::path::Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.resumable_list(prefix, Some(offset))
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<ListResult> {
+        let mut attempt = 0;
+        loop {
+            match self.inner.list_with_delimiter(prefix).await {
+                Err(e) if is_body_error(&e) && attempt < self.max_retries => {
+                    tracing::info!("listing broke off ({e}); listing again");
+                    body_backoff(attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
 }
 
 /// Masks the password of every URL written in `text` (`http://KEY:SECRET@host` becomes
