@@ -64,6 +64,7 @@ use parquet::file::properties::{
 };
 
 use crate::formats::distinct_counts::ParquetWriter;
+use crate::formats::parquet_errors::{name_file, shown_path, with_named_errors};
 
 /// Runs a query into Parquet files under `path` (a folder URL), in hive folders by
 /// `partition_by`, its rows sorted by `sort_by` first: what `DataFrame::write_parquet`
@@ -171,7 +172,22 @@ impl FileFormat for StrataParquetFormat {
         store: &Arc<dyn ObjectStore>,
         objects: &[ObjectMeta],
     ) -> Result<SchemaRef> {
-        self.inner.infer_schema(state, store, objects).await
+        match self.inner.infer_schema(state, store, objects).await {
+            Ok(schema) => Ok(schema),
+            Err(e) => {
+                // Name the file that failed: read them one by one.
+                for object in objects {
+                    if let Err(e) = self
+                        .inner
+                        .infer_schema(state, store, std::slice::from_ref(object))
+                        .await
+                    {
+                        return Err(name_file(&shown_path(store, object.location.as_ref()), e));
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn infer_stats(
@@ -184,6 +200,7 @@ impl FileFormat for StrataParquetFormat {
         self.inner
             .infer_stats(state, store, table_schema, object)
             .await
+            .map_err(|e| name_file(&shown_path(store, object.location.as_ref()), e))
     }
 
     async fn infer_ordering(
@@ -196,6 +213,7 @@ impl FileFormat for StrataParquetFormat {
         self.inner
             .infer_ordering(state, store, table_schema, object)
             .await
+            .map_err(|e| name_file(&shown_path(store, object.location.as_ref()), e))
     }
 
     async fn infer_stats_and_ordering(
@@ -208,6 +226,7 @@ impl FileFormat for StrataParquetFormat {
         self.inner
             .infer_stats_and_ordering(state, store, table_schema, object)
             .await
+            .map_err(|e| name_file(&shown_path(store, object.location.as_ref()), e))
     }
 
     async fn create_physical_plan(
@@ -215,7 +234,9 @@ impl FileFormat for StrataParquetFormat {
         state: &dyn Session,
         conf: FileScanConfig,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.inner.create_physical_plan(state, conf).await
+        Ok(with_named_errors(
+            self.inner.create_physical_plan(state, conf).await?,
+        ))
     }
 
     async fn create_writer_physical_plan(
