@@ -130,7 +130,7 @@ impl StrataFlightSql {
     async fn open(&self, sql: &str) -> Result<(SchemaRef, Batches), Status> {
         let df = self.plan(sql).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let stream = df.execute_stream().await.map_err(datafusion_status)?;
+        let stream = self.session().execute_query(df).await.map_err(status)?;
         let batches = stream
             .map_err(|e| FlightError::Tonic(Box::new(datafusion_status(e))))
             .boxed();

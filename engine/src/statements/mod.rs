@@ -116,6 +116,19 @@ impl Session {
         }
     }
 
+    /// Runs a planned query (see [`Session::plan_query`]) as a stream; an error decoding a
+    /// file names the damaged file.
+    pub async fn execute_query(
+        &self,
+        df: datafusion::dataframe::DataFrame,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        let tables = file_errors::parquet_tables(self, df.logical_plan());
+        Ok(file_errors::name_damaged_files(
+            tables,
+            df.execute_stream().await?,
+        ))
+    }
+
     /// The error for an INSERT whose values do not match its table's columns, naming the
     /// table and its columns.
     async fn insert_column_count(&self, target: &str) -> Error {
