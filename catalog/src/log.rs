@@ -145,12 +145,11 @@ impl Catalog {
             let Some(prefix) = self.warehouse.store_path(&parent) else {
                 continue;
             };
-            let marker = Path::from_iter(
-                prefix
-                    .parts()
-                    .map(|p| p.as_ref().to_string())
-                    .chain([CATALOG_DIR.to_string(), "log".into(), format!("{:020}.json", 0)]),
-            );
+            let marker = Path::from_iter(prefix.parts().map(|p| p.as_ref().to_string()).chain([
+                CATALOG_DIR.to_string(),
+                "log".into(),
+                format!("{:020}.json", 0),
+            ]));
             if self.warehouse.store().head(&marker).await.is_ok() {
                 return Err(Error::ForeignZoneRoot {
                     warehouse: self.warehouse.url().to_string(),

@@ -8,10 +8,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::{
     BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
@@ -390,7 +390,8 @@ impl RetryBodies {
                         tracing::info!("listing broke off ({e}); listing again from where it was");
                         body_backoff(state.retries).await;
                         state.retries += 1;
-                        state.stream = open(&state.inner, state.prefix.as_ref(), state.last.as_ref());
+                        state.stream =
+                            open(&state.inner, state.prefix.as_ref(), state.last.as_ref());
                     }
                     Some(Err(e)) => return Some((Err(e), state)),
                     None => return None,
@@ -506,7 +507,9 @@ pub fn mask_credentials(text: &str) -> String {
         // The authority ends at the first '/', '?', '#' or whitespace; user info ends at its
         // last '@'.
         let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace())
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace()
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {

@@ -336,11 +336,7 @@ impl ProxyState {
         Ok(self.forward(parts, body).await.map(whole))
     }
 
-    async fn forward(
-        &self,
-        parts: hyper::http::request::Parts,
-        body: Bytes,
-    ) -> Response<Bytes> {
+    async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> Response<Bytes> {
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri: Uri = match format!("{}{path_and_query}", self.upstream).parse() {
             Ok(uri) => uri,

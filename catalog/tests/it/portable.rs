@@ -101,18 +101,30 @@ async fn copies_are_independent_and_moves_work() {
     let copy_root = copy.warehouse().url().to_string();
     assert!(copy_root.ends_with("/wh_copy/"), "{copy_root}");
     let s = copy.snapshot();
-    assert_eq!(s.zone("curated").expect("zone").root, format!("{copy_root}curated/"));
+    assert_eq!(
+        s.zone("curated").expect("zone").root,
+        format!("{copy_root}curated/")
+    );
     assert_eq!(
         s.table("curated", "t3").expect("t3").location,
         format!("{copy_root}curated/t3/")
     );
     copy.commit("new", |_| {
-        Ok(vec![table("curated", "only_in_copy", &format!("{copy_root}curated/x/"))])
+        Ok(vec![table(
+            "curated",
+            "only_in_copy",
+            &format!("{copy_root}curated/x/"),
+        )])
     })
     .await
     .expect("commit in copy");
     let original = open(&a).await.expect("open original");
-    assert!(original.snapshot().table("curated", "only_in_copy").is_err());
+    assert!(
+        original
+            .snapshot()
+            .table("curated", "only_in_copy")
+            .is_err()
+    );
     drop(original);
 
     let moved = base.path().join("moved");
@@ -197,7 +209,11 @@ async fn format_1_catalogs_open_and_are_rebased() {
         "s3://elsewhere/ext/"
     );
     c.commit("t", |_| {
-        Ok(vec![table("curated", "more", &format!("{root}curated/more/"))])
+        Ok(vec![table(
+            "curated",
+            "more",
+            &format!("{root}curated/more/"),
+        )])
     })
     .await
     .expect("commit");
@@ -216,7 +232,12 @@ async fn format_1_catalogs_open_and_are_rebased() {
 async fn roots_inside_another_warehouse_are_refused() {
     let base = tempfile::tempdir().expect("tempdir");
     let other = base.path().join("other");
-    let other_url = open(&other).await.expect("other").warehouse().url().to_string();
+    let other_url = open(&other)
+        .await
+        .expect("other")
+        .warehouse()
+        .url()
+        .to_string();
     let mine = base.path().join("mine");
     let c = open(&mine).await.expect("mine");
     c.commit("point curated elsewhere", |_| {

@@ -62,7 +62,10 @@ async fn rows(session: &Session, sql: &str) -> Result<Vec<String>, String> {
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
             out.push(cells.join("|"));
         }
     }
@@ -249,7 +252,10 @@ fn faults_give_no_wrong_answers_and_lose_no_writes() {
     });
     let stats = proxy.stats();
     eprintln!("{tally:#?}\n{stats:?}");
-    assert!(stats.truncations > 0 && stats.drops > 0 && stats.errors > 0, "{stats:?}");
+    assert!(
+        stats.truncations > 0 && stats.drops > 0 && stats.errors > 0,
+        "{stats:?}"
+    );
     assert_eq!(tally.wrong_answers, 0, "{tally:?}");
     assert_eq!(tally.lost_writes, 0, "{tally:?}");
     assert_eq!(tally.extra_rows, 0, "{tally:?}");

@@ -56,7 +56,13 @@ fn counts(wh: &Path, tables: &[&str]) -> String {
         .collect();
     ok(&strata(
         wh,
-        &["--format", "csv", "--stop-on-error", "-c", &format!("{} ORDER BY t", q.join(" UNION ALL "))],
+        &[
+            "--format",
+            "csv",
+            "--stop-on-error",
+            "-c",
+            &format!("{} ORDER BY t", q.join(" UNION ALL ")),
+        ],
     ))
 }
 

@@ -530,15 +530,27 @@ fn a_warehouse_prefix_copied_to_another_bucket_is_independent() {
             "CREATE TABLE curated.fresh STORED AS PARQUET AS SELECT id FROM curated.d",
         ],
     ));
-    assert_eq!(objects(&original), before, "the copy wrote into the original");
+    assert_eq!(
+        objects(&original),
+        before,
+        "the copy wrote into the original"
+    );
     let q = "SELECT (SELECT count(*) FROM curated.p) AS p, (SELECT count(*) FROM curated.d) AS d";
     // DuckDB over the same rows: 2 and 2 in the original, 3 and 3 in the copy.
     assert_eq!(
-        ok(&run(&config, "s3://lake/warehouse", &["--format", "csv", "-c", q])),
+        ok(&run(
+            &config,
+            "s3://lake/warehouse",
+            &["--format", "csv", "-c", q]
+        )),
         "p,d\n2,2\n"
     );
     assert_eq!(
-        ok(&run(&config, "s3://copy/wh2", &["--format", "csv", "-c", q])),
+        ok(&run(
+            &config,
+            "s3://copy/wh2",
+            &["--format", "csv", "-c", q]
+        )),
         "p,d\n3,3\n"
     );
     assert!(lake.server.root().join("copy/wh2/curated/fresh").is_dir());
@@ -549,10 +561,11 @@ fn a_warehouse_prefix_copied_to_another_bucket_is_independent() {
 #[test]
 fn credentials_in_the_endpoint_url_are_masked() {
     let lake = Lake::start(&["lake"]);
-    let endpoint = lake
-        .server
-        .endpoint()
-        .replacen("http://", &format!("http://{ACCESS_KEY}:{SECRET_KEY}@"), 1);
+    let endpoint = lake.server.endpoint().replacen(
+        "http://",
+        &format!("http://{ACCESS_KEY}:{SECRET_KEY}@"),
+        1,
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["--warehouse", "s3://nosuchbucket/wh", "-c", "SELECT 1"])
         .env_remove("STRATA_WAREHOUSE")
@@ -571,7 +584,14 @@ fn credentials_in_the_endpoint_url_are_masked() {
     assert!(!err.contains(SECRET_KEY), "{err}");
     // The credentials from the URL were used: the warehouse in an existing bucket opens.
     let o = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["--warehouse", "s3://lake/wh", "--format", "csv", "-c", "SELECT 1 AS one"])
+        .args([
+            "--warehouse",
+            "s3://lake/wh",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 1 AS one",
+        ])
         .env_remove("STRATA_WAREHOUSE")
         .env_remove("STRATA_CONFIG")
         .env_remove("AWS_ACCESS_KEY_ID")

@@ -69,10 +69,9 @@ pub(crate) fn name_file(path: &str, e: DataFusionError) -> DataFusionError {
             ParquetError::External(ext) => {
                 DataFusionError::ParquetError(Box::new(ParquetError::External(ext)))
             }
-            other => DataFusionError::External(Box::new(bad_parquet_file(
-                path,
-                &other.to_string(),
-            ))),
+            other => {
+                DataFusionError::External(Box::new(bad_parquet_file(path, &other.to_string())))
+            }
         },
         other => other,
     }

@@ -70,9 +70,12 @@ impl Session {
                 let statement = DFStatement::Statement(Box::new(SqlStatement::Insert(*insert)));
                 match self.run_datafusion(statement).await {
                     Err(e)
-                        if ["Column count doesn't match", "Inconsistent data length across values list"]
-                            .iter()
-                            .any(|m| e.to_string().contains(m)) =>
+                        if [
+                            "Column count doesn't match",
+                            "Inconsistent data length across values list",
+                        ]
+                        .iter()
+                        .any(|m| e.to_string().contains(m)) =>
                     {
                         Err(self.insert_column_count(&target).await)
                     }
