@@ -61,6 +61,18 @@ pub enum Error {
     #[error("{message}")]
     StorageUnavailable { message: String },
 
+    /// A zone whose root is inside another strata warehouse: a catalog copied or moved by an
+    /// older strata, whose absolute roots still point at the original.
+    #[error(
+        "zone '{zone}' of warehouse {warehouse} has its root at {root}, inside another strata warehouse ({other}); writing there would add files that warehouse's catalog does not list. This warehouse was copied or moved from there by an older strata: open the original once with this strata (its catalog then stores paths relative to the warehouse) and copy it again, or drop the zone's tables and set its root in [zones]"
+    )]
+    ForeignZoneRoot {
+        warehouse: String,
+        zone: String,
+        root: String,
+        other: String,
+    },
+
     /// The object store failed.
     #[error("storage error at '{path}': {source}")]
     Storage {

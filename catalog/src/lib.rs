@@ -35,5 +35,5 @@ pub use model::{
     Action, CatalogState, DEFAULT_ZONE, DEFAULT_ZONES, Materialized, PartitionColumn, RAW_ZONE,
     SourceTable, TableEntry, TableFormat, ZoneEntry, validate_name,
 };
-pub use storage::{S3Options, Secret, explain_storage_error};
+pub use storage::{S3Options, Secret, explain_storage_error, mask_credentials};
 pub use warehouse::{Warehouse, resolve_url};

@@ -24,8 +24,10 @@ use crate::error::{Error, Result};
 use crate::model::{Action, CatalogState, DEFAULT_ZONES, ZoneEntry};
 use crate::warehouse::Warehouse;
 
-/// The version of the commit and checkpoint file format this strata writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the commit and checkpoint file format this strata writes (and the newest it
+/// reads). Version 2 stores locations inside the warehouse relative to its root; version 1
+/// stored absolute URLs, and is still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A checkpoint is written after every this many commits.
 pub const CHECKPOINT_INTERVAL: u64 = 50;
@@ -72,6 +74,9 @@ struct LastCheckpoint {
 #[derive(Debug)]
 pub struct Catalog {
     warehouse: Warehouse,
+    /// Where an older strata created this warehouse, when that is not where it is now: its
+    /// absolute locations under that root are read as under this one.
+    moved_from: Option<String>,
     snapshot: RwLock<Arc<CatalogState>>,
     /// Serializes refreshes and commits of this process.
     writer: Mutex<()>,
@@ -81,8 +86,10 @@ impl Catalog {
     /// Opens the catalog of a warehouse, creating the warehouse (its first commit, with the
     /// three zones) if it has none yet.
     pub async fn open(warehouse: Warehouse) -> Result<Arc<Self>> {
+        let moved_from = Self::legacy_root(&warehouse).await?;
         let catalog = Arc::new(Self {
             warehouse,
+            moved_from,
             snapshot: RwLock::new(Arc::new(CatalogState::default())),
             writer: Mutex::new(()),
         });
@@ -95,7 +102,84 @@ impl Catalog {
         if catalog.snapshot().version.is_none() {
             catalog.initialize().await?;
         }
+        catalog.check_foreign_roots().await?;
         Ok(catalog)
+    }
+
+    /// The root a format-1 catalog recorded its absolute locations under, read from its first
+    /// commit, when the warehouse is no longer there (it was copied or moved).
+    async fn legacy_root(warehouse: &Warehouse) -> Result<Option<String>> {
+        let path = warehouse.path(&format!("{CATALOG_DIR}/log/{:020}.json", 0));
+        let bytes = match warehouse.store().get(&path).await {
+            Ok(result) => result.bytes().await.map_err(|source| Error::Storage {
+                path: path.to_string(),
+                source,
+            })?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => {
+                return Err(Error::Storage {
+                    path: path.to_string(),
+                    source,
+                });
+            }
+        };
+        let first: Commit = parse(&path, &bytes)?;
+        Ok(crate::warehouse::legacy_root(&first.actions)
+            .filter(|root| root.as_str() != warehouse.url().as_str()))
+    }
+
+    /// Refuses a catalog with a zone rooted in another strata warehouse: writing there would
+    /// put files into that warehouse behind its catalog's back.
+    async fn check_foreign_roots(&self) -> Result<()> {
+        let snapshot = self.snapshot();
+        for zone in snapshot.zones.values() {
+            if zone.root.starts_with(self.warehouse.url().as_str()) {
+                continue;
+            }
+            let Ok(url) = url::Url::parse(&zone.root) else {
+                continue;
+            };
+            let Some(parent) = url.join("..").ok().filter(|p| p != &url) else {
+                continue;
+            };
+            let Some(prefix) = self.warehouse.store_path(&parent) else {
+                continue;
+            };
+            let marker = Path::from_iter(prefix.parts().map(|p| p.as_ref().to_string()).chain([
+                CATALOG_DIR.to_string(),
+                "log".into(),
+                format!("{:020}.json", 0),
+            ]));
+            if self.warehouse.store().head(&marker).await.is_ok() {
+                return Err(Error::ForeignZoneRoot {
+                    warehouse: self.warehouse.url().to_string(),
+                    zone: zone.name.clone(),
+                    root: zone.root.clone(),
+                    other: parent.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes stored locations URLs again (see [`Warehouse::from_stored`]) in what `apply`
+    /// rewrites with the function it is given.
+    fn resolve_with(&self, apply: impl FnOnce(&dyn Fn(&str) -> String)) -> Result<()> {
+        let failed = std::cell::RefCell::new(None);
+        let resolve = |stored: &str| {
+            self.warehouse
+                .from_stored(stored, self.moved_from.as_deref())
+                .unwrap_or_else(|e| {
+                    failed.borrow_mut().get_or_insert(e);
+                    stored.to_string()
+                })
+        };
+        apply(&resolve);
+        failed.into_inner().map_or(Ok(()), Err)
+    }
+
+    fn resolve(&self, actions: &mut [Action]) -> Result<()> {
+        self.resolve_with(|f| actions.iter_mut().for_each(|a| a.map_locations(f)))
     }
 
     /// The warehouse this catalog lives in.
@@ -130,8 +214,9 @@ impl Catalog {
         let Some(bytes) = self.get_optional(&path).await? else {
             return Ok(current);
         };
-        let commit: Commit = parse(&path, &bytes)?;
+        let mut commit: Commit = parse(&path, &bytes)?;
         check_format(&path, commit.format_version)?;
+        self.resolve(&mut commit.actions)?;
         let mut state = (*current).clone();
         state.apply(next, &commit.actions);
         self.read_commits_after(&mut state).await?;
@@ -243,7 +328,14 @@ impl Catalog {
             operation: operation.to_string(),
             writer: concat!("strata ", env!("CARGO_PKG_VERSION")).to_string(),
             txn: Some(txn.to_string()),
-            actions: actions.to_vec(),
+            actions: actions
+                .iter()
+                .cloned()
+                .map(|mut action| {
+                    action.map_locations(&|url| self.warehouse.to_stored(url));
+                    action
+                })
+                .collect(),
         };
         let path = self.commit_path(version);
         let body = serde_json::to_vec_pretty(&commit).map_err(|source| Error::CorruptCommit {
@@ -274,8 +366,9 @@ impl Catalog {
             let Some(bytes) = self.get_optional(&path).await? else {
                 return Ok(applied);
             };
-            let commit: Commit = parse(&path, &bytes)?;
+            let mut commit: Commit = parse(&path, &bytes)?;
             check_format(&path, commit.format_version)?;
+            self.resolve(&mut commit.actions)?;
             state.apply(version, &commit.actions);
             applied += 1;
         }
@@ -295,7 +388,9 @@ impl Catalog {
         };
         let checkpoint: Checkpoint = parse(&path, &bytes)?;
         check_format(&path, checkpoint.format_version)?;
-        Ok(checkpoint.state)
+        let mut state = checkpoint.state;
+        self.resolve_with(|f| state.map_locations(f))?;
+        Ok(state)
     }
 
     async fn write_checkpoint(&self, state: &CatalogState) -> Result<()> {
@@ -303,9 +398,11 @@ impl Catalog {
             return Ok(());
         };
         let path = self.checkpoint_path(version);
+        let mut stored = state.clone();
+        stored.map_locations(&|url| self.warehouse.to_stored(url));
         let checkpoint = Checkpoint {
             format_version: FORMAT_VERSION,
-            state: state.clone(),
+            state: stored,
         };
         let body = serde_json::to_vec(&checkpoint).map_err(|source| Error::CorruptCommit {
             path: path.to_string(),

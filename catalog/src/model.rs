@@ -176,6 +176,18 @@ pub enum Action {
     DropTable { zone: String, name: String },
 }
 
+impl Action {
+    /// Rewrites every location the action holds (a zone root, a table location) through `f`:
+    /// how the catalog turns URLs into the form it stores, and back.
+    pub fn map_locations(&mut self, f: &dyn Fn(&str) -> String) {
+        match self {
+            Action::SetZone(zone) => zone.root = f(&zone.root),
+            Action::PutTable(entry) => entry.location = f(&entry.location),
+            Action::DropTable { .. } => {}
+        }
+    }
+}
+
 /// The catalog as of one version: every zone and table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CatalogState {
@@ -209,6 +221,17 @@ impl CatalogState {
             }
         }
         self.version = Some(version);
+    }
+
+    /// Rewrites every zone root and table location through `f` (see
+    /// [`Action::map_locations`]).
+    pub fn map_locations(&mut self, f: &dyn Fn(&str) -> String) {
+        for zone in self.zones.values_mut() {
+            zone.root = f(&zone.root);
+        }
+        for entry in self.tables.values_mut().flat_map(BTreeMap::values_mut) {
+            entry.location = f(&entry.location);
+        }
     }
 
     /// The zone, or an error listing the zones there are.

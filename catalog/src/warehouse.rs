@@ -10,6 +10,7 @@ use object_store::path::Path;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::model::{Action, DEFAULT_ZONES};
 use crate::storage::{S3Options, explain_storage_error};
 
 /// A warehouse root: the URL users gave, the store that serves it and the prefix of the
@@ -39,7 +40,7 @@ impl Warehouse {
     /// `s3://bucket/prefix` (with these S3 settings). The bucket must exist.
     pub fn open_with(location: &str, s3: &S3Options) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidWarehouse {
-            url: location.to_string(),
+            url: crate::storage::mask_credentials(location),
             reason,
         };
         let location = location.trim();
@@ -172,6 +173,58 @@ impl Warehouse {
         Path::from_iter(parts)
     }
 
+    /// How the catalog stores a location (a zone root, a table location): relative to the
+    /// warehouse root when it lies inside the warehouse, so that the warehouse can be copied or
+    /// moved as a folder (or a prefix), and as the absolute URL when it lies elsewhere.
+    pub fn to_stored(&self, location: &str) -> String {
+        match location.strip_prefix(self.url.as_str()) {
+            Some("") => ".".to_string(),
+            Some(rest) => rest.to_string(),
+            None => location.to_string(),
+        }
+    }
+
+    /// The URL of a location as the catalog stores it: a relative one is joined to this
+    /// warehouse's root; an absolute one under `moved_from` (the root an older strata recorded
+    /// its absolute locations under, when the warehouse has since been copied or moved) is
+    /// rebased onto this root; any other absolute URL is kept.
+    pub fn from_stored(&self, stored: &str, moved_from: Option<&str>) -> Result<String> {
+        if !is_absolute(stored) {
+            let rest = if stored == "." { "" } else { stored };
+            if rest.starts_with('/')
+                || rest
+                    .split('/')
+                    .any(|part| part == ".." || part == "." || part.contains('\\'))
+            {
+                return Err(Error::InvalidWarehouse {
+                    url: self.url.to_string(),
+                    reason: format!(
+                        "the catalog holds the location '{stored}', which leaves the warehouse; the catalog was edited by hand or damaged"
+                    ),
+                });
+            }
+            return Ok(format!("{}{rest}", self.url));
+        }
+        if let Some(old) = moved_from.filter(|old| *old != self.url.as_str())
+            && let Some(rest) = stored.strip_prefix(old)
+        {
+            return Ok(format!("{}{rest}", self.url));
+        }
+        Ok(stored.to_string())
+    }
+
+    /// The path of a URL inside this warehouse's store, when the store serves it (the same
+    /// local disk, or the same bucket).
+    pub fn store_path(&self, url: &Url) -> Option<Path> {
+        match (self.url.scheme(), url.scheme()) {
+            ("file", "file") => Path::from_absolute_path(url.to_file_path().ok()?).ok(),
+            ("s3", "s3") if self.url.host_str() == url.host_str() => {
+                Path::from_url_path(url.path()).ok()
+            }
+            _ => None,
+        }
+    }
+
     /// The URL of a folder inside the warehouse, ending in `/`.
     pub fn folder_url(&self, relative: &str) -> Url {
         let rel = relative.trim_matches('/');
@@ -181,6 +234,33 @@ impl Warehouse {
             .unwrap_or_else(|_| self.url.clone());
         with_trailing_slash(joined)
     }
+}
+
+/// True for a location stored as a URL (`file:///…`, `s3://…`), false for one stored relative
+/// to the warehouse root.
+pub fn is_absolute(location: &str) -> bool {
+    location.contains("://")
+}
+
+/// The warehouse root an older strata (catalog format 1, which stored absolute URLs) created
+/// the warehouse at, read from the roots of the default zones in its first commit: each was
+/// `<root><zone>/`. `None` when the commit stores relative roots or has another shape.
+pub fn legacy_root(first_commit: &[Action]) -> Option<String> {
+    let mut found: Option<&str> = None;
+    for action in first_commit {
+        let Action::SetZone(zone) = action else {
+            continue;
+        };
+        if !DEFAULT_ZONES.contains(&zone.name.as_str()) || !is_absolute(&zone.root) {
+            continue;
+        }
+        let base = zone.root.strip_suffix(&format!("{}/", zone.name))?;
+        if !base.ends_with('/') || found.is_some_and(|f| f != base) {
+            return None;
+        }
+        found = Some(base);
+    }
+    found.map(str::to_string)
 }
 
 /// Turns a user's location (path or URL) into a URL; relative paths are made absolute.

@@ -237,7 +237,7 @@ pub async fn run_repl(session: Arc<Session>, mut printer: Printer) -> anyhow::Re
     println!(
         "strata {} on {} (zone {}). Statements end with ';'. \\? for help, \\q to quit.",
         env!("CARGO_PKG_VERSION"),
-        session.catalog().warehouse().url(),
+        strata_catalog::mask_credentials(session.catalog().warehouse().url().as_str()),
         session.current_zone()
     );
     loop {
@@ -541,14 +541,15 @@ pub(crate) fn describe(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
         let part = cause.to_string();
-        if !text.contains(&part) {
+        // A wrapper that repeats what is already said ("External error: …") adds nothing.
+        if !text.contains(&part) && (text.is_empty() || !part.contains(&text)) {
             if !text.is_empty() {
                 text.push_str(": ");
             }
             text.push_str(&part);
         }
     }
-    text
+    strata_catalog::mask_credentials(&text)
 }
 
 #[cfg(test)]

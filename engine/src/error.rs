@@ -130,6 +130,10 @@ fn describe_datafusion(e: &DataFusionError) -> String {
             ),
             other => format!("storage error: {other}"),
         },
+        DataFusionError::ParquetError(inner) => match &**inner {
+            parquet::errors::ParquetError::External(ext) => ext.to_string(),
+            other => format!("Parquet error: {other}"),
+        },
         DataFusionError::Plan(msg) => msg.clone(),
         DataFusionError::SQL(inner, _) => format!("SQL syntax error: {inner}"),
         DataFusionError::Diagnostic(_, inner) => describe_datafusion(inner),

@@ -39,7 +39,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A strata error as a gRPC status whose message is strata's.
 pub(crate) fn status(e: strata_engine::Error) -> Status {
-    Status::new(code(&e), e.to_string())
+    Status::new(code(&e), strata_catalog::mask_credentials(&e.to_string()))
 }
 
 /// A DataFusion error (from a running query's stream) as a gRPC status.

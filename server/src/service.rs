@@ -129,7 +129,7 @@ impl StrataFlightSql {
     /// Plans and starts a query: its schema (the one GetFlightInfo gave) and its batches.
     async fn open(&self, sql: &str) -> Result<(SchemaRef, Batches), Status> {
         let df = self.plan(sql).await?;
-        let stream = df.execute_stream().await.map_err(datafusion_status)?;
+        let stream = self.session().execute_query(df).await.map_err(status)?;
         // The rows' own schema: the planned query's, as coerced (see `query_schema`).
         let schema = stream.schema();
         let batches = stream

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
@@ -27,6 +29,10 @@ use crate::server_thread::ServerThread;
 /// - `u < error_rate`: answers HTTP 503 / 500 (alternating) itself;
 /// - else `u < error_rate + drop_rate`: closes the connection without a response;
 /// - else `u < error_rate + drop_rate + stall_rate`: waits `stall`, then forwards normally;
+/// - else `u < error_rate + drop_rate + stall_rate + truncate_rate`: forwards the request,
+///   and answers with the server's status and headers (its `Content-Length` included) but
+///   only the first half of the body, then closes the connection: a body cut short, as when
+///   a connection is reset mid-transfer. A response with an empty body is forwarded whole;
 /// - else forwards normally.
 ///
 /// Errors and drops are decided before forwarding, so such a request never reaches the
@@ -41,6 +47,8 @@ pub struct Faults {
     pub stall_rate: f64,
     /// How long a stalled request is held.
     pub stall: Duration,
+    /// Share of requests whose response body is cut short (see above).
+    pub truncate_rate: f64,
     /// Seed of the RNG choosing which requests fail.
     pub seed: u64,
     /// Only requests with these HTTP methods (e.g. `"PUT"`, case-insensitive) are subject to
@@ -56,6 +64,7 @@ impl Faults {
             drop_rate: 0.0,
             stall_rate: 0.0,
             stall: Duration::ZERO,
+            truncate_rate: 0.0,
             seed: 0,
             methods: Vec::new(),
         }
@@ -87,6 +96,8 @@ pub struct FaultStats {
     pub drops: u64,
     /// Requests held for [`Faults::stall`] before being forwarded.
     pub stalls: u64,
+    /// Responses whose body was cut short.
+    pub truncations: u64,
 }
 
 /// An HTTP/1.1 (and h2c) proxy on `127.0.0.1` that forwards requests to an upstream server,
@@ -131,6 +142,7 @@ impl FaultProxy {
             errors: AtomicU64::new(0),
             drops: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            truncations: AtomicU64::new(0),
         });
 
         let conn_state = Arc::clone(&state);
@@ -168,6 +180,7 @@ impl FaultProxy {
             errors: self.state.errors.load(Ordering::Relaxed),
             drops: self.state.drops.load(Ordering::Relaxed),
             stalls: self.state.stalls.load(Ordering::Relaxed),
+            truncations: self.state.truncations.load(Ordering::Relaxed),
         }
     }
 }
@@ -202,6 +215,7 @@ enum Action {
     Error,
     Drop,
     Stall(Duration),
+    Truncate,
 }
 
 struct ProxyState {
@@ -213,6 +227,24 @@ struct ProxyState {
     errors: AtomicU64,
     drops: AtomicU64,
     stalls: AtomicU64,
+    truncations: AtomicU64,
+}
+
+/// The proxy's response body: whole, or cut short with an error that makes hyper close the
+/// connection before the promised length.
+type ProxyBody = BoxBody<Bytes, DroppedConnection>;
+
+fn whole(body: Bytes) -> ProxyBody {
+    Full::new(body).map_err(|never| match never {}).boxed()
+}
+
+fn cut_short(body: Bytes) -> ProxyBody {
+    let half = body.slice(..body.len() / 2);
+    let frames = futures::stream::iter([
+        Ok(Frame::data(half)),
+        Err(DroppedConnection("injected truncation")),
+    ]);
+    StreamBody::new(frames).boxed()
 }
 
 /// Returned by the service to make hyper close the connection without a response.
@@ -246,6 +278,8 @@ impl ProxyState {
             Action::Drop
         } else if u < f.error_rate + f.drop_rate + f.stall_rate {
             Action::Stall(f.stall)
+        } else if u < f.error_rate + f.drop_rate + f.stall_rate + f.truncate_rate {
+            Action::Truncate
         } else {
             Action::Forward
         }
@@ -254,7 +288,7 @@ impl ProxyState {
     async fn handle(
         &self,
         req: Request<Incoming>,
-    ) -> Result<Response<Full<Bytes>>, DroppedConnection> {
+    ) -> Result<Response<ProxyBody>, DroppedConnection> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
         // Read the whole request first: the decision and the forwarded request do not depend
@@ -276,7 +310,7 @@ impl ProxyState {
                 } else {
                     (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
                 };
-                return Ok(error_response(status, code));
+                return Ok(error_response(status, code).map(whole));
             }
             Action::Drop => {
                 self.drops.fetch_add(1, Ordering::Relaxed);
@@ -286,15 +320,23 @@ impl ProxyState {
                 self.stalls.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(stall).await;
             }
+            Action::Truncate => {
+                let response = self.forward(parts, body).await;
+                if response.body().is_empty() {
+                    return Ok(response.map(whole));
+                }
+                self.truncations.fetch_add(1, Ordering::Relaxed);
+                let (mut parts, body) = response.into_parts();
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                return Ok(Response::from_parts(parts, cut_short(body)));
+            }
         }
-        Ok(self.forward(parts, body).await)
+        Ok(self.forward(parts, body).await.map(whole))
     }
 
-    async fn forward(
-        &self,
-        parts: hyper::http::request::Parts,
-        body: Bytes,
-    ) -> Response<Full<Bytes>> {
+    async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> Response<Bytes> {
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri: Uri = match format!("{}{path_and_query}", self.upstream).parse() {
             Ok(uri) => uri,
@@ -326,7 +368,7 @@ impl ProxyState {
             Err(e) => return bad_gateway(&format!("upstream response body failed: {e}")),
         };
         remove_hop_by_hop(&mut parts.headers);
-        Response::from_parts(parts, Full::new(body))
+        Response::from_parts(parts, body)
     }
 }
 
@@ -357,7 +399,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
-fn error_response(status: StatusCode, code: &str) -> Response<Full<Bytes>> {
+fn error_response(status: StatusCode, code: &str) -> Response<Bytes> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <Error><Code>{code}</Code><Message>fault injected by strata-testkit FaultProxy</Message></Error>"
@@ -365,7 +407,7 @@ fn error_response(status: StatusCode, code: &str) -> Response<Full<Bytes>> {
     xml_response(status, body)
 }
 
-fn bad_gateway(message: &str) -> Response<Full<Bytes>> {
+fn bad_gateway(message: &str) -> Response<Bytes> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <Error><Code>BadGateway</Code><Message>strata-testkit FaultProxy: {message}</Message></Error>"
@@ -373,8 +415,8 @@ fn bad_gateway(message: &str) -> Response<Full<Bytes>> {
     xml_response(StatusCode::BAD_GATEWAY, body)
 }
 
-fn xml_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn xml_response(status: StatusCode, body: String) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

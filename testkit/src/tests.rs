@@ -426,6 +426,50 @@ async fn retries_get_through_errors_and_drops() {
     );
 }
 
+/// A body cut short (the connection closed before `Content-Length` bytes) is an error the
+/// client sees, and object_store's GET re-requests the rest of the object: every read still
+/// returns the whole object.
+#[tokio::test]
+async fn truncated_bodies_are_retried() {
+    let (_dir, server) = server();
+    let proxy = FaultProxy::start(&server.endpoint(), Faults::none()).expect("proxy");
+    let store = builder(&proxy.endpoint(), SK)
+        .with_retry(fast_retries(10))
+        .build()
+        .expect("build store");
+    let payload = |i: usize| format!("payload {i} ").repeat(1000).into_bytes();
+    for i in 0..20 {
+        let path = Path::from(format!("big/{i:03}.bin"));
+        store
+            .put(&path, PutPayload::from(payload(i)))
+            .await
+            .expect("put");
+    }
+    proxy.set_faults(Faults {
+        truncate_rate: 0.4,
+        seed: 3,
+        ..Faults::none()
+    });
+    for i in 0..20 {
+        let path = Path::from(format!("big/{i:03}.bin"));
+        let got = get_bytes(&store, &path).await.expect("get");
+        assert_eq!(got, payload(i));
+    }
+    assert!(proxy.stats().truncations > 0, "{:?}", proxy.stats());
+
+    // Without retries the cut is seen, never a short object taken for the whole.
+    let no_retry = builder(&proxy.endpoint(), SK)
+        .with_retry(fast_retries(0))
+        .build()
+        .expect("build store");
+    proxy.set_faults(Faults {
+        truncate_rate: 1.0,
+        ..Faults::none()
+    });
+    let path = Path::from("big/000.bin");
+    assert!(get_bytes(&no_retry, &path).await.is_err());
+}
+
 #[tokio::test]
 async fn faults_apply_only_to_listed_methods() {
     let (_dir, server) = server();

@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod log;
+mod portable;
 
 use strata_catalog::{Action, TableEntry, TableFormat};
 

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod bench;
+mod faults;
 mod pipeline;
+mod portable;
 mod s3;
 mod serve;
 

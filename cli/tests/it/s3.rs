@@ -322,6 +322,7 @@ fn faults_are_retried_and_lose_nothing() {
         stall: Duration::from_secs(3),
         seed: 11,
         methods: vec!["GET".into(), "HEAD".into()],
+        ..Faults::none()
     });
     let q = "SELECT count(*) AS n, round(sum(amount), 2) AS s FROM curated.fact; SELECT count(*) AS n FROM raw.products2";
     let faulty = ok(&run(
@@ -478,4 +479,128 @@ fn benchmark_data_is_generated_into_a_bucket() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
     assert_eq!(out, "revenue\n4199635969\n");
+}
+
+/// A warehouse prefix copied to another bucket is a warehouse of its own: writes there land
+/// there, and the original's objects and answers stay as they were.
+#[test]
+fn a_warehouse_prefix_copied_to_another_bucket_is_independent() {
+    let lake = Lake::start(&["lake", "copy"]);
+    let config = lake.direct();
+    ok(&run(
+        &config,
+        "s3://lake/warehouse",
+        &[
+            "--stop-on-error",
+            "-c",
+            "CREATE TABLE curated.p STORED AS PARQUET AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) t(id, name)",
+            "-c",
+            "CREATE TABLE curated.d STORED AS DELTA AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) t(id, name)",
+        ],
+    ));
+    let original = lake.server.root().join("lake/warehouse");
+    let objects = |dir: &Path| -> Vec<String> {
+        let mut out = vec![];
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read_dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(dir).expect("inside").display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = objects(&original);
+    super::copy_dir(&original, &lake.server.root().join("copy/wh2"));
+    ok(&run(
+        &config,
+        "s3://copy/wh2",
+        &[
+            "--stop-on-error",
+            "-c",
+            "INSERT INTO curated.p VALUES (3, 'c')",
+            "-c",
+            "INSERT INTO curated.d VALUES (3, 'c')",
+            "-c",
+            "CREATE TABLE curated.fresh STORED AS PARQUET AS SELECT id FROM curated.d",
+        ],
+    ));
+    assert_eq!(
+        objects(&original),
+        before,
+        "the copy wrote into the original"
+    );
+    let q = "SELECT (SELECT count(*) FROM curated.p) AS p, (SELECT count(*) FROM curated.d) AS d";
+    // DuckDB over the same rows: 2 and 2 in the original, 3 and 3 in the copy.
+    assert_eq!(
+        ok(&run(
+            &config,
+            "s3://lake/warehouse",
+            &["--format", "csv", "-c", q]
+        )),
+        "p,d\n2,2\n"
+    );
+    assert_eq!(
+        ok(&run(
+            &config,
+            "s3://copy/wh2",
+            &["--format", "csv", "-c", q]
+        )),
+        "p,d\n3,3\n"
+    );
+    assert!(lake.server.root().join("copy/wh2/curated/fresh").is_dir());
+}
+
+/// Credentials written into the endpoint URL are used, and never printed: an error shows
+/// the URL with its password masked.
+#[test]
+fn credentials_in_the_endpoint_url_are_masked() {
+    let lake = Lake::start(&["lake"]);
+    let endpoint = lake.server.endpoint().replacen(
+        "http://",
+        &format!("http://{ACCESS_KEY}:{SECRET_KEY}@"),
+        1,
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--warehouse", "s3://nosuchbucket/wh", "-c", "SELECT 1"])
+        .env_remove("STRATA_WAREHOUSE")
+        .env_remove("STRATA_CONFIG")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .current_dir(lake.dir.path())
+        .output()
+        .expect("strata runs");
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("nosuchbucket"), "{err}");
+    assert!(!err.contains(SECRET_KEY), "{err}");
+    // The credentials from the URL were used: the warehouse in an existing bucket opens.
+    let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "--warehouse",
+            "s3://lake/wh",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 1 AS one",
+        ])
+        .env_remove("STRATA_WAREHOUSE")
+        .env_remove("STRATA_CONFIG")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .current_dir(lake.dir.path())
+        .output()
+        .expect("strata runs");
+    assert_eq!(ok(&o), "one\n1\n", "{}", stderr(&o));
 }

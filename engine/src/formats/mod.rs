@@ -5,4 +5,5 @@
 pub(crate) mod distinct_counts;
 pub mod infer;
 pub(crate) mod ndjson;
+pub(crate) mod parquet_errors;
 pub(crate) mod parquet_sink;

@@ -65,6 +65,7 @@ use parquet::file::properties::{
 };
 
 use crate::formats::distinct_counts::ParquetWriter;
+use crate::formats::parquet_errors::{name_file, shown_path, with_named_errors};
 
 /// Runs a query into Parquet files under `path` (a folder URL), in hive folders by
 /// `partition_by`, its rows sorted by `sort_by` first: what `DataFrame::write_parquet`
@@ -172,7 +173,22 @@ impl FileFormat for StrataParquetFormat {
         store: &Arc<dyn ObjectStore>,
         objects: &[ObjectMeta],
     ) -> Result<SchemaRef> {
-        self.inner.infer_schema(state, store, objects).await
+        match self.inner.infer_schema(state, store, objects).await {
+            Ok(schema) => Ok(schema),
+            Err(e) => {
+                // Name the file that failed: read them one by one.
+                for object in objects {
+                    if let Err(e) = self
+                        .inner
+                        .infer_schema(state, store, std::slice::from_ref(object))
+                        .await
+                    {
+                        return Err(name_file(&shown_path(store, object.location.as_ref()), e));
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn infer_stats(
@@ -185,6 +201,7 @@ impl FileFormat for StrataParquetFormat {
         self.inner
             .infer_stats(state, store, table_schema, object)
             .await
+            .map_err(|e| name_file(&shown_path(store, object.location.as_ref()), e))
     }
 
     async fn infer_ordering(
@@ -197,6 +214,7 @@ impl FileFormat for StrataParquetFormat {
         self.inner
             .infer_ordering(state, store, table_schema, object)
             .await
+            .map_err(|e| name_file(&shown_path(store, object.location.as_ref()), e))
     }
 
     async fn infer_stats_and_ordering(
@@ -209,6 +227,7 @@ impl FileFormat for StrataParquetFormat {
         self.inner
             .infer_stats_and_ordering(state, store, table_schema, object)
             .await
+            .map_err(|e| name_file(&shown_path(store, object.location.as_ref()), e))
     }
 
     async fn create_physical_plan(
@@ -216,7 +235,9 @@ impl FileFormat for StrataParquetFormat {
         state: &dyn Session,
         conf: FileScanConfig,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.inner.create_physical_plan(state, conf).await
+        Ok(with_named_errors(
+            self.inner.create_physical_plan(state, conf).await?,
+        ))
     }
 
     async fn create_writer_physical_plan(

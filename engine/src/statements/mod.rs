@@ -6,6 +6,7 @@
 pub(crate) mod check;
 pub(crate) mod create_table_as;
 pub(crate) mod dml;
+pub(crate) mod file_errors;
 pub(crate) mod history;
 pub(crate) mod insert_overwrite;
 pub mod lineage;
@@ -65,8 +66,21 @@ impl Session {
                     self.record_lineage(&Statement::Insert(insert)).await;
                     return Ok(output);
                 }
+                let target = insert.table.to_string();
                 let statement = DFStatement::Statement(Box::new(SqlStatement::Insert(*insert)));
-                self.run_datafusion(statement).await
+                match self.run_datafusion(statement).await {
+                    Err(e)
+                        if [
+                            "Column count doesn't match",
+                            "Inconsistent data length across values list",
+                        ]
+                        .iter()
+                        .any(|m| e.to_string().contains(m)) =>
+                    {
+                        Err(self.insert_column_count(&target).await)
+                    }
+                    other => other,
+                }
             }
             Statement::Update(update) => dml::update(self, &update, sql).await,
             Statement::Delete(delete) => dml::delete(self, &delete, sql).await,
@@ -103,6 +117,35 @@ impl Session {
                 Ok(Output::Done(format!("zone is now {}", self.current_zone())))
             }
         }
+    }
+
+    /// Runs a planned query (see [`Session::plan_query`]) as a stream; an error decoding a
+    /// file names the damaged file.
+    pub async fn execute_query(
+        &self,
+        df: datafusion::dataframe::DataFrame,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        let tables = file_errors::parquet_tables(self, df.logical_plan());
+        Ok(file_errors::name_damaged_files(
+            tables,
+            df.execute_stream().await?,
+        ))
+    }
+
+    /// The error for an INSERT whose values do not match its table's columns, naming the
+    /// table and its columns.
+    async fn insert_column_count(&self, target: &str) -> Error {
+        let columns = match self.context().table_provider(target).await {
+            Ok(table) => {
+                let schema = table.schema();
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                format!("its {} columns ({})", names.len(), names.join(", "))
+            }
+            Err(_) => "its columns".to_string(),
+        };
+        Error::Unsupported(format!(
+            "INSERT INTO {target}: the statement gives a different number of values than {columns}; give one value per column, or name the columns it fills: INSERT INTO {target} (a, b) SELECT …"
+        ))
     }
 
     /// Plans and runs a statement DataFusion plans, with the catalog side of the DDL strata
@@ -190,12 +233,16 @@ impl Session {
             )?)));
         }
         let no_result_set = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
+        let parquet_tables = file_errors::parquet_tables(self, &plan);
         let df = self.context().execute_logical_plan(plan).await?;
         if no_result_set {
             df.collect().await?;
             return Ok(Output::Done("OK".into()));
         }
-        Ok(Output::Rows(df.execute_stream().await?))
+        Ok(Output::Rows(file_errors::name_damaged_files(
+            parquet_tables,
+            df.execute_stream().await?,
+        )))
     }
 
     /// Records what a write read on the table it wrote. Lineage is bookkeeping: failing to

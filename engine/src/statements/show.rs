@@ -15,7 +15,7 @@ pub(crate) fn zones(session: &Session) -> Output {
             snapshot
                 .zones
                 .get(z)
-                .map(|e| e.root.clone())
+                .map(|e| strata_catalog::mask_credentials(&e.root))
                 .unwrap_or_default()
         })
         .collect();
