@@ -151,6 +151,10 @@ impl Session {
         // in its hash table, up to a few thousand keys: scans evaluate a list of keys row by
         // row far faster (see `optimizer::dynamic_filter_row_pushdown`; measured in
         // benches/results/tpch-analysis.md).
+        // A literal such as 556.18 is the exact decimal it reads as, as in DuckDB and
+        // PostgreSQL, not the nearest binary float: `price = 556.18` finds the price (see
+        // `sql::literals`).
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let optimizer = &mut config.options_mut().optimizer;
         optimizer.hash_join_inlist_pushdown_max_distinct_values = 4096;
         optimizer.hash_join_inlist_pushdown_max_size = 1024 * 1024;
@@ -161,6 +165,10 @@ impl Session {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .with_analyzer_rules(analyzer_rules())
+            .with_optimizer_rules(crate::optimizer::logical_rules(
+                datafusion::optimizer::Optimizer::new().rules,
+            )?)
             .with_physical_optimizer_rules(crate::optimizer::physical_rules(
                 datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
             )?)
@@ -364,6 +372,18 @@ pub(crate) fn table_output(columns: Vec<(&str, ArrayRef)>) -> Output {
 /// The one-row `count` result of a statement that changed rows.
 pub(crate) fn count_output(n: u64) -> Output {
     table_output(vec![("count", Arc::new(UInt64Array::from(vec![n])))])
+}
+
+/// DataFusion's analyzer rules, with divisions by decimal literals made divisions of doubles
+/// before types are coerced (see `sql::literals`).
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "type_coercion")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(crate::sql::FloatDivisionByLiterals));
+    rules
 }
 
 /// Settings from the environment alone (no config file, no flags).
