@@ -81,3 +81,40 @@ impl OptimizerRule for SingleDistinctKeepsTypes {
         Ok(Transformed::yes(LogicalPlan::Projection(projection)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::{pretty, scratch_session};
+
+    /// The HAVING over a decimal sum beside count(DISTINCT …) compares the sum at its own
+    /// type: with the rule the plan casts the split's wider sum back; without it, execution
+    /// fails on the mismatched decimals.
+    #[tokio::test]
+    async fn decimal_sum_beside_count_distinct_keeps_its_type() {
+        let (_dir, session) = scratch_session().await;
+        session
+            .sql("CREATE TABLE processed.t STORED AS PARQUET AS SELECT value % 3 AS g, value % 7 AS d, CAST(value AS DECIMAL(15, 2)) AS m FROM generate_series(1, 100)")
+            .await
+            .expect("table");
+        let query = "SELECT g, count(DISTINCT d) AS n, sum(m) AS s FROM processed.t GROUP BY g HAVING sum(m) > 1000 ORDER BY g";
+        let plan = session
+            .plan_query(query)
+            .await
+            .expect("plan")
+            .into_optimized_plan()
+            .expect("optimized")
+            .display_indent()
+            .to_string();
+        assert!(plan.contains("AS Decimal128(25, 2)"), "{plan}");
+        let answer = pretty(&session.sql(query).await.expect("query"));
+        // Sums of 1..100 by value % 3: 1683, 1717, 1650.
+        assert!(answer.contains("| 0 | 7 | 1683.00 |"), "{answer}");
+        assert!(answer.contains("| 1 | 7 | 1717.00 |"), "{answer}");
+        session
+            .sql("SET strata.optimizer.single_distinct_keeps_types = false")
+            .await
+            .expect("switch");
+        let failed = session.sql(query).await.expect_err("DataFusion's plan fails");
+        assert!(failed.to_string().contains("Decimal128(35, 2)"), "{failed}");
+    }
+}

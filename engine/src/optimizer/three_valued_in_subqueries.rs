@@ -29,7 +29,10 @@
 //!   (0: no rows, 1: rows without NULLs, 2: rows with a NULL);
 //! - anywhere else where a NULL is possible or the subquery is correlated, and always in a
 //!   SELECT list: `CASE WHEN (count of S' WHERE y = x) > 0 THEN TRUE WHEN state = 0 THEN
-//!   FALSE WHEN state = 2 OR x IS NULL THEN NULL ELSE FALSE END`, negated for NOT IN.
+//!   FALSE WHEN state = 2 OR x IS NULL THEN NULL ELSE FALSE END`, negated for NOT IN; in a
+//!   filter, `EXISTS (S' WHERE y = x)` for the count, and for a correlated S' `NOT EXISTS
+//!   (S')` and `EXISTS (S' WHERE y IS NULL)` for the state, which DataFusion decorrelates
+//!   whatever the correlation (a scalar subquery only on equalities).
 //!
 //! A correlated subquery over a UNION, which DataFusion cannot decorrelate, is first split
 //! into one IN per branch ([`union_branches`]).
@@ -209,7 +212,13 @@ fn nested(expr: Expr, schema: &DFSchema, always: bool) -> Result<Transformed<Exp
         if !always && !shape.correlated && !shape.x_nullable && !shape.y_nullable {
             return Ok(Transformed::no(e));
         }
-        let in3 = shape.three_valued()?;
+        // In a filter DataFusion decorrelates EXISTS whatever the correlation; in a SELECT list
+        // it decorrelates scalar subqueries only.
+        let in3 = if always {
+            shape.three_valued()?
+        } else {
+            shape.three_valued_in_filter()?
+        };
         Ok(Transformed::yes(if in_subquery.negated {
             Expr::Not(Box::new(in3))
         } else {
@@ -391,6 +400,39 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// `x IN (subquery)` as an expression of three values, for a filter: EXISTS subqueries,
+    /// which DataFusion turns into mark joins whatever the correlation, and for an
+    /// uncorrelated subquery the one-row `state`.
+    fn three_valued_in_filter(&self) -> Result<Expr> {
+        let exists = |predicate: Option<Expr>| -> Result<Expr> {
+            let subquery = match predicate {
+                Some(predicate) => self.subquery_where(predicate)?,
+                None => self.subquery(self.valued.clone()),
+            };
+            Ok(Expr::Exists(Exists::new(subquery, false)))
+        };
+        let null = || lit(ScalarValue::Boolean(None));
+        let x_null = when(self.x.clone().is_null(), null()).otherwise(lit(false))?;
+        let no_match = if self.correlated {
+            let any_null = if self.y_nullable {
+                exists(Some(col(VALUE).is_null()))?
+            } else {
+                lit(false)
+            };
+            when(Expr::Not(Box::new(exists(None)?)), lit(false))
+                .when(any_null, null())
+                .otherwise(x_null)?
+        } else {
+            case(self.state()?)
+                .when(lit(0i64), lit(false))
+                .when(lit(2i64), null())
+                .otherwise(x_null)?
+        };
+        when(exists(Some(col(VALUE).eq(self.outer_x.clone())))?, lit(true)).otherwise(no_match)
+    }
+}
+
 /// The subquery with its one column named [`VALUE`].
 fn valued(plan: &LogicalPlan) -> Result<LogicalPlan> {
     if let LogicalPlan::Projection(projection) = plan
@@ -411,4 +453,130 @@ fn valued(plan: &LogicalPlan) -> Result<LogicalPlan> {
             Expr::Column(Column::new(qualifier.cloned(), field.name())).alias(VALUE),
         ])?
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::{physical_plan, pretty, scratch_session, shown};
+
+    async fn logical(session: &crate::Session, query: &str) -> String {
+        session
+            .plan_query(query)
+            .await
+            .expect("plan")
+            .into_optimized_plan()
+            .expect("optimized")
+            .display_indent()
+            .to_string()
+    }
+
+    async fn rows(session: &crate::Session, query: &str) -> String {
+        pretty(&session.sql(query).await.expect("query"))
+    }
+
+    async fn switch(session: &crate::Session, on: bool) {
+        session
+            .sql(&format!(
+                "SET strata.optimizer.three_valued_in_subqueries = {on}"
+            ))
+            .await
+            .expect("switch");
+    }
+
+    async fn tables() -> (tempfile::TempDir, crate::Session) {
+        let (dir, session) = scratch_session().await;
+        session
+            .sql(
+                "CREATE TABLE processed.pairs STORED AS PARQUET AS SELECT * FROM (VALUES (1, 10), (2, NULL), (NULL, 30), (4, 40)) t(a, b);
+                 CREATE TABLE processed.keys STORED AS PARQUET AS SELECT * FROM (VALUES (1), (NULL), (5)) t(c);
+                 CREATE TABLE curated.nums STORED AS DELTA AS SELECT value AS k FROM generate_series(1, 6);
+                 CREATE TABLE curated.few STORED AS DELTA AS SELECT value AS c FROM generate_series(2, 3)",
+            )
+            .await
+            .expect("tables");
+        (dir, session)
+    }
+
+    /// NOT IN inside OR: DataFusion's mark join makes `a NOT IN (1, NULL, 5)` TRUE for 2 and
+    /// 4; the rule plans EXISTS and the subquery's state, and NULL stays NULL.
+    #[tokio::test]
+    async fn not_in_inside_or_is_three_valued() {
+        let (_dir, session) = tables().await;
+        let query = "SELECT a FROM processed.pairs WHERE a NOT IN (SELECT c FROM processed.keys) OR b > 20 ORDER BY a";
+        let before = logical(&session, query).await;
+        assert!(before.contains("__strata_in_value"), "{before}");
+        assert!(before.contains("LeftMark"), "{before}");
+        let answer = rows(&session, query).await;
+        assert!(answer.contains("| 4 |") && !answer.contains("| 2 |"), "{answer}");
+        switch(&session, false).await;
+        let after = logical(&session, query).await;
+        assert!(!after.contains("__strata_in_value"), "{after}");
+        // DataFusion's own answer keeps 2, for which NOT IN is NULL.
+        let answer = rows(&session, query).await;
+        assert!(answer.contains("| 2 |"), "{answer}");
+    }
+
+    /// A NOT IN at the top of a filter whose NULL-awareness DataFusion decides right stays
+    /// its hash anti join; one whose outer expression is NULL only by its form (CASE over NOT
+    /// NULL columns) gets an anti join on the key and the subquery's state.
+    #[tokio::test]
+    async fn top_level_not_in_keeps_its_hash_anti_join() {
+        let (_dir, session) = tables().await;
+        let query = "SELECT count(*) AS n FROM processed.pairs WHERE a NOT IN (SELECT c FROM processed.keys WHERE c IS NOT NULL)";
+        let plan = logical(&session, query).await;
+        assert!(!plan.contains("__strata_in_value"), "{plan}");
+        let physical = shown(&physical_plan(&session, query).await);
+        assert!(physical.contains("HashJoinExec"), "{physical}");
+        assert!(!physical.contains("NestedLoopJoinExec"), "{physical}");
+        // 1 is in {1, 5}; NULL NOT IN a non-empty set is NULL.
+        assert!(rows(&session, query).await.contains("| 2 |"));
+
+        let query = "SELECT k FROM curated.nums WHERE (CASE WHEN k > 4 THEN k END) NOT IN (SELECT c FROM curated.few) ORDER BY k";
+        let plan = logical(&session, query).await;
+        assert!(plan.contains("__strata_in_value"), "{plan}");
+        // The anti join is hashed; only the one-row state is joined by a nested loop.
+        let physical = shown(&physical_plan(&session, query).await);
+        assert!(
+            physical
+                .lines()
+                .any(|l| l.contains("HashJoinExec") && l.contains("Anti")),
+            "{physical}"
+        );
+        let answer = rows(&session, query).await;
+        assert_eq!(answer.matches("\n|").count(), 3, "5 and 6: {answer}");
+        switch(&session, false).await;
+        let answer = rows(&session, query).await;
+        assert_eq!(answer.matches("\n|").count(), 7, "DataFusion's six rows: {answer}");
+    }
+
+    /// A correlated NOT IN with NULLs plans as one anti join hashed on the correlation's key,
+    /// where DataFusion fails ("null_aware anti join only supports single column join key").
+    #[tokio::test]
+    async fn correlated_not_in_plans_as_an_anti_join() {
+        let (_dir, session) = tables().await;
+        let query = "SELECT a FROM processed.pairs WHERE a NOT IN (SELECT b FROM processed.pairs p2 WHERE p2.a = pairs.a) ORDER BY a";
+        let plan = logical(&session, query).await;
+        assert!(plan.contains("LeftAnti"), "{plan}");
+        let physical = shown(&physical_plan(&session, query).await);
+        assert!(physical.contains("HashJoinExec"), "{physical}");
+        let answer = rows(&session, query).await;
+        // 1 (10 is not 1), 4 (40 is not 4) and NULL (its set is empty); 2's set is {NULL}.
+        assert_eq!(answer.matches("\n|").count(), 4, "{answer}");
+        assert!(!answer.contains("| 2 "), "{answer}");
+        switch(&session, false).await;
+        let failed = session.sql(query).await.expect_err("DataFusion plans none");
+        assert!(failed.to_string().contains("null_aware"), "{failed}");
+    }
+
+    /// IN in a SELECT list plans, with NULL where SQL says NULL.
+    #[tokio::test]
+    async fn in_in_select_list_plans() {
+        let (_dir, session) = tables().await;
+        let query = "SELECT a, a IN (SELECT c FROM processed.keys) AS x FROM processed.pairs ORDER BY a";
+        let answer = rows(&session, query).await;
+        assert!(answer.contains("| 1 | true |"), "{answer}");
+        assert!(answer.contains("| 2 |      |"), "{answer}");
+        switch(&session, false).await;
+        assert!(session.sql(query).await.is_err());
+    }
 }

@@ -10,6 +10,9 @@
 //!   ([`FloatDivisionByLiterals`]), as DuckDB divides decimals: DataFusion's decimal quotient
 //!   keeps four more digits than the dividend, which makes `1 / 3.0` 0.3333 and
 //!   `2.0 / 3.0 * 3` 1.99998.
+//! - A decimal literal next to a float (in a comparison, arithmetic, IN list or BETWEEN) is a
+//!   double, as in DuckDB: DataFusion would turn the float into a decimal of the literal's
+//!   scale, cutting its digits, so that `float_col = 556.18` found nothing.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -17,7 +20,8 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -52,8 +56,9 @@ fn is_exponent(number: &str) -> bool {
     !number.starts_with("0x") && !number.starts_with("0X") && number.contains(['e', 'E'])
 }
 
-/// Divisions with a decimal literal on either side, as divisions of doubles. An analyzer rule
-/// that runs before DataFusion's type coercion, so that the types follow.
+/// Divisions with a decimal literal on either side, and decimal literals next to floats, as
+/// doubles. An analyzer rule that runs before DataFusion's type coercion, so that the types
+/// follow.
 #[derive(Debug, Default)]
 pub(crate) struct FloatDivisionByLiterals;
 
@@ -61,19 +66,40 @@ impl AnalyzerRule for FloatDivisionByLiterals {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|plan| {
             let names = NamePreserver::new(&plan);
+            let schema = merge_schema(&plan.inputs());
+            let is_float = |e: &Expr| {
+                e.get_type(&schema)
+                    .is_ok_and(|t| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64))
+            };
             plan.map_expressions(|expr| {
                 let saved = names.save(&expr);
                 let new = expr.transform_up(|e| match e {
-                    Expr::BinaryExpr(BinaryExpr {
-                        left,
-                        op: Operator::Divide,
-                        right,
-                    }) if is_decimal_literal(&left) || is_decimal_literal(&right) => {
+                    Expr::BinaryExpr(BinaryExpr { left, op, right })
+                        if (is_decimal_literal(&left) || is_decimal_literal(&right))
+                            && (op == Operator::Divide
+                                || is_float(&left)
+                                || is_float(&right)) =>
+                    {
                         Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
                             left: Box::new(as_double(*left)),
-                            op: Operator::Divide,
+                            op,
                             right: Box::new(as_double(*right)),
                         })))
+                    }
+                    Expr::InList(mut in_list)
+                        if is_float(&in_list.expr) && in_list.list.iter().any(is_decimal_literal) =>
+                    {
+                        in_list.list = in_list.list.into_iter().map(as_double).collect();
+                        Ok(Transformed::yes(Expr::InList(in_list)))
+                    }
+                    Expr::Between(mut between)
+                        if is_float(&between.expr)
+                            && (is_decimal_literal(&between.low)
+                                || is_decimal_literal(&between.high)) =>
+                    {
+                        between.low = Box::new(as_double(*between.low));
+                        between.high = Box::new(as_double(*between.high));
+                        Ok(Transformed::yes(Expr::Between(between)))
                     }
                     e => Ok(Transformed::no(e)),
                 })?;
@@ -116,5 +142,40 @@ fn as_double(expr: Expr) -> Expr {
             Expr::Negative(Box::new(as_double(*inner)))
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::{pretty, scratch_session};
+
+    async fn one(session: &crate::Session, query: &str) -> String {
+        pretty(&session.sql(query).await.expect("query"))
+    }
+
+    #[tokio::test]
+    async fn literals_are_typed_as_duckdb_types_them() {
+        let (_dir, session) = scratch_session().await;
+        let types = one(
+            &session,
+            "SELECT arrow_typeof(556.18) AS d, arrow_typeof(1e3) AS e, arrow_typeof(1 / 3.0) AS q, arrow_typeof(CAST(1 AS DOUBLE) * 0.5) AS f, arrow_typeof(CAST(1 AS DECIMAL(15, 2)) * 1.1) AS m",
+        )
+        .await;
+        assert!(
+            types.contains("| Decimal128(5, 2) | Float64 | Float64 | Float64 | Decimal128(18, 3) |"),
+            "{types}"
+        );
+        let values = one(&session, "SELECT 2.0 / 3.0 * 3 AS a, -1.5e300 AS b, 0.1 + 0.2 = 0.3 AS c").await;
+        assert!(values.contains("| 2.0 | -1.5e300 | true |"), "{values}");
+        session
+            .sql("CREATE TABLE processed.c STORED AS PARQUET AS SELECT CAST(CAST(value AS DECIMAL(15, 2)) / 100 AS DECIMAL(15, 2)) AS cost, CAST(value AS DOUBLE) / 100 AS f FROM generate_series(55600, 55700)")
+            .await
+            .expect("table");
+        let found = one(
+            &session,
+            "SELECT count(*) FILTER (WHERE cost = 556.18) AS a, count(*) FILTER (WHERE f = 556.18) AS b, count(*) FILTER (WHERE f IN (556.18, 556.19)) AS c, count(*) FILTER (WHERE f BETWEEN 556.18 AND 556.2) AS d FROM processed.c",
+        )
+        .await;
+        assert!(found.contains("| 1 | 1 | 2 | 3 |"), "{found}");
     }
 }
