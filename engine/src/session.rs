@@ -165,7 +165,6 @@ impl Session {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
-            .with_analyzer_rules(analyzer_rules())
             .with_optimizer_rules(crate::optimizer::logical_rules(
                 datafusion::optimizer::Optimizer::new().rules,
             )?)
@@ -285,7 +284,7 @@ impl Session {
         for reference in state.resolve_table_references(&statement)? {
             self.check_reference(&reference)?;
         }
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = crate::sql::retype_literals(state.statement_to_plan(statement).await?)?;
         Ok(datafusion::dataframe::DataFrame::new(state, plan))
     }
 
@@ -372,18 +371,6 @@ pub(crate) fn table_output(columns: Vec<(&str, ArrayRef)>) -> Output {
 /// The one-row `count` result of a statement that changed rows.
 pub(crate) fn count_output(n: u64) -> Output {
     table_output(vec![("count", Arc::new(UInt64Array::from(vec![n])))])
-}
-
-/// DataFusion's analyzer rules, with divisions by decimal literals made divisions of doubles
-/// before types are coerced (see `sql::literals`).
-fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
-    let mut rules = datafusion::optimizer::Analyzer::new().rules;
-    let at = rules
-        .iter()
-        .position(|r| r.name() == "type_coercion")
-        .unwrap_or(0);
-    rules.insert(at, Arc::new(crate::sql::FloatDivisionByLiterals));
-    rules
 }
 
 /// Settings from the environment alone (no config file, no flags).

@@ -7,7 +7,7 @@
 //! - A literal in scientific notation, `1e3` or `2.5e-1`, is a DOUBLE ([`float_exponents`]):
 //!   as a decimal its scale would be `-3`, and `1.5e300` would not fit at all.
 //! - A division with a decimal literal on either side divides doubles
-//!   ([`FloatDivisionByLiterals`]), as DuckDB divides decimals: DataFusion's decimal quotient
+//!   ([`retype_literals`]), as DuckDB divides decimals: DataFusion's decimal quotient
 //!   keeps four more digits than the dividend, which makes `1 / 3.0` 0.3333 and
 //!   `2.0 / 3.0 * 3` 1.99998.
 //! - A decimal literal next to a float (in a comparison, arithmetic, IN list or BETWEEN) is a
@@ -15,14 +15,12 @@
 //!   scale, cutting its digits, so that `float_col = 556.18` found nothing.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
-use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 /// Number tokens in scientific notation as `CAST('<number>' AS DOUBLE)`, spanning the number.
@@ -57,64 +55,82 @@ fn is_exponent(number: &str) -> bool {
 }
 
 /// Divisions with a decimal literal on either side, and decimal literals next to floats, as
-/// doubles. An analyzer rule that runs before DataFusion's type coercion, so that the types
-/// follow.
-#[derive(Debug, Default)]
-pub(crate) struct FloatDivisionByLiterals;
-
-impl AnalyzerRule for FloatDivisionByLiterals {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let names = NamePreserver::new(&plan);
-            let schema = merge_schema(&plan.inputs());
-            let is_float = |e: &Expr| {
-                e.get_type(&schema)
-                    .is_ok_and(|t| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64))
-            };
-            plan.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                let new = expr.transform_up(|e| match e {
-                    Expr::BinaryExpr(BinaryExpr { left, op, right })
-                        if (is_decimal_literal(&left) || is_decimal_literal(&right))
-                            && (op == Operator::Divide
-                                || is_float(&left)
-                                || is_float(&right)) =>
-                    {
-                        Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                            left: Box::new(as_double(*left)),
-                            op,
-                            right: Box::new(as_double(*right)),
-                        })))
-                    }
-                    Expr::InList(mut in_list)
-                        if is_float(&in_list.expr) && in_list.list.iter().any(is_decimal_literal) =>
-                    {
-                        in_list.list = in_list.list.into_iter().map(as_double).collect();
-                        Ok(Transformed::yes(Expr::InList(in_list)))
-                    }
-                    Expr::Between(mut between)
-                        if is_float(&between.expr)
-                            && (is_decimal_literal(&between.low)
-                                || is_decimal_literal(&between.high)) =>
-                    {
-                        between.low = Box::new(as_double(*between.low));
-                        between.high = Box::new(as_double(*between.high));
-                        Ok(Transformed::yes(Expr::Between(between)))
-                    }
-                    e => Ok(Transformed::no(e)),
-                })?;
-                Ok(if new.transformed {
-                    Transformed::yes(saved.restore(new.data))
+/// doubles, in a plan as SQL planning made it (before DataFusion's analyzer coerces types).
+/// Output names stay as they were; the schemas above a changed expression are recomputed, so
+/// that the plan reports the types it computes.
+pub(crate) fn retype_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut any = false;
+    plan.apply_with_subqueries(|node| {
+        let schema = merge_schema(&node.inputs());
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                any |= retyped(e.clone(), &schema)?.transformed;
+                Ok(if any {
+                    TreeNodeRecursion::Stop
                 } else {
-                    new
+                    TreeNodeRecursion::Continue
                 })
             })
         })
-        .map(|t| t.data)
+    })?;
+    if !any {
+        return Ok(plan);
     }
+    plan.transform_up_with_subqueries(|plan| {
+        // An input may have changed its types.
+        let plan = plan.recompute_schema()?;
+        let names = NamePreserver::new(&plan);
+        let schema = merge_schema(&plan.inputs());
+        let new = plan.map_expressions(|expr| {
+            let saved = names.save(&expr);
+            let new = expr.transform_up(|e| retyped(e, &schema))?;
+            Ok(if new.transformed {
+                Transformed::yes(saved.restore(new.data))
+            } else {
+                new
+            })
+        })?;
+        if new.transformed {
+            Ok(Transformed::yes(new.data.recompute_schema()?))
+        } else {
+            Ok(Transformed::yes(new.data))
+        }
+    })
+    .map(|t| t.data)
+}
 
-    fn name(&self) -> &str {
-        "float_division_by_literals"
+/// One expression with its decimal literals as doubles where they divide or meet a float.
+fn retyped(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let is_float = |e: &Expr| {
+        e.get_type(schema)
+            .is_ok_and(|t| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64))
+    };
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if (is_decimal_literal(&left) || is_decimal_literal(&right))
+                && (op == Operator::Divide || is_float(&left) || is_float(&right)) =>
+        {
+            Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                left: Box::new(as_double(*left)),
+                op,
+                right: Box::new(as_double(*right)),
+            })))
+        }
+        Expr::InList(mut in_list)
+            if is_float(&in_list.expr) && in_list.list.iter().any(is_decimal_literal) =>
+        {
+            in_list.list = in_list.list.into_iter().map(as_double).collect();
+            Ok(Transformed::yes(Expr::InList(in_list)))
+        }
+        Expr::Between(mut between)
+            if is_float(&between.expr)
+                && (is_decimal_literal(&between.low) || is_decimal_literal(&between.high)) =>
+        {
+            between.low = Box::new(as_double(*between.low));
+            between.high = Box::new(as_double(*between.high));
+            Ok(Transformed::yes(Expr::Between(between)))
+        }
+        e => Ok(Transformed::no(e)),
     }
 }
 

@@ -31,7 +31,7 @@ use datafusion::sql::sqlparser::tokenizer::{
 };
 
 pub use help::{KEYWORDS, STRATA_STATEMENTS};
-pub(crate) use literals::FloatDivisionByLiterals;
+pub(crate) use literals::retype_literals;
 pub use placeholders::Placeholders;
 pub use statement::{
     AsOfClause, Check, CreateTableAs, Effect, Optimize, Restore, Statement, Vacuum,
