@@ -318,6 +318,13 @@ impl Shape {
                     }
                     Ok(Transformed::yes(outer))
                 }
+                // A column of a query further out stays what it is.
+                e @ Expr::OuterReferenceColumn(..) => {
+                    if !outer_refs.contains(&e) {
+                        outer_refs.push(e.clone());
+                    }
+                    Ok(Transformed::no(e))
+                }
                 e => Ok(Transformed::no(e)),
             })?
             .data;
