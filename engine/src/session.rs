@@ -151,6 +151,10 @@ impl Session {
         // in its hash table, up to a few thousand keys: scans evaluate a list of keys row by
         // row far faster (see `optimizer::dynamic_filter_row_pushdown`; measured in
         // benches/results/tpch-analysis.md).
+        // A literal such as 556.18 is the exact decimal it reads as, as in DuckDB and
+        // PostgreSQL, not the nearest binary float: `price = 556.18` finds the price (see
+        // `sql::literals`).
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let optimizer = &mut config.options_mut().optimizer;
         optimizer.hash_join_inlist_pushdown_max_distinct_values = 4096;
         optimizer.hash_join_inlist_pushdown_max_size = 1024 * 1024;
@@ -161,6 +165,9 @@ impl Session {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .with_optimizer_rules(crate::optimizer::logical_rules(
+                datafusion::optimizer::Optimizer::new().rules,
+            )?)
             .with_physical_optimizer_rules(crate::optimizer::physical_rules(
                 datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
             )?)
@@ -277,7 +284,7 @@ impl Session {
         for reference in state.resolve_table_references(&statement)? {
             self.check_reference(&reference)?;
         }
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = crate::sql::retype_literals(state.statement_to_plan(statement).await?)?;
         Ok(datafusion::dataframe::DataFrame::new(state, plan))
     }
 

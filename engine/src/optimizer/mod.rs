@@ -26,9 +26,11 @@ pub(crate) mod like_segments;
 pub(crate) mod outer_join_constants;
 pub(crate) mod plain_anti_join_on_non_null_keys;
 pub(crate) mod shared_ctes;
+pub(crate) mod single_distinct_keeps_types;
 pub(crate) mod split_switched_scans;
 pub(crate) mod spread_files_across_partitions;
 pub(crate) mod string_filter_selectivity;
+pub(crate) mod three_valued_in_subqueries;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use std::sync::Arc;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -54,6 +57,8 @@ pub enum Place {
     After(&'static str),
     /// After every DataFusion physical rule.
     Last,
+    /// Among DataFusion's logical optimizer rules, right before the one of this name.
+    BeforeLogical(&'static str),
 }
 
 /// One of strata's rules: its name (the name of its switch and of its file), where it runs
@@ -66,6 +71,7 @@ pub struct Rule {
     pub place: Place,
     pub reason: &'static str,
     make: Option<fn() -> Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+    make_logical: Option<fn() -> Arc<dyn OptimizerRule + Send + Sync>>,
 }
 
 const fn statement(name: &'static str, does: &'static str, reason: &'static str) -> Rule {
@@ -75,6 +81,7 @@ const fn statement(name: &'static str, does: &'static str, reason: &'static str)
         place: Place::Statement,
         reason,
         make: None,
+        make_logical: None,
     }
 }
 
@@ -91,6 +98,24 @@ const fn physical(
         place,
         reason,
         make: Some(make),
+        make_logical: None,
+    }
+}
+
+const fn logical(
+    name: &'static str,
+    does: &'static str,
+    place: Place,
+    reason: &'static str,
+    make: fn() -> Arc<dyn OptimizerRule + Send + Sync>,
+) -> Rule {
+    Rule {
+        name,
+        does,
+        place,
+        reason,
+        make: None,
+        make_logical: Some(make),
     }
 }
 
@@ -100,6 +125,20 @@ pub const RULES: &[Rule] = &[
         "shared_ctes",
         "computes a CTE named more than once once, and plans the query over its rows",
         "before planning: DataFusion inlines a CTE wherever it is named, so one named twice must be computed first",
+    ),
+    logical(
+        "three_valued_in_subqueries",
+        "plans IN and NOT IN subqueries that NULLs or correlation make DataFusion get wrong as EXISTS and scalar subqueries",
+        Place::BeforeLogical("decorrelate_predicate_subquery"),
+        "before DataFusion turns IN subqueries into joins, which it makes two-valued or fails to plan",
+        || Arc::new(three_valued_in_subqueries::ThreeValuedInSubqueries),
+    ),
+    logical(
+        "single_distinct_keeps_types",
+        "splits an aggregate with one count(DISTINCT …) in two as DataFusion does, keeping its output types",
+        Place::BeforeLogical("single_distinct_aggregation_to_group_by"),
+        "in place of DataFusion's rule, which it runs and whose changed sum types it casts back",
+        || Arc::new(single_distinct_keeps_types::SingleDistinctKeepsTypes::default()),
     ),
     physical(
         "string_filter_selectivity",
@@ -220,7 +259,7 @@ pub(crate) fn physical_rules(
             rule: make(),
         });
         match rule.place {
-            Place::Statement => {}
+            Place::Statement | Place::BeforeLogical(_) => {}
             Place::First => {
                 rules.insert(first, switched);
                 first += 1;
@@ -240,6 +279,25 @@ pub(crate) fn physical_rules(
             }
             Place::Last => rules.push(switched),
         }
+    }
+    Ok(rules)
+}
+
+/// DataFusion's logical optimizer rules with strata's at their places. Each of strata's
+/// checks its switch itself.
+pub(crate) fn logical_rules(
+    mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>>,
+) -> Result<Vec<Arc<dyn OptimizerRule + Send + Sync>>> {
+    for rule in RULES {
+        let (Some(make), Place::BeforeLogical(anchor)) = (rule.make_logical, rule.place) else {
+            continue;
+        };
+        let at = rules.iter().position(|r| r.name() == anchor).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "internal: strata's optimizer places a rule before DataFusion's '{anchor}', which this DataFusion does not have"
+            ))
+        })?;
+        rules.insert(at, make());
     }
     Ok(rules)
 }

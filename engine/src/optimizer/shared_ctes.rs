@@ -166,11 +166,13 @@ fn standalone(cte: &Cte, earlier: Vec<Cte>) -> Query {
 /// Runs a query and keeps its schema and rows, unless the rows outgrow [`MAX_SHARED_BYTES`].
 async fn run(ctx: &SessionContext, query: Query) -> Result<Option<(SchemaRef, Vec<RecordBatch>)>> {
     let state = ctx.state();
-    let plan = state
-        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
-            Box::new(query),
-        ))))
-        .await?;
+    let plan = crate::sql::retype_literals(
+        state
+            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
+                Box::new(query),
+            ))))
+            .await?,
+    )?;
     let mut stream = ctx
         .execute_logical_plan(plan)
         .await?

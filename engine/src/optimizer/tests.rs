@@ -335,6 +335,12 @@ async fn each_rule_changes_some_plan_and_no_answer() {
         "outer_join_constants",
     ];
     idle.retain(|rule| !scale_bound.contains(rule));
+    // Rules that give right answers where DataFusion gives wrong ones or plans none, in shapes
+    // these queries do not have (NOT IN with NULLs outside a filter's top level, correlated
+    // NOT IN, count(DISTINCT) beside a decimal sum). Their own tests show their plans before
+    // and after.
+    let answer_rules = ["three_valued_in_subqueries", "single_distinct_keeps_types"];
+    idle.retain(|rule| !answer_rules.contains(rule));
     assert!(idle.is_empty(), "rules that changed no plan: {idle:?}");
 }
 

@@ -11,8 +11,12 @@
 //! Time travel (`t VERSION AS OF 3`, `t TIMESTAMP AS OF '2026-01-01'`) is part of the table
 //! reference: the tokens of the clause are folded into the table's name (`"t@v3"`), which
 //! the zone schemas resolve to the table at that version (see `providers::delta::AsOf`).
+//!
+//! Numeric literals are typed as DuckDB types them (see [`literals`]): `556.18` is an exact
+//! decimal, `1e3` a double.
 
 mod help;
+mod literals;
 mod placeholders;
 pub mod split;
 mod statement;
@@ -27,6 +31,7 @@ use datafusion::sql::sqlparser::tokenizer::{
 };
 
 pub use help::{KEYWORDS, STRATA_STATEMENTS};
+pub(crate) use literals::retype_literals;
 pub use placeholders::Placeholders;
 pub use statement::{
     AsOfClause, Check, CreateTableAs, Effect, Optimize, Restore, Statement, Vacuum,
@@ -143,7 +148,7 @@ fn tokenize(text: &str) -> Result<Vec<TokenWithSpan>> {
     let tokens = Tokenizer::new(&GenericDialect {}, text)
         .tokenize_with_location()
         .map_err(|e| syntax(ParserError::TokenizerError(e.to_string())))?;
-    Ok(fold_time_travel(tokens))
+    Ok(fold_time_travel(literals::float_exponents(tokens)))
 }
 
 /// A parser error as strata's syntax error, with the line and column it names.

@@ -169,7 +169,7 @@ impl Session {
         } else {
             None
         };
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = crate::sql::retype_literals(state.statement_to_plan(statement).await?)?;
         drop(shared_ctes);
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
