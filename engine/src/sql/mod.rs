@@ -12,6 +12,7 @@
 //! reference: the tokens of the clause are folded into the table's name (`"t@v3"`), which
 //! the zone schemas resolve to the table at that version (see `providers::delta::AsOf`).
 
+mod depth;
 mod help;
 mod placeholders;
 pub mod split;
@@ -26,6 +27,7 @@ use datafusion::sql::sqlparser::tokenizer::{
     Location, Span, Token, TokenWithSpan, Tokenizer, Word,
 };
 
+pub use depth::MAX_EXPRESSION_DEPTH;
 pub use help::{KEYWORDS, STRATA_STATEMENTS};
 pub use placeholders::Placeholders;
 pub use statement::{
@@ -45,8 +47,13 @@ pub struct Parsed {
     pub line: u64,
 }
 
-/// Parses every statement of `text` (separated by `;`).
+/// Parses every statement of `text` (separated by `;`). A statement whose expressions nest
+/// deeper than [`MAX_EXPRESSION_DEPTH`] is an error.
 pub fn parse(text: &str) -> Result<Vec<Parsed>> {
+    depth::on_large_stack(|| parse_all(text))
+}
+
+fn parse_all(text: &str) -> Result<Vec<Parsed>> {
     let mut parser = StrataParser::new(text)?;
     let mut parsed = vec![];
     let mut expecting_delimiter = false;
@@ -71,6 +78,9 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>> {
         let statement = parser
             .parse_statement()
             .map_err(|e| located(syntax(e), text))?;
+        if depth::exceeds_limit(&statement) {
+            return Err(depth::error(start.line));
+        }
         let end = parser.df.parser.get_current_token().span.end;
         parsed.push(Parsed {
             statement,
