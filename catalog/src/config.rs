@@ -18,7 +18,9 @@
 //! listing_ttl_secs = 30                     # how long object-store listings are reused
 //! ```
 //!
-//! and at the top level `memory_limit = "4GiB"` bounds the memory of a session's queries.
+//! and at the top level `memory_limit = "4GiB"` bounds the memory of a session's queries, and
+//! `spill_dir = "/data/spill"` says where queries over it spill (the system's
+//! temporary folder by default).
 //!
 //! The file is found at `--config`, else `$STRATA_CONFIG`, else `./strata.toml` when there is
 //! one.
@@ -55,6 +57,9 @@ pub struct Config {
     /// Memory a session's queries may hold at once (`"4GiB"`, `"512MB"`, bytes); a query
     /// that needs more fails with "resources exhausted". Unlimited when unset.
     pub memory_limit: Option<String>,
+    /// The folder sorts, aggregations and joins spill to when they outgrow the memory limit
+    /// (created if missing). The system's temporary folder when unset.
+    pub spill_dir: Option<String>,
 }
 
 /// Parses a size such as `4GiB`, `512MB`, `1.5G` or `1048576` (bytes) into bytes.

@@ -41,10 +41,16 @@ struct Args {
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 
-    /// Memory the queries may hold at once, e.g. 4GiB; a query needing more fails with
+    /// Memory the queries may hold at once, e.g. 4GiB. Sorts, aggregations and joins that
+    /// need more spill to disk (see --spill-dir); another operator needing more fails with
     /// "resources exhausted" [default: `memory_limit` in the config file, else unlimited].
     #[arg(long, value_name = "SIZE", global = true)]
     memory_limit: Option<String>,
+
+    /// Folder for the spill files of queries over --memory-limit, created if missing
+    /// [default: `spill_dir` in the config file, else the system's temporary folder].
+    #[arg(long, value_name = "DIR", global = true)]
+    spill_dir: Option<PathBuf>,
 
     #[command(flatten)]
     s3: S3Flags,
@@ -267,10 +273,33 @@ pub(crate) fn data_dir() -> PathBuf {
         .join("strata")
 }
 
+/// The stack of every thread that parses, plans or runs statements. Plans are trees, and
+/// parts of the planner walk them recursively: a deep expression must end in an error
+/// naming the limit (see `strata_engine::sql::MAX_EXPRESSION_DEPTH`), never in a stack overflow
+/// that aborts the process. The memory is reserved, not used, until a statement needs it.
+const STACK_SIZE: usize = 64 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The main thread's stack is fixed by the OS; statements run on a thread of our own.
+    let main = std::thread::Builder::new()
+        .name("strata-main".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || run_main(args));
+    match main.map(|handle| handle.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_main(args: Args) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK_SIZE)
         .build()
     {
         Ok(rt) => rt,
@@ -301,6 +330,9 @@ fn load_config(args: &Args) -> anyhow::Result<strata_catalog::Config> {
     config.s3 = s3;
     if let Some(limit) = &args.memory_limit {
         config.memory_limit = Some(limit.clone());
+    }
+    if let Some(dir) = &args.spill_dir {
+        config.spill_dir = Some(dir.to_string_lossy().into_owned());
     }
     Ok(config)
 }

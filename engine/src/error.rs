@@ -137,6 +137,38 @@ fn describe_datafusion(e: &DataFusionError) -> String {
         DataFusionError::Plan(msg) => msg.clone(),
         DataFusionError::SQL(inner, _) => format!("SQL syntax error: {inner}"),
         DataFusionError::Diagnostic(_, inner) => describe_datafusion(inner),
+        DataFusionError::ResourcesExhausted(msg) => describe_memory(msg),
         other => other.to_string(),
+    }
+}
+
+/// A query over the memory limit: which operator wanted more, the limit, and what to do.
+/// DataFusion's message lists the biggest consumers first and ends with the allocation that
+/// failed ("Failed to allocate additional 920 KB for TopK[0] with … pool_size: 200.0 MB)").
+fn describe_memory(msg: &str) -> String {
+    let failed = msg
+        .rfind("Failed to allocate")
+        .map_or(msg, |i| &msg[i..])
+        .trim();
+    let operator = failed
+        .split_once(" for ")
+        .and_then(|(_, rest)| rest.split_once(" with "))
+        .map(|(op, _)| op.trim());
+    let limit = failed
+        .split_once("pool_size: ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(size, _)| size.trim());
+    match (operator, limit) {
+        (Some(operator), Some(limit)) => format!(
+            "the query needs more memory than the memory limit ({limit}) allows: {operator} \
+             could not get more, and it cannot spill to disk (sorts, aggregations and joins \
+             spill what they can). Raise --memory-limit (memory_limit in the config file), or \
+             make the query hold less at once: filter before joining, join on the smaller \
+             table, group by fewer keys or lower a large LIMIT. ({failed})"
+        ),
+        _ => format!(
+            "the query needs more memory than the memory limit allows; raise --memory-limit \
+             (memory_limit in the config file). ({msg})"
+        ),
     }
 }

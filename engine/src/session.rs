@@ -13,6 +13,7 @@ use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -128,6 +129,7 @@ impl Session {
         let mut runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .with_object_store_registry(Arc::clone(&stores) as _);
+        let mut memory_limit = None;
         if let Some(limit) = &config.memory_limit {
             let bytes = strata_catalog::parse_size(limit).ok_or_else(|| {
                 strata_catalog::Error::InvalidConfig {
@@ -137,7 +139,24 @@ impl Session {
                     ),
                 }
             })?;
-            runtime = runtime.with_memory_limit(bytes as usize, 1.0);
+            // A fair pool, not DataFusion's default greedy one: each sort, aggregation and
+            // join that can spill gets an equal share of what operators that cannot spill
+            // leave, and spills to disk when it needs more, rather than one of them taking
+            // the whole limit and the next operator failing.
+            memory_limit = Some(bytes as usize);
+            runtime = runtime.with_memory_pool(Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(bytes as usize),
+                std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
+            )));
+        }
+        // Spill files go to the system's temporary folder unless the config says where.
+        if let Some(dir) = &config.spill_dir {
+            let path = std::path::PathBuf::from(dir);
+            std::fs::create_dir_all(&path).map_err(|e| strata_catalog::Error::InvalidConfig {
+                source_name: "spill_dir".into(),
+                reason: format!("cannot create the spill folder '{dir}': {e}"),
+            })?;
+            runtime = runtime.with_temp_file_path(path);
         }
         // Benchmarks read the peak memory of a query from this wrapper.
         let pool = crate::providers::metrics::PeakMemoryPool::wrap(runtime.memory_pool.take());
@@ -155,6 +174,15 @@ impl Session {
         // PostgreSQL, not the nearest binary float: `price = 556.18` finds the price (see
         // `sql::literals`).
         config.options_mut().sql_parser.parse_float_as_decimal = true;
+        if let Some(limit) = memory_limit {
+            // A sort that spills sets aside memory to merge its spill files, 10 MB by default
+            // in every partition: under a small limit that alone would fail the query. Each
+            // partition's sort sets aside at most a quarter of its share of the limit.
+            let execution = &mut config.options_mut().execution;
+            let share = limit / (4 * execution.target_partitions.max(1));
+            execution.sort_spill_reservation_bytes =
+                execution.sort_spill_reservation_bytes.min(share.max(64 * 1024));
+        }
         let optimizer = &mut config.options_mut().optimizer;
         optimizer.hash_join_inlist_pushdown_max_distinct_values = 4096;
         optimizer.hash_join_inlist_pushdown_max_size = 1024 * 1024;

@@ -139,6 +139,11 @@ impl Server {
 
     /// Serves calls on an already bound listener until `shutdown` completes; then running
     /// queries are cancelled, and open calls get a short while to end.
+    ///
+    /// Calls are handled on the tokio runtime's worker threads. Give them large stacks
+    /// (`Builder::thread_stack_size`, 64 MiB in `strata serve`): DataFusion walks and formats
+    /// expression trees recursively, and a statement up to the engine's depth limit
+    /// (`strata_engine::sql::MAX_EXPRESSION_DEPTH`) can need more than the default 2 MiB.
     pub async fn serve(
         self,
         listener: TcpListener,

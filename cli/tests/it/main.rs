@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 mod bench;
 mod faults;
+mod limits;
 mod pipeline;
 mod portable;
 mod s3;

@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, Schema};
+use datafusion::error::DataFusionError;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 
 /// Records read from each file to infer a JSON schema, unless a table says otherwise.
 pub const DEFAULT_INFER_RECORDS: usize = 1000;
+
+/// How much of a file inference reads at a time: its first records are usually in the first
+/// block, and the rest of the file is never read.
+const INFER_BLOCK_BYTES: usize = 256 * 1024;
 
 /// A file's path as users know it: a local path, or a URL for other stores. `base` is any
 /// URL on the same store (the table's location).
@@ -250,35 +254,46 @@ pub async fn infer_json_schema(
     let mut merged: Option<(Fields, FieldOrigins)> = None;
     for file in files {
         let path = display_path(base, &file.location);
-        let bytes = read_object(store, &file.location, &path, "the table")
+        // Only the first records are read: the file is streamed, and dropped once they are in.
+        let mut reader = LineReader::open(store, &file.location, &path, "the table")
             .await
             .map_err(Error::DataFusion)?;
         let mut values = vec![];
-        for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
-            if values.len() >= max_records_per_file {
+        'blocks: while values.len() < max_records_per_file {
+            let Some((first_line, block)) = reader
+                .next_lines(INFER_BLOCK_BYTES)
+                .await
+                .map_err(Error::DataFusion)?
+            else {
                 break;
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<serde_json::Value>(line) {
-                Ok(v @ serde_json::Value::Object(_)) => values.push(v),
-                _ if skip_malformed => {}
-                Ok(_) => {
-                    return Err(Error::BadFile {
-                        path,
-                        line: Some(index as u64 + 1),
-                        reason: "the line is not a JSON object. To skip such lines, set OPTIONS ('skip_malformed' 'true')".into(),
-                    });
+            };
+            for (index, line) in block.split(|b| *b == b'\n').enumerate() {
+                if values.len() >= max_records_per_file {
+                    break 'blocks;
                 }
-                Err(e) => {
-                    return Err(Error::BadFile {
-                        path,
-                        line: Some(index as u64 + 1),
-                        reason: format!(
-                            "malformed JSON: {e}. To skip such lines, set OPTIONS ('skip_malformed' 'true')"
-                        ),
-                    });
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let line_number = first_line + index as u64;
+                match serde_json::from_slice::<serde_json::Value>(line) {
+                    Ok(v @ serde_json::Value::Object(_)) => values.push(v),
+                    _ if skip_malformed => {}
+                    Ok(_) => {
+                        return Err(Error::BadFile {
+                            path,
+                            line: Some(line_number),
+                            reason: "the line is not a JSON object. To skip such lines, set OPTIONS ('skip_malformed' 'true')".into(),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(Error::BadFile {
+                            path,
+                            line: Some(line_number),
+                            reason: format!(
+                                "malformed JSON: {e}. To skip such lines, set OPTIONS ('skip_malformed' 'true')"
+                            ),
+                        });
+                    }
                 }
             }
         }
@@ -414,43 +429,132 @@ fn describe_type(t: &DataType) -> String {
     }
 }
 
-/// Reads an object whole, gunzipping files whose names end in `.gz`.
-pub(crate) async fn read_object(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-    shown: &str,
-    table: &str,
-) -> datafusion::common::Result<Bytes> {
-    use datafusion::error::DataFusionError;
-    use object_store::ObjectStoreExt;
-    let bytes = match store.get(path).await {
-        Ok(r) => r.bytes().await,
-        Err(e) => Err(e),
-    };
-    let bytes = match bytes {
-        Ok(b) => b,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(DataFusionError::External(Box::new(Error::FileVanished {
-                table: table.to_string(),
-                path: shown.to_string(),
-            })));
-        }
-        Err(e) => return Err(DataFusionError::ObjectStore(Box::new(e))),
-    };
-    if path.as_ref().ends_with(".gz") {
-        let mut out = Vec::with_capacity(bytes.len() * 4);
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DataFusionError::External(Box::new(Error::BadFile {
+/// The most bytes of whole lines [`LineReader::next_lines`] hands over at once (more only
+/// when a single line is longer).
+pub(crate) const LINE_BLOCK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads an object as a stream of blocks of whole lines, gunzipping files whose names end in
+/// `.gz` on the way, and counting lines so that errors can name them. Only a block and the
+/// chunk being read are held at once, whatever the size of the file.
+pub(crate) struct LineReader {
+    source: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    gunzip: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    /// Bytes read but not handed over yet: whole lines, then the start of the next one.
+    pending: Vec<u8>,
+    /// Whether `pending` holds a line end.
+    pending_has_newline: bool,
+    /// The number (from 1) of the first line in `pending`.
+    next_line: u64,
+    done: bool,
+    shown: String,
+    table: String,
+}
+
+impl LineReader {
+    /// Starts reading `path`; `shown` is its path as users know it, `table` names its table
+    /// in errors.
+    pub(crate) async fn open(
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        shown: &str,
+        table: &str,
+    ) -> datafusion::common::Result<Self> {
+        use object_store::ObjectStoreExt;
+        let source = match store.get(path).await {
+            Ok(r) => r.into_stream(),
+            Err(e) => return Err(Self::read_error(e, shown, table)),
+        };
+        let gunzip = path
+            .as_ref()
+            .ends_with(".gz")
+            .then(|| flate2::write::MultiGzDecoder::new(Vec::new()));
+        Ok(Self {
+            source,
+            gunzip,
+            pending: Vec::new(),
+            pending_has_newline: false,
+            next_line: 1,
+            done: false,
+            shown: shown.to_string(),
+            table: table.to_string(),
+        })
+    }
+
+    fn read_error(e: object_store::Error, shown: &str, table: &str) -> DataFusionError {
+        match e {
+            object_store::Error::NotFound { .. } => {
+                DataFusionError::External(Box::new(Error::FileVanished {
+                    table: table.to_string(),
                     path: shown.to_string(),
-                    line: None,
-                    reason: format!("not a readable gzip file: {e}"),
                 }))
-            })?;
-        Ok(Bytes::from(out))
-    } else {
-        Ok(bytes)
+            }
+            e => DataFusionError::ObjectStore(Box::new(e)),
+        }
+    }
+
+    fn gzip_error(&self, e: std::io::Error) -> DataFusionError {
+        DataFusionError::External(Box::new(Error::BadFile {
+            path: self.shown.clone(),
+            line: None,
+            reason: format!("not a readable gzip file: {e}"),
+        }))
+    }
+
+    /// The next block of whole lines, at least `min` bytes long unless the file ends first,
+    /// with the number (from 1) of its first line; `None` once the file is read. The last
+    /// line of a file may lack its line end.
+    pub(crate) async fn next_lines(
+        &mut self,
+        min: usize,
+    ) -> datafusion::common::Result<Option<(u64, Vec<u8>)>> {
+        use futures::StreamExt;
+        use std::io::Write;
+        while !self.done && (self.pending.len() < min || !self.pending_has_newline) {
+            match self.source.next().await {
+                Some(Ok(chunk)) => {
+                    let before = self.pending.len();
+                    match &mut self.gunzip {
+                        Some(gz) => {
+                            if let Err(e) = gz.write_all(&chunk).and_then(|_| gz.flush()) {
+                                return Err(self.gzip_error(e));
+                            }
+                            self.pending.append(gz.get_mut());
+                        }
+                        None => self.pending.extend_from_slice(&chunk),
+                    }
+                    if self.pending[before..].contains(&b'\n') {
+                        self.pending_has_newline = true;
+                    }
+                }
+                Some(Err(e)) => return Err(Self::read_error(e, &self.shown, &self.table)),
+                None => {
+                    if let Some(gz) = self.gunzip.take() {
+                        match gz.finish() {
+                            Ok(mut rest) => self.pending.append(&mut rest),
+                            Err(e) => return Err(self.gzip_error(e)),
+                        }
+                    }
+                    self.done = true;
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.done {
+            self.pending.len()
+        } else {
+            match self.pending.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None => self.pending.len(),
+            }
+        };
+        let rest = self.pending.split_off(cut);
+        let block = std::mem::replace(&mut self.pending, rest);
+        self.pending_has_newline = false;
+        let first = self.next_line;
+        self.next_line += block.iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(Some((first, block)))
     }
 }
 

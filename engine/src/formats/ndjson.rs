@@ -1,8 +1,10 @@
-//! Newline-delimited JSON as strata reads it: one file at a time, gzip by file name,
+//! Newline-delimited JSON as strata reads it: one file at a time, streamed in blocks of whole
+//! lines (so a file of any size is read in bounded memory), gzip by file name,
 //! numbers and booleans readable into string columns (so a field widened to string holds
 //! every value), and malformed lines either reported with their file and line number or
 //! skipped and counted, as the table's `skip_malformed` option says.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ use futures::StreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
 use crate::error::Error;
+use crate::formats::infer::{LINE_BLOCK_BYTES, LineReader};
 use crate::providers::metrics::ScanCounters;
 
 /// How one JSON table is read.
@@ -184,7 +187,7 @@ impl FileSource for NdjsonSource {
         "json"
     }
 
-    // Files are read whole, one per task: line numbers and skipping need the whole file.
+    // Files are streamed from their start, one per task: line numbers count from there.
     fn supports_repartitioning(&self) -> bool {
         false
     }
@@ -219,21 +222,74 @@ impl FileOpener for NdjsonOpener {
         Ok(Box::pin(async move {
             let path = file.object_meta.location.clone();
             let shown = crate::formats::infer::display_path(&options.location, &path);
-            let bytes =
-                crate::formats::infer::read_object(&store, &path, &shown, &options.table).await?;
-            let (batches, skipped) = decode_ndjson(&bytes, &shown, schema, batch_size, &options)
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            options.counters.record_skipped(&shown, skipped);
-            Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
+            let reader = LineReader::open(&store, &path, &shown, &options.table).await?;
+            let state = StreamState {
+                reader,
+                ready: VecDeque::new(),
+                skipped: 0,
+                finished: false,
+                shown,
+                schema,
+                batch_size,
+                options,
+            };
+            Ok(futures::stream::try_unfold(state, StreamState::next).boxed())
         }))
     }
 }
 
-/// Decodes a whole NDJSON file. The fast path hands every byte to arrow's decoder; only when
-/// that fails are lines checked one by one, to name the bad line or to skip it.
+/// One file being decoded: a block of lines at a time, so that memory holds a block and its
+/// batches, never the whole file.
+struct StreamState {
+    reader: LineReader,
+    ready: VecDeque<RecordBatch>,
+    skipped: u64,
+    finished: bool,
+    shown: String,
+    schema: SchemaRef,
+    batch_size: usize,
+    options: Arc<JsonReadOptions>,
+}
+
+impl StreamState {
+    async fn next(mut self) -> Result<Option<(RecordBatch, Self)>> {
+        loop {
+            if let Some(batch) = self.ready.pop_front() {
+                return Ok(Some((batch, self)));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            match self.reader.next_lines(LINE_BLOCK_BYTES).await? {
+                Some((first_line, block)) => {
+                    let (batches, skipped) = decode_ndjson(
+                        &block,
+                        first_line,
+                        &self.shown,
+                        Arc::clone(&self.schema),
+                        self.batch_size,
+                        &self.options,
+                    )
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    self.skipped += skipped;
+                    self.ready.extend(batches);
+                }
+                None => {
+                    self.finished = true;
+                    self.options.counters.record_skipped(&self.shown, self.skipped);
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a block of whole lines of an NDJSON file, whose first line is line `first_line`
+/// of the file. The fast path hands every byte to arrow's decoder; only when that fails are
+/// lines checked one by one, to name the bad line or to skip it.
 /// Returns the batches and the number of lines skipped.
 fn decode_ndjson(
     bytes: &[u8],
+    first_line: u64,
     path: &str,
     schema: SchemaRef,
     batch_size: usize,
@@ -270,7 +326,7 @@ fn decode_ndjson(
             Some(reason) => {
                 return Err(Error::BadFile {
                     path: path.to_string(),
-                    line: Some(index as u64 + 1),
+                    line: Some(first_line + index as u64),
                     reason: format!(
                         "{reason}. To skip such lines, set OPTIONS ('skip_malformed' 'true') on {}",
                         options.table
@@ -318,4 +374,188 @@ fn decode_all(
         batches.push(batch);
     }
     Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use futures::TryStreamExt;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+    use super::*;
+
+    /// Lines enough for several blocks of [`LINE_BLOCK_BYTES`]: about 110 bytes each.
+    const LINES: usize = 3 * LINE_BLOCK_BYTES / 110;
+
+    fn line(i: usize) -> String {
+        format!(r#"{{"id": {i}, "pad": "{:0>80}"}}"#, i)
+    }
+
+    fn options(skip_malformed: bool) -> Arc<JsonReadOptions> {
+        Arc::new(JsonReadOptions {
+            table: "raw.events".into(),
+            location: "file:///data/events/".into(),
+            skip_malformed,
+            counters: Arc::new(ScanCounters::default()),
+        })
+    }
+
+    /// Reads `bytes` stored as `name` through the opener, as a query would.
+    async fn read(
+        name: &str,
+        bytes: Vec<u8>,
+        options: Arc<JsonReadOptions>,
+    ) -> Result<Vec<RecordBatch>> {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let size = bytes.len() as u64;
+        store
+            .put(&Path::from(name), PutPayload::from(bytes))
+            .await
+            .expect("put");
+        let opener = NdjsonOpener {
+            batch_size: 8192,
+            schema: Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)])),
+            store,
+            options,
+        };
+        let stream = opener.open(PartitionedFile::new(name, size))?.await?;
+        stream.try_collect().await
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let ids = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("int64");
+                ids.values().to_vec()
+            })
+            .collect()
+    }
+
+    fn file_with(bad: Option<(usize, &str)>) -> Vec<u8> {
+        let mut text = String::new();
+        for i in 1..=LINES {
+            match bad {
+                Some((at, bad_line)) if at == i => text.push_str(bad_line),
+                _ => text.push_str(&line(i)),
+            }
+            text.push('\n');
+        }
+        text.into_bytes()
+    }
+
+    /// A file of several blocks reads whole and in order, each line once, whether or not
+    /// it ends with a line end.
+    #[tokio::test]
+    async fn a_file_of_many_blocks_reads_every_line_once() {
+        let bytes = file_with(None);
+        assert!(bytes.len() > 2 * LINE_BLOCK_BYTES);
+        let batches = read("events.json", bytes.clone(), options(false))
+            .await
+            .expect("read");
+        assert_eq!(ids(&batches), (1..=LINES as i64).collect::<Vec<_>>());
+        let mut unterminated = bytes;
+        unterminated.pop();
+        let batches = read("events.json", unterminated, options(false))
+            .await
+            .expect("read");
+        assert_eq!(ids(&batches).len(), LINES);
+    }
+
+    /// A bad line in a later block is named by its line number in the file.
+    #[tokio::test]
+    async fn errors_name_the_line_in_the_file_not_in_the_block() {
+        let at = LINES - 7;
+        let err = read("events.json", file_with(Some((at, r#"{"id": 1,"#))), options(false))
+            .await
+            .expect_err("a malformed line");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("at line {at}:")) && text.contains("/events.json"),
+            "{text}"
+        );
+        let err = read("events.json", file_with(Some((at, "[1, 2]"))), options(false))
+            .await
+            .expect_err("not an object");
+        assert!(err.to_string().contains(&format!("at line {at}:")), "{err}");
+    }
+
+    /// Skipped lines are counted once for the file, over all its blocks.
+    #[tokio::test]
+    async fn skipped_lines_are_counted_across_blocks() {
+        let mut text = String::from_utf8(file_with(Some((5, "not json")))).expect("utf8");
+        text.push_str("{\"id\": \"many\"}\n");
+        let opts = options(true);
+        let batches = read("events.json", text.into_bytes(), Arc::clone(&opts))
+            .await
+            .expect("read");
+        assert_eq!(ids(&batches).len(), LINES - 1);
+        assert_eq!(
+            opts.counters.skipped_by_file(),
+            vec![("/events.json".to_string(), 2)]
+        );
+    }
+
+    /// Gzipped files are gunzipped as they stream, with line numbers kept.
+    #[tokio::test]
+    async fn gzip_streams_with_line_numbers() {
+        let at = LINES - 1;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&file_with(Some((at, "{oops"))))
+            .expect("gzip");
+        let bytes = gz.finish().expect("gzip");
+        let err = read("events.json.gz", bytes, options(false))
+            .await
+            .expect_err("a malformed line");
+        assert!(err.to_string().contains(&format!("at line {at}:")), "{err}");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&file_with(None)).expect("gzip");
+        let batches = read("events.json.gz", gz.finish().expect("gzip"), options(false))
+            .await
+            .expect("read");
+        assert_eq!(ids(&batches).len(), LINES);
+    }
+
+    /// A line nested 100,000 levels deep is no crash: a query skips the fields it does not
+    /// read, and schema inference (which reads every field) names the line.
+    #[tokio::test]
+    async fn deeply_nested_lines_do_not_crash() {
+        let deep = format!(
+            r#"{{"id": 2, "x": {}1{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let text = format!("{}\n{deep}\n{}\n", line(1), line(3));
+        let batches = read("events.json", text.clone().into_bytes(), options(false))
+            .await
+            .expect("the deep field is not read");
+        assert_eq!(ids(&batches), vec![1, 2, 3]);
+
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("events.json");
+        store
+            .put(&path, PutPayload::from(text.into_bytes()))
+            .await
+            .expect("put");
+        let meta = store.head(&path).await.expect("head");
+        let err = crate::formats::infer::infer_json_schema(
+            "file:///data/events/",
+            &store,
+            &[meta],
+            1000,
+            false,
+        )
+        .await
+        .expect_err("too deep to infer");
+        assert!(err.to_string().contains("at line 2:"), "{err}");
+    }
 }

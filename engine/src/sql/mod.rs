@@ -15,6 +15,7 @@
 //! Numeric literals are typed as DuckDB types them (see [`literals`]): `556.18` is an exact
 //! decimal, `1e3` a double.
 
+mod depth;
 mod help;
 mod literals;
 mod placeholders;
@@ -30,6 +31,7 @@ use datafusion::sql::sqlparser::tokenizer::{
     Location, Span, Token, TokenWithSpan, Tokenizer, Word,
 };
 
+pub use depth::MAX_EXPRESSION_DEPTH;
 pub use help::{KEYWORDS, STRATA_STATEMENTS};
 pub(crate) use literals::retype_literals;
 pub use placeholders::Placeholders;
@@ -50,8 +52,13 @@ pub struct Parsed {
     pub line: u64,
 }
 
-/// Parses every statement of `text` (separated by `;`).
+/// Parses every statement of `text` (separated by `;`). A statement whose expressions nest
+/// deeper than [`MAX_EXPRESSION_DEPTH`] is an error.
 pub fn parse(text: &str) -> Result<Vec<Parsed>> {
+    depth::on_large_stack(|| parse_all(text))
+}
+
+fn parse_all(text: &str) -> Result<Vec<Parsed>> {
     let mut parser = StrataParser::new(text)?;
     let mut parsed = vec![];
     let mut expecting_delimiter = false;
@@ -76,6 +83,9 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>> {
         let statement = parser
             .parse_statement()
             .map_err(|e| located(syntax(e), text))?;
+        if depth::exceeds_limit(&statement) {
+            return Err(depth::error(start.line));
+        }
         let end = parser.df.parser.get_current_token().span.end;
         parsed.push(Parsed {
             statement,

@@ -118,3 +118,56 @@ async fn do_get(
 ) -> Result<Vec<arrow::array::RecordBatch>, arrow_flight::error::FlightError> {
     client.do_get(ticket).await?.try_collect().await
 }
+
+/// Statements nested too deeply to plan (20,000 terms of `+`, `OR` or `||`, 2,000 nested
+/// parentheses) are INVALID_ARGUMENT naming the limit, never a crash of the server, which
+/// answers chains below the limit and keeps serving. The server runs on worker threads with
+/// the stacks `strata serve` gives them (DataFusion formats and walks expressions
+/// recursively: a chain of a few hundred terms needs more than the default 2 MiB in a debug
+/// build).
+#[test]
+fn deep_expressions_are_refused_and_the_server_keeps_serving() {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(64 * 1024 * 1024)
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            // The server and its handlers run on the runtime's workers.
+            tokio::spawn(deep_expressions())
+                .await
+                .expect("the test task");
+        });
+}
+
+async fn deep_expressions() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let chain = |term: &str, op: &str, n: usize| vec![term; n].join(op);
+    let too_deep = [
+        format!("SELECT {} AS x", chain("1", "+", 20_000)),
+        format!(
+            "SELECT count(*) FROM raw.sales WHERE {}",
+            chain("month = 2", " OR ", 20_000)
+        ),
+        format!("SELECT {} AS x", chain("'a'", " || ", 20_000)),
+        format!("SELECT {}1{} AS x", "(".repeat(2_000), ")".repeat(2_000)),
+    ];
+    for sql in &too_deep {
+        let err = query(&mut client, sql).await.expect_err("too deep");
+        assert_eq!(code(&err), Code::InvalidArgument, "{}", message(&err));
+        let text = message(&err);
+        assert!(
+            text.contains("1000 levels") || text.contains("nests too deeply"),
+            "{text}"
+        );
+    }
+    let (_, batches) = query(&mut client, &format!("SELECT {} AS x", chain("1", "+", 300)))
+        .await
+        .expect("below the limit");
+    assert_eq!(
+        crate::pretty(&batches),
+        "+-----+\n| x   |\n+-----+\n| 300 |\n+-----+"
+    );
+    server.stop().await;
+}
