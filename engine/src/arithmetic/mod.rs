@@ -1,0 +1,505 @@
+//! Integer arithmetic that never wraps: an overflow is an error naming the expression.
+//!
+//! DataFusion computes integer `+`, `-`, `*` and unary `-` with wrapping kernels, folds
+//! constant expressions with the same kernels, and sums integers with wrapping adds, so
+//! `9223372036854775807 + 1` is `-9223372036854775808`. DuckDB and PostgreSQL raise an
+//! error instead, and so does strata, in three places:
+//!
+//! - [`CheckedArithmetic`], a physical rule that runs before every other, gives every
+//!   integer `+`, `-`, `*` and unary `-` in projections, filters, sorts and aggregates
+//!   (arguments, FILTER clauses and GROUP BY keys) Arrow's checked kernels ([`Checked`]);
+//! - [`ConstantOverflow`], an analyzer rule that runs before DataFusion folds constants,
+//!   evaluates each constant integer expression with the checked kernels first, so an
+//!   overflow is an error when the statement is planned rather than a wrapped literal;
+//! - [`sum`]'s `sum`, registered in place of DataFusion's, adds integers exactly in 128 bits
+//!   and fails when the total does not fit the result type (`BIGINT` for signed, `BIGINT
+//!   UNSIGNED` for unsigned inputs), and checks decimal sums of precision 38 against it.
+//!
+//! None of them is one of the switchable [`crate::optimizer::RULES`]: they decide what an
+//! answer is, not how fast it comes, and switching an optimizer rule off must never make an
+//! answer wrong. Division already fails on `MIN / -1` and casts already fail on values out
+//! of range in DataFusion; `abs` of the minimum fails too.
+//!
+//! The cost: a checked add or multiply is a compare and a branch per value next to the
+//! operation, and an exact sum keeps a 128-bit total per group; decimal sums below precision
+//! 38, float sums and the kernels of every other type are DataFusion's own.
+
+pub(crate) mod sum;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::compute::kernels::numeric;
+use arrow::datatypes::{DataType, Schema};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, NegativeExpr};
+use datafusion::physical_expr::projection::ProjectionExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::{AggregateExec, PhysicalGroupBy};
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+
+/// The physical rule: see the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct CheckedArithmetic;
+
+impl PhysicalOptimizerRule for CheckedArithmetic {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| checked_node(node)).data()
+    }
+
+    fn name(&self) -> &str {
+        "checked_arithmetic"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `node` with every integer operation in its expressions checked.
+fn checked_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+    if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
+        let schema = projection.input().schema();
+        let mut changed = false;
+        let exprs = projection
+            .expr()
+            .iter()
+            .map(|p| {
+                let expr = checked(&p.expr, &schema)?;
+                changed |= expr.transformed;
+                Ok(ProjectionExpr {
+                    expr: expr.data,
+                    alias: p.alias.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !changed {
+            return Ok(Transformed::no(node));
+        }
+        let exec = ProjectionExec::try_new(exprs, Arc::clone(projection.input()))?;
+        return Ok(Transformed::yes(Arc::new(exec)));
+    }
+    if let Some(filter) = node.downcast_ref::<FilterExec>() {
+        let schema = filter.input().schema();
+        let predicate = checked(filter.predicate(), &schema)?;
+        if !predicate.transformed {
+            return Ok(Transformed::no(node));
+        }
+        let exec = FilterExecBuilder::from(filter)
+            .with_predicate(predicate.data)
+            .build()?;
+        return Ok(Transformed::yes(Arc::new(exec)));
+    }
+    if let Some(sort) = node.downcast_ref::<SortExec>() {
+        let schema = sort.input().schema();
+        let mut changed = false;
+        let mut exprs = Vec::with_capacity(sort.expr().len());
+        for e in sort.expr().iter() {
+            let expr = checked(&e.expr, &schema)?;
+            changed |= expr.transformed;
+            let mut e = e.clone();
+            e.expr = expr.data;
+            exprs.push(e);
+        }
+        if !changed {
+            return Ok(Transformed::no(node));
+        }
+        let Some(ordering) = datafusion::physical_expr::LexOrdering::new(exprs) else {
+            return Ok(Transformed::no(node));
+        };
+        let exec = SortExec::new(ordering, Arc::clone(sort.input()))
+            .with_preserve_partitioning(sort.preserve_partitioning())
+            .with_fetch(sort.fetch());
+        return Ok(Transformed::yes(Arc::new(exec)));
+    }
+    if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+        return checked_aggregate(aggregate).map(|exec| match exec {
+            Some(exec) => Transformed::yes(exec),
+            None => Transformed::no(node),
+        });
+    }
+    Ok(Transformed::no(node))
+}
+
+/// An aggregate with its arguments, FILTER clauses and GROUP BY keys checked; `None` if
+/// none of them holds integer arithmetic.
+fn checked_aggregate(aggregate: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let schema = aggregate.input_schema();
+    let mut changed = false;
+    let mut functions: Vec<Arc<AggregateFunctionExpr>> =
+        Vec::with_capacity(aggregate.aggr_expr().len());
+    for function in aggregate.aggr_expr() {
+        let all = function.all_expressions();
+        let mut args = Vec::with_capacity(all.args.len());
+        let mut arg_changed = false;
+        for arg in &all.args {
+            let arg = checked(arg, &schema)?;
+            arg_changed |= arg.transformed;
+            args.push(arg.data);
+        }
+        match arg_changed
+            .then(|| function.with_new_expressions(args, all.order_by_exprs))
+            .flatten()
+        {
+            Some(f) => {
+                changed = true;
+                functions.push(Arc::new(f));
+            }
+            None => functions.push(Arc::clone(function)),
+        }
+    }
+    let mut filters = Vec::with_capacity(aggregate.filter_expr().len());
+    for filter in aggregate.filter_expr() {
+        filters.push(match filter {
+            Some(f) => {
+                let f = checked(f, &schema)?;
+                changed |= f.transformed;
+                Some(f.data)
+            }
+            None => None,
+        });
+    }
+    let group_by = aggregate.group_expr();
+    let mut group_changed = false;
+    let mut keys = Vec::with_capacity(group_by.expr().len());
+    for (expr, name) in group_by.expr() {
+        let expr = checked(expr, &schema)?;
+        group_changed |= expr.transformed;
+        keys.push((expr.data, name.clone()));
+    }
+    if !changed && !group_changed {
+        return Ok(None);
+    }
+    let group_by = if group_changed {
+        PhysicalGroupBy::new(
+            keys,
+            group_by.null_expr().to_vec(),
+            group_by.groups().to_vec(),
+            group_by.has_grouping_set(),
+        )
+    } else {
+        group_by.clone()
+    };
+    let exec = AggregateExec::try_new(
+        *aggregate.mode(),
+        group_by,
+        functions,
+        filters,
+        Arc::clone(aggregate.input()),
+        schema,
+    )?
+    .with_limit_options(aggregate.limit_options());
+    Ok(Some(Arc::new(exec)))
+}
+
+/// `expr` with every integer `+`, `-`, `*` and unary `-` in it checked for overflow.
+pub(crate) fn checked(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    Arc::clone(expr).transform_up(|e| {
+        let integer = |e: &Arc<dyn PhysicalExpr>| {
+            e.data_type(schema)
+                .is_ok_and(|t| t.is_integer())
+        };
+        if let Some(binary) = e.downcast_ref::<BinaryExpr>()
+            && matches!(
+                binary.op(),
+                Operator::Plus | Operator::Minus | Operator::Multiply
+            )
+            && integer(binary.left())
+            && integer(binary.right())
+        {
+            let inner = BinaryExpr::new(
+                Arc::clone(binary.left()),
+                *binary.op(),
+                Arc::clone(binary.right()),
+            )
+            .with_fail_on_overflow(true);
+            return Ok(Transformed::yes(Arc::new(Checked {
+                inner: Arc::new(inner),
+            }) as Arc<dyn PhysicalExpr>));
+        }
+        if let Some(negative) = e.downcast_ref::<NegativeExpr>()
+            && e.data_type(schema).is_ok_and(|t| t.is_signed_integer())
+        {
+            let _ = negative;
+            return Ok(Transformed::yes(
+                Arc::new(Checked { inner: e }) as Arc<dyn PhysicalExpr>
+            ));
+        }
+        Ok(Transformed::no(e))
+    })
+}
+
+/// An integer `+`, `-`, `*` (a [`BinaryExpr`] with overflow checks) or unary `-` whose
+/// overflow is an error naming it. Shown in plans as the expression it checks.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    inner: Arc<dyn PhysicalExpr>,
+}
+
+impl PartialEq for Checked {
+    fn eq(&self, other: &Self) -> bool {
+        *self.inner == *other.inner
+    }
+}
+
+impl Eq for Checked {}
+
+impl Hash for Checked {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.inner.hash(state);
+    }
+}
+
+impl fmt::Display for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Checked {
+    /// An overflow error of Arrow's as one naming this expression and its type.
+    fn named(&self, error: DataFusionError, schema: &Schema) -> DataFusionError {
+        let DataFusionError::ArrowError(arrow, _) = &error else {
+            return error;
+        };
+        let ArrowError::ArithmeticOverflow(detail) = arrow.as_ref() else {
+            return error;
+        };
+        let detail = detail
+            .strip_prefix("Overflow happened on: ")
+            .unwrap_or(detail);
+        let shown = without_column_indexes(&self.inner.to_string());
+        let ty = self
+            .inner
+            .data_type(schema)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| "integer".into());
+        overflow(format!(
+            "integer overflow in {shown} ({ty}): {detail}; cast to DECIMAL(38, 0) for wider results"
+        ))
+    }
+}
+
+/// A physical expression as SQL shows it: `v@0 * 2` as `v * 2`.
+fn without_column_indexes(shown: &str) -> String {
+    let mut out = String::with_capacity(shown.len());
+    let mut chars = shown.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '@' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl PhysicalExpr for Checked {
+    fn data_type(&self, schema: &Schema) -> Result<DataType> {
+        self.inner.data_type(schema)
+    }
+
+    fn nullable(&self, schema: &Schema) -> Result<bool> {
+        self.inner.nullable(schema)
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+        let result = match self.inner.downcast_ref::<NegativeExpr>() {
+            Some(negative) => match negative.arg().evaluate(batch)? {
+                ColumnarValue::Array(values) => numeric::neg(values.as_ref())
+                    .map(ColumnarValue::Array)
+                    .map_err(DataFusionError::from),
+                ColumnarValue::Scalar(value) => value
+                    .to_array()
+                    .and_then(|a| numeric::neg(a.as_ref()).map_err(DataFusionError::from))
+                    .and_then(|a| ScalarValue::try_from_array(&a, 0))
+                    .map(ColumnarValue::Scalar),
+            },
+            None => self.inner.evaluate(batch),
+        };
+        result.map_err(|e| self.named(e, batch.schema_ref()))
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        self.inner.children()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(Arc::new(Self {
+            inner: Arc::clone(&self.inner).with_new_children(children)?,
+        }))
+    }
+
+    fn evaluate_bounds(
+        &self,
+        children: &[&datafusion::logical_expr::interval_arithmetic::Interval],
+    ) -> Result<datafusion::logical_expr::interval_arithmetic::Interval> {
+        self.inner.evaluate_bounds(children)
+    }
+
+    fn propagate_constraints(
+        &self,
+        interval: &datafusion::logical_expr::interval_arithmetic::Interval,
+        children: &[&datafusion::logical_expr::interval_arithmetic::Interval],
+    ) -> Result<Option<Vec<datafusion::logical_expr::interval_arithmetic::Interval>>> {
+        self.inner.propagate_constraints(interval, children)
+    }
+
+    fn get_properties(
+        &self,
+        children: &[datafusion::logical_expr::sort_properties::ExprProperties],
+    ) -> Result<datafusion::logical_expr::sort_properties::ExprProperties> {
+        self.inner.get_properties(children)
+    }
+
+    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt_sql(f)
+    }
+}
+
+/// The analyzer rule: see the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct ConstantOverflow;
+
+impl AnalyzerRule for ConstantOverflow {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.apply_with_subqueries(|node| {
+            for expr in node.expressions() {
+                check_constants(&expr)?;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "constant_overflow"
+    }
+}
+
+/// Evaluates, with overflow checks, each largest part of `expr` that is integer arithmetic
+/// on constants only: an overflow there is an error now, where DataFusion would fold it
+/// into a wrapped literal.
+fn check_constants(expr: &Expr) -> Result<()> {
+    expr.apply(|e| {
+        let arithmetic = match e {
+            Expr::BinaryExpr(b) => {
+                matches!(b.op, Operator::Plus | Operator::Minus | Operator::Multiply)
+            }
+            Expr::Negative(_) => true,
+            _ => false,
+        };
+        if !arithmetic || !constant(e) {
+            return Ok(TreeNodeRecursion::Continue);
+        }
+        let empty = DFSchema::empty();
+        let Ok(DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64) = e.get_type(&empty)
+        else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        let props = datafusion::execution::context::ExecutionProps::new();
+        let Ok(physical) = datafusion::physical_expr::create_physical_expr(
+            e,
+            &empty,
+            &props,
+            &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
+        )
+        else {
+            return Ok(TreeNodeRecursion::Jump);
+        };
+        let schema = Schema::empty();
+        let physical = checked(&physical, &schema)?.data;
+        let batch = RecordBatch::try_new_with_options(
+            Arc::new(schema),
+            vec![],
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        match physical.evaluate(&batch) {
+            Err(error) if is_overflow(&error) => Err(error),
+            _ => Ok(TreeNodeRecursion::Jump),
+        }
+    })
+    .map(|_| ())
+}
+
+/// Whether `expr` is made of literals, casts and arithmetic only.
+fn constant(expr: &Expr) -> bool {
+    !expr
+        .exists(|e| {
+            Ok(!matches!(
+                e,
+                Expr::Literal(..)
+                    | Expr::Cast(_)
+                    | Expr::TryCast(_)
+                    | Expr::Alias(_)
+                    | Expr::Negative(_)
+                    | Expr::BinaryExpr(_)
+            ))
+        })
+        .unwrap_or(true)
+}
+
+/// An overflow strata reports: its message names the expression and says what to do.
+#[derive(Debug)]
+pub(crate) struct Overflow(String);
+
+impl fmt::Display for Overflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Overflow {}
+
+/// The error for an overflow, with this message.
+pub(crate) fn overflow(message: String) -> DataFusionError {
+    DataFusionError::External(Box::new(Overflow(message)))
+}
+
+/// Whether `error` is an overflow strata reports.
+pub(crate) fn is_overflow(error: &DataFusionError) -> bool {
+    overflow_message(error).is_some()
+}
+
+/// The message of the overflow `error` holds, however DataFusion wrapped it (in the context
+/// of the rule or the operator that met it).
+pub(crate) fn overflow_message(error: &DataFusionError) -> Option<String> {
+    let mut current: &(dyn std::error::Error + 'static) = error;
+    loop {
+        if let Some(o) = current.downcast_ref::<Overflow>() {
+            return Some(o.0.clone());
+        }
+        current = current.source()?;
+    }
+}
