@@ -358,8 +358,8 @@ fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + 
 /// DataFusion's physical rules after strata's checked integer arithmetic, which is not a
 /// switchable optimizer rule: it decides answers. It runs first, so that every rule after it
 /// moves checked expressions (into scans, joins' filters and the like).
-fn checked_physical_rules(
-) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+fn checked_physical_rules()
+-> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     rules.insert(0, Arc::new(crate::arithmetic::CheckedArithmetic));
     rules

@@ -5,9 +5,13 @@
 //! `9223372036854775807 + 1` is `-9223372036854775808`. DuckDB and PostgreSQL raise an
 //! error instead, and so does strata, in three places:
 //!
-//! - [`CheckedArithmetic`], a physical rule that runs before every other, gives every
+//! - [`CheckedArithmetic`], a physical rule that runs before DataFusion's, gives every
 //!   integer `+`, `-`, `*` and unary `-` in projections, filters, sorts and aggregates
-//!   (arguments, FILTER clauses and GROUP BY keys) Arrow's checked kernels ([`Checked`]);
+//!   (arguments, FILTER clauses and GROUP BY keys) Arrow's checked kernels ([`Checked`]),
+//!   and checks that decimal `+`, `-` and `*` of precision 38 give at most 38 digits (Arrow
+//!   fails only past 128 bits, and DataFusion gives such results precision 38 whatever their
+//!   inputs, so `10^37 * 20` came out as a number ten times too small). Rules after it move
+//!   the checked expressions where they move expressions (into scans, for example);
 //! - [`ConstantOverflow`], an analyzer rule that runs before DataFusion folds constants,
 //!   evaluates each constant integer expression with the checked kernels first, so an
 //!   overflow is an error when the statement is planned rather than a wrapped literal;
@@ -20,9 +24,16 @@
 //! answer wrong. Division already fails on `MIN / -1` and casts already fail on values out
 //! of range in DataFusion; `abs` of the minimum fails too.
 //!
+//! Not covered yet: window functions' arguments and join keys and join filters hold
+//! expressions this rule does not rewrite, so arithmetic there still wraps.
+//!
 //! The cost: a checked add or multiply is a compare and a branch per value next to the
-//! operation, and an exact sum keeps a 128-bit total per group; decimal sums below precision
-//! 38, float sums and the kernels of every other type are DataFusion's own.
+//! operation; an exact sum adds the high and low halves of each value in two 64-bit lanes
+//! (still vectorized) and keeps a 128-bit total per group; a precision-38 decimal result is
+//! compared against 10^38 once per value, and the faster decimal form of
+//! [`crate::optimizer::decimal_arith`] keeps its speed (it needs the check only when it
+//! falls back to Arrow). Decimal sums below precision 38, float sums and the kernels of every
+//! other type are DataFusion's own.
 
 pub(crate) mod sum;
 
@@ -30,6 +41,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::compute::kernels::numeric;
 use arrow::datatypes::{DataType, Schema};
 use arrow::error::ArrowError;
@@ -214,10 +226,7 @@ pub(crate) fn checked(
     schema: &Schema,
 ) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
     Arc::clone(expr).transform_up(|e| {
-        let integer = |e: &Arc<dyn PhysicalExpr>| {
-            e.data_type(schema)
-                .is_ok_and(|t| t.is_integer())
-        };
+        let integer = |e: &Arc<dyn PhysicalExpr>| e.data_type(schema).is_ok_and(|t| t.is_integer());
         if let Some(binary) = e.downcast_ref::<BinaryExpr>()
             && matches!(
                 binary.op(),
@@ -235,6 +244,17 @@ pub(crate) fn checked(
             return Ok(Transformed::yes(Arc::new(Checked {
                 inner: Arc::new(inner),
             }) as Arc<dyn PhysicalExpr>));
+        }
+        if let Some(binary) = e.downcast_ref::<BinaryExpr>()
+            && matches!(
+                binary.op(),
+                Operator::Plus | Operator::Minus | Operator::Multiply
+            )
+            && matches!(e.data_type(schema), Ok(DataType::Decimal128(38, _)))
+        {
+            return Ok(Transformed::yes(
+                Arc::new(Checked { inner: e }) as Arc<dyn PhysicalExpr>
+            ));
         }
         if let Some(negative) = e.downcast_ref::<NegativeExpr>()
             && e.data_type(schema).is_ok_and(|t| t.is_signed_integer())
@@ -270,8 +290,16 @@ impl Hash for Checked {
 }
 
 impl fmt::Display for Checked {
+    // Shown as the expression it checks. A parent `BinaryExpr` puts a child in parentheses
+    // only if it sees a `BinaryExpr` of lower precedence, so a checked `+` or `-` puts
+    // itself in them: `(v + 1) * 2` must not read `v + 1 * 2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
+        match self.inner.downcast_ref::<BinaryExpr>() {
+            Some(b) if matches!(b.op(), Operator::Plus | Operator::Minus) => {
+                write!(f, "({})", self.inner)
+            }
+            _ => self.inner.fmt(f),
+        }
     }
 }
 
@@ -297,6 +325,48 @@ impl Checked {
             "integer overflow in {shown} ({ty}): {detail}; cast to DECIMAL(38, 0) for wider results"
         ))
     }
+}
+
+/// The decimal `+`, `-` or `*` of precision 38 that `expr` checks, if it is one: the
+/// faster form of [`crate::optimizer::decimal_arith`] takes its place with the same check.
+pub(crate) fn checked_decimal(expr: &Arc<dyn PhysicalExpr>) -> Option<&BinaryExpr> {
+    let checked = expr.downcast_ref::<Checked>()?;
+    let binary = checked.inner.downcast_ref::<BinaryExpr>()?;
+    Some(binary)
+}
+
+/// An error naming `expr` if `result`, of type `Decimal128(38, _)`, holds a value of more
+/// than 38 digits: Arrow's decimal kernels fail only past 128 bits, and a decimal of
+/// precision 38 holds 38 digits at most (DataFusion gives `+`, `-` and `*` of wide
+/// decimals precision 38 whatever their inputs). Results of other types pass.
+pub(crate) fn within_38_digits(result: &ColumnarValue, expr: &dyn fmt::Display) -> Result<()> {
+    const MAX: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+    if !matches!(result.data_type(), DataType::Decimal128(38, _)) {
+        return Ok(());
+    }
+    let array = match result {
+        ColumnarValue::Array(a) => Arc::clone(a),
+        ColumnarValue::Scalar(s) => s.to_array()?,
+    };
+    let values = array.as_primitive::<arrow::datatypes::Decimal128Type>();
+    // Branch-free over all slots first; nulls' slots are looked at only if one is out.
+    let out = values
+        .values()
+        .iter()
+        .fold(false, |out, v| out | !(-MAX..=MAX).contains(v));
+    if !out {
+        return Ok(());
+    }
+    for value in values.iter().flatten() {
+        if !(-MAX..=MAX).contains(&value) {
+            let shown = without_column_indexes(&expr.to_string());
+            return Err(overflow(format!(
+                "decimal overflow in {shown} ({}): the result {value} has more than 38 digits; cast to DOUBLE for wider results",
+                array.data_type()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A physical expression as SQL shows it: `v@0 * 2` as `v * 2`.
@@ -338,7 +408,9 @@ impl PhysicalExpr for Checked {
             },
             None => self.inner.evaluate(batch),
         };
-        result.map_err(|e| self.named(e, batch.schema_ref()))
+        let result = result.map_err(|e| self.named(e, batch.schema_ref()))?;
+        within_38_digits(&result, self)?;
+        Ok(result)
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
@@ -417,14 +489,16 @@ fn check_constants(expr: &Expr) -> Result<()> {
             return Ok(TreeNodeRecursion::Continue);
         }
         let empty = DFSchema::empty();
-        let Ok(DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64) = e.get_type(&empty)
+        let Ok(
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64,
+        ) = e.get_type(&empty)
         else {
             return Ok(TreeNodeRecursion::Continue);
         };
@@ -433,9 +507,9 @@ fn check_constants(expr: &Expr) -> Result<()> {
             e,
             &empty,
             &props,
-            &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
-        )
-        else {
+            &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(
+            ),
+        ) else {
             return Ok(TreeNodeRecursion::Jump);
         };
         let schema = Schema::empty();
@@ -501,5 +575,163 @@ pub(crate) fn overflow_message(error: &DataFusionError) -> Option<String> {
             return Some(o.0.clone());
         }
         current = current.source()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array};
+    use arrow::buffer::NullBuffer;
+    use arrow::datatypes::Field;
+    use datafusion::logical_expr::{col as logical_col, lit as logical_lit};
+    use datafusion::physical_expr::expressions::{col, lit};
+
+    fn batch(values: ArrayRef) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "a",
+            values.data_type().clone(),
+            true,
+        )]));
+        RecordBatch::try_new(schema, vec![values]).expect("batch")
+    }
+
+    fn times(batch: &RecordBatch, factor: ScalarValue) -> Transformed<Arc<dyn PhysicalExpr>> {
+        let schema = batch.schema();
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            col("a", &schema).expect("a"),
+            Operator::Multiply,
+            lit(factor),
+        ));
+        checked(&expr, &schema).expect("checked")
+    }
+
+    #[test]
+    fn an_integer_product_that_overflows_is_an_error_naming_it() {
+        let b = batch(Arc::new(Int64Array::from(vec![
+            Some(1),
+            None,
+            Some(i64::MAX),
+        ])));
+        let expr = times(&b, ScalarValue::Int64(Some(2)));
+        assert!(expr.transformed);
+        // Shown as the expression it checks.
+        assert_eq!(expr.data.to_string(), "a@0 * 2");
+        let error = expr.data.evaluate(&b).expect_err("overflow");
+        assert!(is_overflow(&error));
+        assert_eq!(
+            overflow_message(&error).expect("message"),
+            "integer overflow in a * 2 (Int64): 9223372036854775807 * 2; cast to DECIMAL(38, 0) for wider results"
+        );
+    }
+
+    #[test]
+    fn values_that_fit_and_null_slots_are_no_overflow() {
+        // The null's slot holds a value that would overflow; a null is no value.
+        let values = Int64Array::new(
+            vec![3, i64::MAX].into(),
+            Some(NullBuffer::from(vec![true, false])),
+        );
+        let b = batch(Arc::new(values));
+        let expr = times(&b, ScalarValue::Int64(Some(2)));
+        let out = expr.data.evaluate(&b).expect("no overflow");
+        let out = out.into_array(2).expect("array");
+        let out = out.as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(out.value(0), 6);
+        assert!(out.is_null(1));
+    }
+
+    #[test]
+    fn int32_overflows_at_its_own_width() {
+        let b = batch(Arc::new(Int32Array::from(vec![2])));
+        let expr = times(&b, ScalarValue::Int32(Some(i32::MAX)));
+        let error = expr.data.evaluate(&b).expect_err("overflow");
+        assert!(
+            overflow_message(&error)
+                .expect("message")
+                .contains("(Int32): 2 * 2147483647")
+        );
+    }
+
+    #[test]
+    fn floats_and_narrow_decimals_are_left_alone() {
+        let b = batch(Arc::new(Float64Array::from(vec![1.0])));
+        assert!(!times(&b, ScalarValue::Float64(Some(2.0))).transformed);
+        let d = Decimal128Array::from(vec![5])
+            .with_precision_and_scale(10, 0)
+            .expect("decimal");
+        let b = batch(Arc::new(d));
+        assert!(!times(&b, ScalarValue::Decimal128(Some(2), 10, 0)).transformed);
+    }
+
+    #[test]
+    fn negating_the_minimum_is_an_error() {
+        let b = batch(Arc::new(Int64Array::from(vec![i64::MIN])));
+        let schema = b.schema();
+        let expr: Arc<dyn PhysicalExpr> =
+            Arc::new(NegativeExpr::new(col("a", &schema).expect("a")));
+        let expr = checked(&expr, &schema).expect("checked");
+        assert!(expr.transformed);
+        let error = expr.data.evaluate(&b).expect_err("overflow");
+        assert!(
+            overflow_message(&error)
+                .expect("message")
+                .starts_with("integer overflow in (- a) (Int64)")
+        );
+        let b = batch(Arc::new(Int64Array::from(vec![-5])));
+        let out = expr
+            .data
+            .evaluate(&b)
+            .expect("fits")
+            .into_array(1)
+            .expect("array");
+        assert_eq!(
+            out.as_primitive::<arrow::datatypes::Int64Type>().value(0),
+            5
+        );
+    }
+
+    #[test]
+    fn a_wide_decimal_past_38_digits_is_an_error() {
+        let big = 60_000_000_000_000_000_000_000_000_000_000_000_000i128;
+        let d = Decimal128Array::from(vec![Some(big), Some(1)])
+            .with_precision_and_scale(38, 0)
+            .expect("decimal");
+        let b = batch(Arc::new(d));
+        let schema = b.schema();
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            col("a", &schema).expect("a"),
+            Operator::Plus,
+            col("a", &schema).expect("a"),
+        ));
+        let expr = checked(&expr, &schema).expect("checked");
+        assert!(expr.transformed);
+        assert_eq!(expr.data.to_string(), "(a@0 + a@0)");
+        let error = expr.data.evaluate(&b).expect_err("past 38 digits");
+        assert!(overflow_message(&error).expect("message").contains(
+            "the result 120000000000000000000000000000000000000 has more than 38 digits"
+        ));
+    }
+
+    #[test]
+    fn constant_overflow_is_found_before_folding() {
+        let max = || logical_lit(i64::MAX);
+        let error = check_constants(&(max() + logical_lit(1i64))).expect_err("overflow");
+        assert!(
+            overflow_message(&error)
+                .expect("message")
+                .starts_with("integer overflow in 9223372036854775807 + 1 (Int64)")
+        );
+        check_constants(&(logical_lit(1i64) + logical_lit(2i64))).expect("fits");
+        // Not constant: left to the query, which checks it.
+        check_constants(&(logical_col("a") + max())).expect("not constant");
+        // Floats are not integers.
+        check_constants(&(logical_lit(f64::MAX) * logical_lit(2.0))).expect("float");
+    }
+
+    #[test]
+    fn column_indexes_are_dropped_from_names() {
+        assert_eq!(without_column_indexes("v@0 * x@12 + 3"), "v * x + 3");
+        assert_eq!(without_column_indexes("a@b"), "a@b");
     }
 }

@@ -19,9 +19,7 @@ use arrow::array::{
     UInt64Array,
 };
 use arrow::buffer::{NullBuffer, ScalarBuffer};
-use arrow::datatypes::{
-    DataType, Decimal128Type, DecimalType, Field, FieldRef, Int64Type, UInt64Type,
-};
+use arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Int64Type, UInt64Type};
 use datafusion::common::utils::SingleRowListArrayBuilder;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::functions_aggregate::sum::Sum;
@@ -104,7 +102,7 @@ impl Kind {
             )),
             (Self::Decimal(scale), Some(total)) => super::overflow(format!(
                 "decimal overflow in {name} ({ty}): the total {} has more than 38 digits",
-                Decimal128Type::format_decimal(total, 38, scale)
+                decimal_text(total, scale)
             )),
             (Self::Decimal(_), None) => super::overflow(format!(
                 "decimal overflow in {name} ({ty}): the total has more than 38 digits"
@@ -148,10 +146,7 @@ impl Kind {
                 .iter()
                 .map(|v| i128::from(*v))
                 .collect(),
-            Self::Decimal(_) => values
-                .as_primitive::<Decimal128Type>()
-                .values()
-                .to_vec(),
+            Self::Decimal(_) => values.as_primitive::<Decimal128Type>().values().to_vec(),
         }
     }
 
@@ -195,11 +190,29 @@ impl Kind {
     }
 }
 
+/// A decimal's digits with its point, however many digits it has.
+fn decimal_text(value: i128, scale: i8) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let sign = if value < 0 { "-" } else { "" };
+    if scale <= 0 {
+        return format!(
+            "{sign}{digits}{}",
+            "0".repeat(scale.unsigned_abs() as usize)
+        );
+    }
+    let scale = scale as usize;
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = digits.split_at(digits.len() - scale);
+    format!("{sign}{whole}.{fraction}")
+}
+
 /// The exact sum of the valid values, vectorized: each value splits into its high 32 bits
 /// (signed) and its low 32 bits (unsigned), whose sums over fewer than 2^31 values fit in 64
 /// bits.
 fn sum_i64(values: &PrimitiveArray<Int64Type>) -> i128 {
-    split_sum(values.values(), values.nulls(), |v| (v >> 32, (v as u64 & 0xFFFF_FFFF) as i64))
+    split_sum(values.values(), values.nulls(), |v| {
+        (v >> 32, (v as u64 & 0xFFFF_FFFF) as i64)
+    })
 }
 
 fn sum_u64(values: &PrimitiveArray<UInt64Type>) -> i128 {
@@ -640,5 +653,130 @@ impl GroupsAccumulator for ExactGroups {
 
     fn size(&self) -> usize {
         self.totals.capacity() * size_of::<i128>() + self.seen.capacity() + self.name.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(values: &[Option<i64>]) -> i128 {
+        values.iter().flatten().map(|v| i128::from(*v)).sum()
+    }
+
+    #[test]
+    fn split_sums_are_exact_at_the_edges() {
+        let cases: Vec<Vec<Option<i64>>> = vec![
+            vec![Some(i64::MAX), Some(i64::MAX), Some(i64::MAX)],
+            vec![Some(i64::MIN), Some(i64::MIN), Some(-1)],
+            vec![Some(i64::MAX), Some(i64::MIN), Some(1), Some(-1), Some(0)],
+            vec![Some(i64::MAX), None, Some(i64::MIN), None],
+            (0..5000)
+                .map(|i: i64| (i % 7 != 0).then(|| i.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as i64)))
+                .collect(),
+        ];
+        for values in cases {
+            let array = Int64Array::from(values.clone());
+            assert_eq!(sum_i64(&array), naive(&values), "{values:?}");
+        }
+        let unsigned = UInt64Array::from(vec![Some(u64::MAX), None, Some(u64::MAX), Some(7)]);
+        assert_eq!(sum_u64(&unsigned), 2 * i128::from(u64::MAX) + 7);
+    }
+
+    #[test]
+    fn a_sum_fails_only_when_its_total_does_not_fit() {
+        let mut acc = ExactSum {
+            kind: Kind::Signed,
+            name: "sum(v)".into(),
+            total: None,
+            count: 0,
+        };
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![i64::MAX, 1]));
+        acc.update_batch(&[values]).expect("update");
+        let error = acc.evaluate().expect_err("overflow");
+        assert_eq!(
+            super::super::overflow_message(&error).expect("message"),
+            "integer overflow in sum(v) (Int64): the total 9223372036854775808 does not fit; cast the argument to DECIMAL(38, 0) for wider results"
+        );
+        // Back in range: the exact total fits.
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![-1]));
+        acc.update_batch(&[values]).expect("update");
+        assert_eq!(
+            acc.evaluate().expect("fits"),
+            ScalarValue::Int64(Some(i64::MAX))
+        );
+        // A partial total moves between stages as a decimal.
+        assert_eq!(
+            acc.state().expect("state"),
+            vec![ScalarValue::Decimal128(Some(i128::from(i64::MAX)), 38, 0)]
+        );
+    }
+
+    #[test]
+    fn group_totals_are_exact_and_null_for_groups_without_values() {
+        let mut acc = ExactGroups {
+            kind: Kind::Signed,
+            name: "sum(v)".into(),
+            totals: Vec::new(),
+            seen: Vec::new(),
+        };
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(i64::MAX),
+            Some(1),
+            None,
+            Some(5),
+        ]));
+        acc.update_batch(&[values], &[0, 0, 2, 1], None, 3)
+            .expect("update");
+        // Group 0 is past BIGINT now; its partial total still moves on exactly.
+        let state = acc.state(EmitTo::All).expect("state");
+        let mut merged = ExactGroups {
+            kind: Kind::Signed,
+            name: "sum(v)".into(),
+            totals: Vec::new(),
+            seen: Vec::new(),
+        };
+        merged.merge_batch(&state, &[0, 1, 2], 3).expect("merge");
+        let minus: ArrayRef = Arc::new(Int64Array::from(vec![-1]));
+        merged
+            .update_batch(&[minus], &[0], None, 3)
+            .expect("update");
+        let out = merged.evaluate(EmitTo::All).expect("fits again");
+        let out = out.as_primitive::<Int64Type>();
+        assert_eq!(out.value(0), i64::MAX);
+        assert_eq!(out.value(1), 5);
+        assert!(out.is_null(2));
+
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![i64::MAX, 1]));
+        acc.update_batch(&[values], &[0, 0], None, 1)
+            .expect("update");
+        assert!(acc.evaluate(EmitTo::All).is_err());
+    }
+
+    #[test]
+    fn rows_filtered_out_add_nothing() {
+        let acc = ExactGroups {
+            kind: Kind::Signed,
+            name: "sum(v)".into(),
+            totals: Vec::new(),
+            seen: Vec::new(),
+        };
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![Some(4), Some(5), None]));
+        let filter = BooleanArray::from(vec![Some(true), Some(false), Some(true)]);
+        let state = acc
+            .convert_to_state(&[values], Some(&filter))
+            .expect("state");
+        let state = state[0].as_primitive::<Decimal128Type>();
+        assert_eq!(state.value(0), 4);
+        assert!(state.is_null(1));
+        assert!(state.is_null(2));
+    }
+
+    #[test]
+    fn decimal_totals_are_shown_with_their_point() {
+        assert_eq!(decimal_text(-25, 2), "-0.25");
+        assert_eq!(decimal_text(12345, 2), "123.45");
+        assert_eq!(decimal_text(7, 0), "7");
+        assert_eq!(decimal_text(7, -2), "700");
     }
 }
