@@ -6,8 +6,8 @@
 //! error instead, and so does strata, in three places:
 //!
 //! - [`CheckedArithmetic`], a physical rule that runs before DataFusion's, gives every
-//!   integer `+`, `-`, `*` and unary `-` in projections, filters, sorts and aggregates
-//!   (arguments, FILTER clauses and GROUP BY keys) Arrow's checked kernels ([`Checked`]),
+//!   integer `+`, `-`, `*` and unary `-` in projections, filters, sorts, window functions
+//!   and aggregates (arguments, FILTER clauses and GROUP BY keys) Arrow's checked kernels ([`Checked`]),
 //!   and checks that decimal `+`, `-` and `*` of precision 38 give at most 38 digits (Arrow
 //!   fails only past 128 bits, and DataFusion gives such results precision 38 whatever their
 //!   inputs, so `10^37 * 20` came out as a number ten times too small). Rules after it move
@@ -24,8 +24,10 @@
 //! answer wrong. Division already fails on `MIN / -1` and casts already fail on values out
 //! of range in DataFusion; `abs` of the minimum fails too.
 //!
-//! Not covered yet: window functions' arguments and join keys and join filters hold
-//! expressions this rule does not rewrite, so arithmetic there still wraps.
+//! Join keys are computed below joins, in projections. Not covered yet: window functions
+//! over whole frames (`sum(v * 2) OVER ()`, `OVER (PARTITION BY v * 2)`) and ranking
+//! functions, which DataFusion cannot give new expressions, and a join's filter (a
+//! non-equality condition in ON): arithmetic there still wraps.
 //!
 //! The cost: a checked add or multiply is a compare and a branch per value next to the
 //! operation; an exact sum adds the high and low halves of each value in two 64-bit lanes
@@ -49,18 +51,20 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::logical_expr::{ColumnarValue, Expr, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, NegativeExpr};
 use datafusion::physical_expr::projection::ProjectionExpr;
+use datafusion::physical_expr::window::WindowExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, PhysicalGroupBy};
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 
 /// The physical rule: see the module documentation.
 #[derive(Debug, Default)]
@@ -140,6 +144,27 @@ fn checked_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn Exec
             .with_fetch(sort.fetch());
         return Ok(Transformed::yes(Arc::new(exec)));
     }
+    if let Some(window) = node.downcast_ref::<WindowAggExec>() {
+        let Some(exprs) = checked_windows(window.window_expr(), &window.input().schema())? else {
+            return Ok(Transformed::no(node));
+        };
+        let can_repartition = !window.partition_keys().is_empty();
+        let exec = WindowAggExec::try_new(exprs, Arc::clone(window.input()), can_repartition)?;
+        return Ok(Transformed::yes(Arc::new(exec)));
+    }
+    if let Some(window) = node.downcast_ref::<BoundedWindowAggExec>() {
+        let Some(exprs) = checked_windows(window.window_expr(), &window.input().schema())? else {
+            return Ok(Transformed::no(node));
+        };
+        let can_repartition = !window.partition_keys().is_empty();
+        let exec = BoundedWindowAggExec::try_new(
+            exprs,
+            Arc::clone(window.input()),
+            window.input_order_mode.clone(),
+            can_repartition,
+        )?;
+        return Ok(Transformed::yes(Arc::new(exec)));
+    }
     if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
         return checked_aggregate(aggregate).map(|exec| match exec {
             Some(exec) => Transformed::yes(exec),
@@ -147,6 +172,43 @@ fn checked_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn Exec
         });
     }
     Ok(Transformed::no(node))
+}
+
+/// Window functions with their arguments, PARTITION BY and ORDER BY keys checked; `None`
+/// if none of them holds integer arithmetic (or a function cannot take new expressions).
+fn checked_windows(
+    exprs: &[Arc<dyn WindowExpr>],
+    schema: &Schema,
+) -> Result<Option<Vec<Arc<dyn WindowExpr>>>> {
+    let mut changed = false;
+    let mut out = Vec::with_capacity(exprs.len());
+    for expr in exprs {
+        let all = expr.all_expressions();
+        let mut any = false;
+        let mut each = |list: Vec<Arc<dyn PhysicalExpr>>| -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+            list.iter()
+                .map(|e| {
+                    let e = checked(e, schema)?;
+                    any |= e.transformed;
+                    Ok(e.data)
+                })
+                .collect()
+        };
+        let args = each(all.args)?;
+        let partition_by = each(all.partition_by_exprs)?;
+        let order_by = each(all.order_by_exprs)?;
+        match any
+            .then(|| expr.with_new_expressions(args, partition_by, order_by))
+            .flatten()
+        {
+            Some(e) => {
+                changed = true;
+                out.push(e);
+            }
+            None => out.push(Arc::clone(expr)),
+        }
+    }
+    Ok(changed.then_some(out))
 }
 
 /// An aggregate with its arguments, FILTER clauses and GROUP BY keys checked; `None` if
@@ -312,15 +374,18 @@ impl Checked {
         let ArrowError::ArithmeticOverflow(detail) = arrow.as_ref() else {
             return error;
         };
+        let shown = without_column_indexes(&self.inner.to_string());
+        let ty = match self.inner.data_type(schema) {
+            Ok(ty) => ty,
+            Err(_) => return error,
+        };
+        if !ty.is_integer() {
+            // A decimal past 128 bits: Arrow's message says where.
+            return overflow(format!("decimal overflow in {shown} ({ty}): {detail}"));
+        }
         let detail = detail
             .strip_prefix("Overflow happened on: ")
             .unwrap_or(detail);
-        let shown = without_column_indexes(&self.inner.to_string());
-        let ty = self
-            .inner
-            .data_type(schema)
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| "integer".into());
         overflow(format!(
             "integer overflow in {shown} ({ty}): {detail}; cast to DECIMAL(38, 0) for wider results"
         ))
@@ -409,7 +474,7 @@ impl PhysicalExpr for Checked {
             None => self.inner.evaluate(batch),
         };
         let result = result.map_err(|e| self.named(e, batch.schema_ref()))?;
-        within_38_digits(&result, self)?;
+        within_38_digits(&result, &self.inner.to_string())?;
         Ok(result)
     }
 
@@ -473,44 +538,26 @@ impl AnalyzerRule for ConstantOverflow {
     }
 }
 
-/// Evaluates, with overflow checks, each largest part of `expr` that is integer arithmetic
-/// on constants only: an overflow there is an error now, where DataFusion would fold it
-/// into a wrapped literal.
+/// Evaluates, with overflow checks, each largest part of `expr` that is arithmetic on
+/// constants only: an overflow there is an error now, where DataFusion would fold it into a
+/// wrapped literal. One walk finds the parts, so a long chain costs linear time.
 fn check_constants(expr: &Expr) -> Result<()> {
-    expr.apply(|e| {
-        let arithmetic = match e {
-            Expr::BinaryExpr(b) => {
-                matches!(b.op, Operator::Plus | Operator::Minus | Operator::Multiply)
-            }
-            Expr::Negative(_) => true,
-            _ => false,
-        };
-        if !arithmetic || !constant(e) {
-            return Ok(TreeNodeRecursion::Continue);
-        }
+    let mut finder = ConstantParts::default();
+    expr.visit(&mut finder)?;
+    finder
+        .found
+        .extend(finder.frames.pop().map(|f| f.parts).unwrap_or_default());
+    for part in finder.found {
         let empty = DFSchema::empty();
-        let Ok(
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64,
-        ) = e.get_type(&empty)
-        else {
-            return Ok(TreeNodeRecursion::Continue);
-        };
         let props = datafusion::execution::context::ExecutionProps::new();
         let Ok(physical) = datafusion::physical_expr::create_physical_expr(
-            e,
+            part,
             &empty,
             &props,
             &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(
             ),
         ) else {
-            return Ok(TreeNodeRecursion::Jump);
+            continue;
         };
         let schema = Schema::empty();
         let physical = checked(&physical, &schema)?.data;
@@ -519,29 +566,87 @@ fn check_constants(expr: &Expr) -> Result<()> {
             vec![],
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
         )?;
-        match physical.evaluate(&batch) {
-            Err(error) if is_overflow(&error) => Err(error),
-            _ => Ok(TreeNodeRecursion::Jump),
+        if let Err(error) = physical.evaluate(&batch)
+            && is_overflow(&error)
+        {
+            return Err(error);
         }
-    })
-    .map(|_| ())
+    }
+    Ok(())
 }
 
-/// Whether `expr` is made of literals, casts and arithmetic only.
-fn constant(expr: &Expr) -> bool {
-    !expr
-        .exists(|e| {
-            Ok(!matches!(
-                e,
-                Expr::Literal(..)
-                    | Expr::Cast(_)
-                    | Expr::TryCast(_)
-                    | Expr::Alias(_)
-                    | Expr::Negative(_)
-                    | Expr::BinaryExpr(_)
-            ))
-        })
-        .unwrap_or(true)
+/// The largest parts of an expression that are arithmetic on constants (literals, casts and
+/// arithmetic only), found in one walk.
+#[derive(Default)]
+struct ConstantParts<'n> {
+    /// One per node on the path from the root: whether its subtree is constant so far, and
+    /// the largest constant arithmetic parts below it.
+    frames: Vec<Frame<'n>>,
+    /// Parts whose parent is not constant.
+    found: Vec<&'n Expr>,
+}
+
+#[derive(Default)]
+struct Frame<'n> {
+    constant: bool,
+    parts: Vec<&'n Expr>,
+}
+
+impl<'n> datafusion::common::tree_node::TreeNodeVisitor<'n> for ConstantParts<'n> {
+    type Node = Expr;
+
+    fn f_down(&mut self, node: &'n Expr) -> Result<TreeNodeRecursion> {
+        let constant = matches!(
+            node,
+            Expr::Literal(..)
+                | Expr::Cast(_)
+                | Expr::TryCast(_)
+                | Expr::Alias(_)
+                | Expr::Negative(_)
+                | Expr::BinaryExpr(_)
+        );
+        if !constant {
+            // No ancestor is constant either; stop at the first one already marked.
+            for frame in self.frames.iter_mut().rev() {
+                if !frame.constant {
+                    break;
+                }
+                frame.constant = false;
+            }
+        }
+        self.frames.push(Frame {
+            constant,
+            parts: Vec::new(),
+        });
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn f_up(&mut self, node: &'n Expr) -> Result<TreeNodeRecursion> {
+        let Some(frame) = self.frames.pop() else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        let arithmetic = match node {
+            Expr::BinaryExpr(b) => {
+                matches!(b.op, Operator::Plus | Operator::Minus | Operator::Multiply)
+            }
+            Expr::Negative(_) => true,
+            _ => false,
+        };
+        let parts = if frame.constant && arithmetic {
+            vec![node]
+        } else {
+            frame.parts
+        };
+        match self.frames.last_mut() {
+            Some(parent) if frame.constant => parent.parts.extend(parts),
+            Some(_) => self.found.extend(parts),
+            None => self.frames.push(Frame {
+                constant: frame.constant,
+                parts,
+            }),
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
 }
 
 /// An overflow strata reports: its message names the expression and says what to do.
@@ -725,8 +830,25 @@ mod tests {
         check_constants(&(logical_lit(1i64) + logical_lit(2i64))).expect("fits");
         // Not constant: left to the query, which checks it.
         check_constants(&(logical_col("a") + max())).expect("not constant");
-        // Floats are not integers.
+        // Floats do not overflow.
         check_constants(&(logical_lit(f64::MAX) * logical_lit(2.0))).expect("float");
+        // Found inside a function and below a column's arithmetic.
+        let inner = logical_col("a") * (max() * logical_lit(2i64));
+        let error = check_constants(&inner).expect_err("overflow");
+        assert!(
+            overflow_message(&error)
+                .expect("message")
+                .contains("9223372036854775807 * 2")
+        );
+        // A long chain over a column, in one walk: no part of it is constant.
+        let mut chain = logical_col("a");
+        for _ in 0..5000 {
+            chain = chain + logical_lit(1i64);
+        }
+        check_constants(&chain).expect("not constant");
+        let mut finder = ConstantParts::default();
+        chain.visit(&mut finder).expect("walk");
+        assert!(finder.found.is_empty());
     }
 
     #[test]
