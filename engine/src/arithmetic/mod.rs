@@ -76,7 +76,7 @@ impl PhysicalOptimizerRule for CheckedArithmetic {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| checked_node(node)).data()
+        plan.transform_up(checked_node).data()
     }
 
     fn name(&self) -> &str {
@@ -318,10 +318,9 @@ pub(crate) fn checked(
                 Arc::new(Checked { inner: e }) as Arc<dyn PhysicalExpr>
             ));
         }
-        if let Some(negative) = e.downcast_ref::<NegativeExpr>()
+        if e.downcast_ref::<NegativeExpr>().is_some()
             && e.data_type(schema).is_ok_and(|t| t.is_signed_integer())
         {
-            let _ = negative;
             return Ok(Transformed::yes(
                 Arc::new(Checked { inner: e }) as Arc<dyn PhysicalExpr>
             ));
