@@ -116,6 +116,9 @@ impl From<arrow::error::ArrowError> for Error {
 /// `External` with their message intact, and DataFusion's prefixes ("Error during planning:",
 /// "External error:") are dropped where they only add noise.
 fn describe_datafusion(e: &DataFusionError) -> String {
+    if let Some(message) = crate::arithmetic::overflow_message(e) {
+        return message;
+    }
     match e {
         DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::Context(ctx, inner) => format!("{ctx}: {}", describe_datafusion(inner)),

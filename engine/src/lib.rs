@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+mod arithmetic;
 pub mod datagen;
 mod error;
 pub mod formats;

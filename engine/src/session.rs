@@ -196,11 +196,14 @@ impl Session {
             .with_optimizer_rules(crate::optimizer::logical_rules(
                 datafusion::optimizer::Optimizer::new().rules,
             )?)
+            .with_analyzer_rules(analyzer_rules())
             .with_physical_optimizer_rules(crate::optimizer::physical_rules(
-                datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
+                checked_physical_rules(),
             )?)
             .build();
         let ctx = SessionContext::new_with_state(state);
+        // Integer sums that fail rather than wrap (see `arithmetic`).
+        ctx.register_udaf(crate::arithmetic::sum::udaf());
         let shared = Shared::new(catalog, counters, stores);
         ctx.register_catalog(
             CATALOG_NAME,
@@ -379,6 +382,24 @@ impl Session {
 
 /// A result set built in memory from named columns of equal length. A column is nullable
 /// when it holds a NULL.
+/// DataFusion's analyzer rules, then strata's check of constant integer arithmetic, which
+/// must see the statement before DataFusion's optimizer folds its constants.
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    rules.push(Arc::new(crate::arithmetic::ConstantOverflow));
+    rules
+}
+
+/// DataFusion's physical rules after strata's checked integer arithmetic, which is not a
+/// switchable optimizer rule: it decides answers. It runs first, so that every rule after it
+/// moves checked expressions (into scans, joins' filters and the like).
+fn checked_physical_rules()
+-> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    rules.insert(0, Arc::new(crate::arithmetic::CheckedArithmetic));
+    rules
+}
+
 pub(crate) fn table_output(columns: Vec<(&str, ArrayRef)>) -> Output {
     let schema = Arc::new(Schema::new(
         columns

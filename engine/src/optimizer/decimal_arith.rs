@@ -39,7 +39,11 @@ pub(crate) fn faster(
     expr: &Arc<dyn PhysicalExpr>,
     schema: &Schema,
 ) -> Option<Arc<dyn PhysicalExpr>> {
-    let binary = expr.downcast_ref::<BinaryExpr>()?;
+    // A checked expression (see `arithmetic`) keeps its check in the faster form.
+    let (binary, checked) = match expr.downcast_ref::<BinaryExpr>() {
+        Some(binary) => (binary, false),
+        None => (crate::arithmetic::checked_decimal(expr)?, true),
+    };
     let op = DecimalOp::of(binary.op())?;
     let (Ok(l), Ok(r), Ok(out)) = (
         binary.left().data_type(schema),
@@ -59,6 +63,7 @@ pub(crate) fn faster(
         left: Arc::clone(binary.left()),
         right: Arc::clone(binary.right()),
         shape,
+        checked,
     }))
 }
 
@@ -144,6 +149,9 @@ pub(crate) struct DecimalArith {
     left: Arc<dyn PhysicalExpr>,
     right: Arc<dyn PhysicalExpr>,
     shape: Shape,
+    /// Whether a result of more than 38 digits is an error. Only Arrow's kernel can give
+    /// one: the direct computation on 64-bit inputs stays below 10^38.
+    checked: bool,
 }
 
 impl PartialEq for DecimalArith {
@@ -152,6 +160,7 @@ impl PartialEq for DecimalArith {
             && *self.left == *other.left
             && *self.right == *other.right
             && self.shape == other.shape
+            && self.checked == other.checked
     }
 }
 
@@ -163,6 +172,7 @@ impl Hash for DecimalArith {
         self.left.hash(state);
         self.right.hash(state);
         self.shape.hash(state);
+        self.checked.hash(state);
     }
 }
 
@@ -305,11 +315,15 @@ impl PhysicalExpr for DecimalArith {
         if let Some(array) = self.fast(&l, &r) {
             return Ok(ColumnarValue::Array(array));
         }
-        match self.op {
+        let result = match self.op {
             DecimalOp::Add => apply(&l, &r, numeric::add_wrapping),
             DecimalOp::Sub => apply(&l, &r, numeric::sub_wrapping),
             DecimalOp::Mul => apply(&l, &r, numeric::mul_wrapping),
+        }?;
+        if self.checked {
+            crate::arithmetic::within_38_digits(&result, self)?;
         }
+        Ok(result)
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
@@ -332,6 +346,7 @@ impl PhysicalExpr for DecimalArith {
             left,
             right,
             shape: self.shape,
+            checked: self.checked,
         }))
     }
 
