@@ -30,6 +30,7 @@
 
 pub mod datagen;
 mod error;
+pub mod failpoint;
 pub mod formats;
 #[cfg(test)]
 mod layout_tests;

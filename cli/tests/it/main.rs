@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod bench;
+mod crash;
 mod pipeline;
 mod s3;
 mod serve;
