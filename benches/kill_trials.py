@@ -139,8 +139,10 @@ def trial(binary, case, rng, failpoint, max_delay):
     try:
         env = dict(os.environ)
         env.pop("STRATA_WAREHOUSE", None)
-        for sql in case["setup"]:
-            strata(binary, wh, sql)
+        if case["setup"]:
+            subprocess.run([binary, "--warehouse", wh, "--stop-on-error"]
+                           + [a for sql in case["setup"] for a in ("-c", sql)],
+                           capture_output=True, text=True, env=env, check=True)
         before = state(binary, wh, case["table"])
         after = case["apply"](before)
         if failpoint:
@@ -175,11 +177,18 @@ def trial(binary, case, rng, failpoint, max_delay):
             return False, f"{how}; staging folders left after the retry: {left}"
         if case["table"].startswith("processed."):
             # VACUUM removes what the dead writer left: the folder read whole is the table.
-            strata(binary, wh, f"VACUUM {case['table']} RETAIN 0 HOURS")
             name = case["table"].split(".")[1]
-            strata(binary, wh, "CREATE EXTERNAL TABLE processed.whole STORED AS PARQUET "
-                               f"LOCATION '{os.path.join(wh, 'processed', name)}/'")
-            whole = state(binary, wh, "processed.whole")
+            p = subprocess.run(
+                [binary, "--warehouse", wh, "--format", "csv", "--stop-on-error",
+                 "-c", f"VACUUM {case['table']} RETAIN 0 HOURS",
+                 "-c", "CREATE EXTERNAL TABLE processed.whole STORED AS PARQUET "
+                       f"LOCATION '{os.path.join(wh, 'processed', name)}/'",
+                 "-c", "SELECT count(*) AS n, count(DISTINCT id) AS d, coalesce(sum(id), 0) AS s "
+                       "FROM processed.whole"],
+                capture_output=True, text=True, env=env)
+            if p.returncode != 0:
+                return False, f"{how}; VACUUM and reading the folder whole failed: {p.stderr.strip()}"
+            whole = tuple(int(x) for x in p.stdout.strip().splitlines()[-1].split(","))
             if whole != again:
                 return False, f"{how}; after VACUUM the folder holds {whole}, the table {again}"
         left = staging_left(wh)

@@ -290,11 +290,8 @@ impl Staged {
         };
         let staged = self.staged_files().await?;
         let mut moved: Vec<(Path, DataFile)> = Vec::with_capacity(staged.len());
-        let half = staged.len() / 2;
-        for (i, f) in staged.iter().enumerate() {
-            if i == half && i > 0 {
-                crate::failpoint::hit("during_swap");
-            }
+        let half = staged.len().div_ceil(2);
+        for f in &staged {
             let mut parts = crate::formats::infer::relative_parts(&self.staging, &f.location);
             if let Some(name) = parts.last_mut() {
                 *name = format!("{FILE_PREFIX}{}-{name}", self.stamp);
@@ -313,6 +310,9 @@ impl Staged {
                     size: f.size,
                 },
             ));
+            if moved.len() == half {
+                crate::failpoint::hit("during_swap");
+            }
         }
         crate::failpoint::hit("before_catalog_commit");
         let new_files: Vec<DataFile> = moved.iter().map(|(_, f)| f.clone()).collect();
