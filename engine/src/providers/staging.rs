@@ -442,6 +442,8 @@ impl Staged {
         let name = self.entry.qualified_name();
         let mut staged_entry = self.entry.clone();
         staged_entry.location = self.staging_url.clone();
+        // The staging folder holds only this write's files: read them all.
+        staged_entry.files = None;
         let staged: Arc<dyn TableProvider> =
             Arc::new(StrataTable::try_new(staged_entry, counters)?);
         let staged = LogicalPlanBuilder::scan(name.as_str(), provider_as_source(staged), None)?;
