@@ -73,6 +73,24 @@ pub enum Error {
         other: String,
     },
 
+    /// A commit's put failed, and reading the commit back shows it did not land: nothing
+    /// changed.
+    #[error("the catalog commit '{path}' did not land, so nothing was changed ({source}); run the statement again")]
+    CommitNotLanded {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A commit's put failed and the commit could not be read back: it may or may not have
+    /// landed.
+    #[error("the outcome of the catalog commit '{path}' is unknown: its put failed ({put}) and reading it back failed too ({read}); SHOW TABLES tells whether it landed")]
+    CommitOutcomeUnknown {
+        path: String,
+        put: String,
+        read: String,
+    },
+
     /// The object store failed.
     #[error("storage error at '{path}': {source}")]
     Storage {

@@ -25,8 +25,9 @@ use crate::model::{Action, CatalogState, DEFAULT_ZONES, ZoneEntry};
 use crate::warehouse::Warehouse;
 
 /// The version of the commit and checkpoint file format this strata writes (and the newest it
-/// reads). Version 2 stores locations inside the warehouse relative to its root; version 1
-/// stored absolute URLs, and is still read.
+/// reads). Version 2 stores locations inside the warehouse relative to its root, and the
+/// entries of tables strata writes as Parquet list their data files; version 1 stored
+/// absolute URLs and no file lists, and is still read.
 pub const FORMAT_VERSION: u32 = 2;
 
 /// A checkpoint is written after every this many commits.
@@ -248,12 +249,24 @@ impl Catalog {
                 // The put may have landed although it failed for us: a request retried after
                 // its first attempt was stored, a connection lost after the write. The commit
                 // file says whose it is.
-                Err(put_error) => match self.get_optional(&self.commit_path(version)).await {
-                    Ok(Some(bytes)) => {
-                        let found: Commit = parse(&self.commit_path(version), &bytes)?;
-                        Ok(found.txn.as_deref() == Some(txn.as_str()))
+                Err(put_error) => match self.read_back(version).await {
+                    Ok(Some(found)) => {
+                        let landed = found.txn.as_deref() == Some(txn.as_str());
+                        tracing::debug!(
+                            "catalog commit {version}: the put failed ({put_error}); read back, it {}",
+                            if landed { "landed" } else { "was another writer's" }
+                        );
+                        Ok(landed)
                     }
-                    _ => Err(put_error),
+                    Ok(None) => Err(match put_error {
+                        Error::Storage { path, source } => Error::CommitNotLanded { path, source },
+                        other => other,
+                    }),
+                    Err(read_error) => Err(Error::CommitOutcomeUnknown {
+                        path: self.commit_path(version).to_string(),
+                        put: put_error.to_string(),
+                        read: read_error.to_string(),
+                    }),
                 },
             };
             match outcome {
@@ -279,6 +292,22 @@ impl Catalog {
         Err(Error::Contention {
             attempts: MAX_ATTEMPTS,
         })
+    }
+
+    /// Reads commit `version` back after a put whose outcome is unknown, trying a few times
+    /// (the failure that hid the outcome may hit the read too).
+    async fn read_back(&self, version: u64) -> Result<Option<Commit>> {
+        let path = self.commit_path(version);
+        let mut last = None;
+        for attempt in 0..5 {
+            match self.get_optional(&path).await {
+                Ok(Some(bytes)) => return parse(&path, &bytes).map(Some),
+                Ok(None) => return Ok(None),
+                Err(e) => last = Some(e),
+            }
+            backoff(attempt + 4).await;
+        }
+        Err(last.unwrap_or(Error::Contention { attempts: 0 }))
     }
 
     async fn initialize(&self) -> Result<()> {
@@ -413,7 +442,7 @@ impl Catalog {
         // valid checkpoint, and readers go forward from it through the log.
         self.put(&path, body).await?;
         let pointer = serde_json::to_vec(&LastCheckpoint {
-            format_version: FORMAT_VERSION,
+            format_version: 1,
             version,
         })
         .map_err(|source| Error::CorruptCommit {

@@ -118,6 +118,22 @@ pub struct TableEntry {
     /// until the write's checks pass; `-1` hides a table that is not published yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_version: Option<i64>,
+    /// The data files of a table strata writes itself (Parquet), relative to `location`:
+    /// each write commits the table's new file set here, so readers read exactly the
+    /// committed files and never a half-written or half-replaced folder. `None`: the table
+    /// is whatever files its folder holds (tables registered over folders, and tables older
+    /// strata versions wrote, until strata next writes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<DataFile>>,
+}
+
+/// One data file of a table whose entry lists its files.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DataFile {
+    /// The path relative to the table's location, `/`-separated (`year=2026/part.parquet`).
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// A table another was made from.
@@ -155,6 +171,7 @@ impl TableEntry {
             sources: vec![],
             materialized: None,
             held_version: None,
+            files: None,
         }
     }
 
@@ -163,6 +180,7 @@ impl TableEntry {
         format!("{}.{}", self.zone, self.name)
     }
 }
+
 
 /// One change a commit makes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -31,6 +31,7 @@
 mod arithmetic;
 pub mod datagen;
 mod error;
+pub mod failpoint;
 pub mod formats;
 #[cfg(test)]
 mod layout_tests;

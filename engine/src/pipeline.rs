@@ -349,6 +349,49 @@ async fn audited(
     }
 }
 
+/// `RELEASE HOLD zone.t`: ends the hold a `strata run` that died while auditing a write
+/// left on a table, the way a failed check would: the unchecked write is undone (a Delta
+/// table is restored to the version readers were held at; a table the write created is
+/// removed) and readers read the table again. Run it only when that pipeline is no longer
+/// running. Parquet writes under audit stay staged until their checks pass, so a dead
+/// pipeline leaves them no hold, only a staging folder, which the next write removes.
+pub(crate) async fn release_hold(
+    session: &Session,
+    zone: &str,
+    name: &str,
+) -> Result<crate::session::Output> {
+    use crate::session::Output;
+    let entry = session.catalog().refresh().await?.table(zone, name)?.clone();
+    let qualified = entry.qualified_name();
+    match entry.held_version {
+        None => Ok(Output::Done(format!("{qualified} has no hold"))),
+        Some(v) if v < 0 => {
+            unpublish(session, &entry).await?;
+            Ok(Output::Done(format!(
+                "removed {qualified}: it was created under audit and never published"
+            )))
+        }
+        Some(version) => {
+            let latest = session
+                .latest_delta(&entry)
+                .await?
+                .version()
+                .map_or(-1, |v| v as i64);
+            if latest > version {
+                session
+                    .sql(&format!(
+                        "RESTORE TABLE {qualified} TO VERSION AS OF {version}"
+                    ))
+                    .await?;
+            }
+            set_hold(session, zone, name, None).await?;
+            Ok(Output::Done(format!(
+                "released the hold on {qualified}: readers read version {version} again, as before the unchecked write"
+            )))
+        }
+    }
+}
+
 /// Sets or clears the version readers are held at.
 async fn set_hold(session: &Session, zone: &str, name: &str, hold: Option<i64>) -> Result<()> {
     let operation = match hold {
@@ -423,6 +466,47 @@ mod tests {
         let e = substitute("SELECT 1;\nSELECT ${month};", &vars).expect_err("unknown");
         assert_eq!(e.line, 2);
         assert!(e.to_string().contains("--var month=value"), "{e}");
+    }
+
+    /// A hold a dead pipeline left: readers are held at the version before an unchecked
+    /// write; RELEASE HOLD undoes that write and lets readers go.
+    #[tokio::test]
+    async fn release_hold_undoes_the_unchecked_write() {
+        let (_dir, session) = crate::test_support::scratch_session().await;
+        async fn count(session: &Session) -> String {
+            crate::test_support::pretty(
+                &session
+                    .sql("SELECT count(*) AS n FROM curated.h")
+                    .await
+                    .expect("count"),
+            )
+        }
+        session
+            .sql("CREATE TABLE curated.h AS SELECT value AS id FROM generate_series(1, 10)")
+            .await
+            .expect("create");
+        set_hold(&session, "curated", "h", Some(0)).await.expect("hold");
+        session
+            .sql("INSERT INTO curated.h SELECT value AS id FROM generate_series(11, 15)")
+            .await
+            .expect("unchecked write");
+        assert!(count(&session).await.contains("| 10 |"));
+        let out = session.execute("RELEASE HOLD curated.h").await.expect("release");
+        let crate::session::Output::Done(message) = out else {
+            panic!("no message");
+        };
+        assert!(message.contains("released the hold on curated.h"), "{message}");
+        assert!(count(&session).await.contains("| 10 |"));
+        let entry = session.catalog().snapshot().table("curated", "h").expect("entry").clone();
+        assert_eq!(entry.held_version, None);
+        // Writes go on from there.
+        session
+            .sql("INSERT INTO curated.h SELECT value AS id FROM generate_series(11, 12)")
+            .await
+            .expect("write");
+        assert!(count(&session).await.contains("| 12 |"));
+        let out = session.execute("RELEASE HOLD curated.h").await.expect("no hold");
+        assert!(matches!(out, crate::session::Output::Done(m) if m.contains("has no hold")));
     }
 
     #[test]

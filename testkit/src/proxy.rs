@@ -143,6 +143,7 @@ impl FaultProxy {
             drops: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             truncations: AtomicU64::new(0),
+            lost_responses: Mutex::new(Vec::new()),
         });
 
         let conn_state = Arc::clone(&state);
@@ -171,6 +172,21 @@ impl FaultProxy {
     /// with `faults.seed`, so what follows is reproducible on its own.
     pub fn set_faults(&self, faults: Faults) {
         *self.state.lock_faults() = FaultState::new(faults);
+    }
+
+    /// Makes the next `times` requests with `method` whose path contains `path_contains` be
+    /// forwarded (the server acts on them) and then have their connection closed without the
+    /// response: the client cannot tell whether the request took effect. Independent of
+    /// [`Faults`]; counted as drops.
+    pub fn lose_responses(&self, method: &str, path_contains: &str, times: u64) {
+        self.state
+            .lock_lost()
+            .push((method.to_ascii_uppercase(), path_contains.to_string(), times));
+    }
+
+    /// How many responses [`FaultProxy::lose_responses`] asked for are still to be lost.
+    pub fn responses_to_lose(&self) -> u64 {
+        self.state.lock_lost().iter().map(|(_, _, n)| n).sum()
     }
 
     /// Counters since the proxy started.
@@ -228,6 +244,8 @@ struct ProxyState {
     drops: AtomicU64,
     stalls: AtomicU64,
     truncations: AtomicU64,
+    /// (method, path substring, how many more) of responses to lose after forwarding.
+    lost_responses: Mutex<Vec<(String, String, u64)>>,
 }
 
 /// The proxy's response body: whole, or cut short with an error that makes hyper close the
@@ -263,6 +281,24 @@ impl ProxyState {
     fn lock_faults(&self) -> std::sync::MutexGuard<'_, FaultState> {
         // The state stays consistent even if a holder panicked.
         self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_lost(&self) -> std::sync::MutexGuard<'_, Vec<(String, String, u64)>> {
+        self.lost_responses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether this request's response is to be lost (and counts it off).
+    fn lose_response(&self, method: &Method, path: &str) -> bool {
+        let mut lost = self.lock_lost();
+        for (m, p, n) in lost.iter_mut() {
+            if *n > 0 && m == method.as_str() && path.contains(p.as_str()) {
+                *n -= 1;
+                return true;
+            }
+        }
+        false
     }
 
     fn decide(&self, method: &Method) -> Action {
@@ -333,7 +369,13 @@ impl ProxyState {
                 return Ok(Response::from_parts(parts, cut_short(body)));
             }
         }
-        Ok(self.forward(parts, body).await.map(whole))
+        let lose = self.lose_response(&parts.method, parts.uri.path());
+        let response = self.forward(parts, body).await;
+        if lose {
+            self.drops.fetch_add(1, Ordering::Relaxed);
+            return Err(DroppedConnection("response lost after forwarding"));
+        }
+        Ok(response.map(whole))
     }
 
     async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> Response<Bytes> {

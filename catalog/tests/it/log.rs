@@ -120,3 +120,55 @@ async fn newer_format_is_refused() {
     );
     assert!(err.to_string().contains("upgrade strata"));
 }
+
+/// A commit holding a table entry that lists its files is format version 2 (a version-1
+/// reader would read the whole folder instead); any other commit stays version 1, readable
+/// by older strata. Both read back.
+#[tokio::test]
+async fn entries_listing_their_files_are_format_2_and_only_they() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_string_lossy().to_string();
+    let c = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
+    let plain = c
+        .commit("plain", |_| Ok(vec![put("processed", "a")]))
+        .await
+        .expect("commit")
+        .expect("version");
+    let listed = c
+        .commit("listed", |_| {
+            let Action::PutTable(mut entry) = put("processed", "b") else {
+                unreachable!()
+            };
+            entry.files = Some(vec![strata_catalog::DataFile {
+                path: "k=1/strata-1-a.parquet".into(),
+                size: 10,
+            }]);
+            Ok(vec![Action::PutTable(entry)])
+        })
+        .await
+        .expect("commit")
+        .expect("version");
+    let version_of = |v: u64| {
+        let text = std::fs::read_to_string(dir.path().join(format!("_strata/log/{v:020}.json")))
+            .expect("commit file");
+        serde_json::from_str::<serde_json::Value>(&text).expect("json")["format_version"]
+            .as_u64()
+            .expect("format_version")
+    };
+    assert_eq!(version_of(plain), 1);
+    assert_eq!(version_of(listed), 2);
+    let again = Catalog::open(Warehouse::open(&root).expect("wh"))
+        .await
+        .expect("open");
+    let files = again
+        .snapshot()
+        .table("processed", "b")
+        .expect("b")
+        .files
+        .clone()
+        .expect("files");
+    assert_eq!(files[0].path, "k=1/strata-1-a.parquet");
+    assert_eq!(again.snapshot().table("processed", "a").expect("a").files, None);
+}

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 mod bench;
 mod faults;
 mod limits;
+mod crash;
 mod pipeline;
 mod portable;
 mod s3;

@@ -603,4 +603,54 @@ fn credentials_in_the_endpoint_url_are_masked() {
         .output()
         .expect("strata runs");
     assert_eq!(ok(&o), "one\n1\n", "{}", stderr(&o));
+
+/// A write whose commit was stored but whose response was lost (the proxy forwards the
+/// commit's PUT and closes the connection instead of answering) finds its commit and
+/// reports the write as done, and the write is there exactly once: for a catalog commit
+/// (a Parquet INSERT) and a Delta commit (a Delta INSERT, UPDATE and CREATE TABLE).
+#[test]
+fn a_commit_whose_response_was_lost_is_found_landed() {
+    let lake = Lake::start(&["lake"]);
+    let proxy = FaultProxy::start(&lake.server.endpoint(), Faults::none()).expect("proxy");
+    let config = lake.config(
+        "lossy.toml",
+        &proxy.endpoint(),
+        SECRET_KEY,
+        "max_retries = 5\nretry_timeout_secs = 30\nrequest_timeout_secs = 5\nconnect_timeout_secs = 2",
+    );
+    let wh = "s3://lake/warehouse";
+    let sql = |s: &str| ok(&run(&config, wh, &["--format", "csv", "-c", s]));
+    sql("CREATE TABLE processed.p AS SELECT value AS id FROM generate_series(1, 100)");
+    sql("CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 100)");
+
+    // The catalog commit of a Parquet insert.
+    proxy.lose_responses("PUT", "/_strata/log/", 1);
+    let out = sql("INSERT INTO processed.p SELECT value AS id FROM generate_series(101, 150)");
+    assert_eq!(proxy.responses_to_lose(), 0, "the commit's response was lost");
+    assert!(out.contains("50"), "{out}");
+    // A Delta insert's commit.
+    proxy.lose_responses("PUT", "/_delta_log/0000", 1);
+    let out = sql("INSERT INTO curated.d SELECT value AS id FROM generate_series(101, 150)");
+    assert_eq!(proxy.responses_to_lose(), 0);
+    assert!(out.contains("50"), "{out}");
+    // A Delta update's commit.
+    proxy.lose_responses("PUT", "/_delta_log/0000", 1);
+    let out = sql("UPDATE curated.d SET id = id + 1000 WHERE id <= 10");
+    assert_eq!(proxy.responses_to_lose(), 0);
+    assert!(out.contains("10"), "{out}");
+    // A new Delta table's first commit.
+    proxy.lose_responses("PUT", "/curated/n/_delta_log/0000", 1);
+    sql("CREATE TABLE curated.n STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 70)");
+    assert_eq!(proxy.responses_to_lose(), 0);
+
+    // Each write is there exactly once.
+    assert_eq!(
+        sql("SELECT count(*) AS n, count(DISTINCT id) AS d FROM processed.p"),
+        "n,d\n150,150\n"
+    );
+    assert_eq!(
+        sql("SELECT count(*) AS n, count(DISTINCT id) AS d, sum(CASE WHEN id > 1000 THEN 1 ELSE 0 END) AS moved FROM curated.d"),
+        "n,d,moved\n150,150,10\n"
+    );
+    assert_eq!(sql("SELECT count(*) AS n FROM curated.n"), "n\n70\n");
 }

@@ -226,6 +226,131 @@ impl TableProvider for DeltaProvider {
     }
 }
 
+/// The id a strata write carries into its Delta commit, as an application transaction
+/// (`txn` action) and in the commit's metadata. A write whose commit request failed in a way
+/// that hides whether it was stored (a response lost after the server wrote it, a retried
+/// put finding its own first attempt) looks for its id in the table to tell "landed" from
+/// "not landed"; and because a commit carrying it conflicts with any other commit carrying
+/// it, deltalake's retry after such a failure cannot commit the write a second time.
+#[derive(Debug, Clone)]
+pub struct WriteId(String);
+
+/// The commit metadata key of a write's id.
+pub const TXN_METADATA_KEY: &str = "strata.txn";
+
+impl WriteId {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Self(format!(
+            "strata-{nanos:x}-{:x}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Commit properties with this id and `metadata`.
+    pub fn properties(
+        &self,
+        metadata: impl IntoIterator<Item = (String, serde_json::Value)>,
+    ) -> deltalake::kernel::transaction::CommitProperties {
+        let mut metadata: Vec<(String, serde_json::Value)> = metadata.into_iter().collect();
+        metadata.push((
+            TXN_METADATA_KEY.to_string(),
+            serde_json::Value::String(self.0.clone()),
+        ));
+        deltalake::kernel::transaction::CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transaction(deltalake::kernel::Transaction::new(&self.0, 0))
+    }
+
+    /// After a write failed: the commit info of its commit if it landed anyway, `None` if it
+    /// did not; an error if the table cannot be read to tell.
+    pub async fn landed(
+        &self,
+        stores: &StoreRegistry,
+        location: &str,
+        table: &str,
+    ) -> Result<Option<deltalake::kernel::CommitInfo>> {
+        use futures::TryStreamExt;
+        let mut last = None;
+        for attempt in 0..5u32 {
+            match load(stores, location, &AsOf::Latest, table).await {
+                Ok(t) => {
+                    let recent: Vec<deltalake::kernel::CommitInfo> = t
+                        .history(Some(50))
+                        .try_collect()
+                        .await
+                        .map_err(delta_error)?;
+                    return Ok(recent.into_iter().find(|c| {
+                        c.info.get(TXN_METADATA_KEY).and_then(|v| v.as_str())
+                            == Some(self.0.as_str())
+                    }));
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+        }
+        Err(last.unwrap_or_else(|| Error::Unsupported(format!("{table} cannot be read"))))
+    }
+
+    /// The outcome of a failed write: `Ok(info)` of its commit if it landed, else an error
+    /// saying it did not land (with the write's own error) or that its outcome is unknown.
+    pub async fn settle(
+        &self,
+        stores: &StoreRegistry,
+        location: &str,
+        table: &str,
+        statement: &str,
+        error: Error,
+    ) -> Result<deltalake::kernel::CommitInfo> {
+        match self.landed(stores, location, table).await {
+            Ok(Some(info)) => {
+                tracing::warn!(
+                    "{statement} on {table}: the commit landed although the write reported an error ({error})"
+                );
+                Ok(info)
+            }
+            Ok(None) => Err(Error::Unsupported(format!(
+                "{statement} on {table} did not land, nothing was changed: {error}"
+            ))),
+            Err(read) => Err(Error::Unsupported(format!(
+                "{statement} on {table}: the outcome is unknown, the write failed ({error}) and reading the table to tell whether its commit landed failed too ({read}); DESCRIBE HISTORY {table} shows a commit with {TXN_METADATA_KEY} = '{}' if it did",
+                self.0
+            ))),
+        }
+    }
+}
+
+impl Default for WriteId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A number from a commit's `operationMetrics`.
+pub fn commit_metric(info: &deltalake::kernel::CommitInfo, name: &str) -> u64 {
+    info.info
+        .get("operationMetrics")
+        .and_then(|m| m.get(name))
+        .and_then(|n| n.as_u64())
+        .or_else(|| {
+            info.operation_parameters
+                .as_ref()
+                .and_then(|m| m.get(name))
+                .and_then(|n| n.as_u64())
+        })
+        .unwrap_or(0)
+}
+
 /// A deltalake error as an engine error.
 pub fn delta_error(e: deltalake::DeltaTableError) -> Error {
     Error::Unsupported(format!("Delta: {e}"))

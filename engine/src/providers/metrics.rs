@@ -214,6 +214,20 @@ fn cacheable(prefix: Option<&Path>) -> bool {
     })
 }
 
+/// Whether a put writes a Delta commit (`_delta_log/<version>.json`), for the failpoints
+/// around it.
+fn is_delta_commit(location: &Path) -> bool {
+    let mut parts = location.parts().collect::<Vec<_>>().into_iter().rev();
+    let (Some(file), Some(folder)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    folder.as_ref() == "_delta_log"
+        && file
+            .as_ref()
+            .strip_suffix(".json")
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// An object store that counts what is done through it, and caches listings when asked to.
 pub struct CountingStore {
     inner: Arc<dyn ObjectStore>,
@@ -320,8 +334,15 @@ impl ObjectStore for CountingStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.counters.count(&self.counters.puts);
+        let delta_commit = is_delta_commit(location);
+        if delta_commit {
+            crate::failpoint::hit("before_delta_commit");
+        }
         let result = self.inner.put_opts(location, payload, opts).await;
         self.wrote();
+        if delta_commit && result.is_ok() {
+            crate::failpoint::hit("after_delta_commit");
+        }
         result
     }
 

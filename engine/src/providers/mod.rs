@@ -2,6 +2,7 @@
 //! the object stores by bucket (with their request counters) and staged writes.
 
 pub mod delta;
+pub(crate) mod fileset;
 pub mod metrics;
 pub(crate) mod schema;
 pub(crate) mod staging;

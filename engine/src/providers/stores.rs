@@ -120,6 +120,18 @@ impl ObjectStoreRegistry for StoreRegistry {
             return Ok(Arc::clone(store));
         }
         match url.scheme() {
+            crate::providers::fileset::SCHEME => {
+                let set = crate::providers::fileset::lookup(url).ok_or_else(|| {
+                    DataFusionError::Execution(format!(
+                        "the file set '{key}' is no longer known; run the query again"
+                    ))
+                })?;
+                let real = self.get_store(&set.real)?;
+                let store: Arc<dyn ObjectStore> =
+                    Arc::new(crate::providers::fileset::FileSetStore::new(real, set));
+                write(&self.stores).insert(key, Arc::clone(&store));
+                Ok(store)
+            }
             "s3" | "s3a" => {
                 // Built under the lock (no I/O happens here), so every reader of a bucket
                 // shares one store and one listing cache.

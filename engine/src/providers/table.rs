@@ -232,7 +232,8 @@ impl StrataTable {
             } else {
                 vec![order]
             });
-        let url = ListingTableUrl::parse(&entry.location)?;
+        // A table that lists its files is read through a view of exactly those files.
+        let url = ListingTableUrl::parse(crate::providers::fileset::listing_url(&entry)?)?;
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(Arc::new(file_schema));

@@ -19,6 +19,7 @@ pub const STRATA_STATEMENTS: &[&str] = &[
     "SHOW LINEAGE zone.t",
     "CREATE MATERIALIZED VIEW zone.v AS query",
     "REFRESH MATERIALIZED VIEW zone.v | DROP MATERIALIZED VIEW [IF EXISTS] zone.v",
+    "RELEASE HOLD zone.t",
 ];
 
 /// The words the REPL completes: SQL's common ones and those of strata's statements.
@@ -120,4 +121,6 @@ pub const KEYWORDS: &[&str] = &[
     "EXPECT",
     "LINEAGE",
     "REPLACE",
+    "RELEASE",
+    "HOLD",
 ];

@@ -421,6 +421,11 @@ impl<'a> StrataParser<'a> {
                     )
                 }
             }
+            "RELEASE" if self.words_ahead(&["RELEASE", "HOLD"]) => {
+                self.parse_words(&["RELEASE", "HOLD"]);
+                let _ = self.parse_words(&["ON"]);
+                Ok(Statement::ReleaseHold(self.table_name()?))
+            }
             "DROP" if self.words_ahead(&["DROP", "MATERIALIZED", "VIEW"]) => {
                 self.parse_words(&["DROP", "MATERIALIZED", "VIEW"]);
                 let if_exists = self.parse_words(&["IF", "EXISTS"]);

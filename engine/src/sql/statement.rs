@@ -47,6 +47,8 @@ pub enum Statement {
     DropMaterializedView { name: ObjectName, if_exists: bool },
     /// `USE [ZONE] z`: where unqualified names resolve.
     Use(Ident),
+    /// `RELEASE HOLD t`: ends the hold a pipeline that died under audit left on a table.
+    ReleaseHold(ObjectName),
 }
 
 /// A parsed `CREATE TABLE … AS` or `CREATE MATERIALIZED VIEW … AS`.
@@ -179,7 +181,8 @@ impl Statement {
             | Statement::RefreshZone(_)
             | Statement::RefreshTable(_)
             | Statement::RefreshMaterializedView(_)
-            | Statement::DropMaterializedView { .. } => Effect::Write,
+            | Statement::DropMaterializedView { .. }
+            | Statement::ReleaseHold(_) => Effect::Write,
         }
     }
 
@@ -236,6 +239,7 @@ impl Statement {
             Statement::RefreshMaterializedView(_) => "REFRESH MATERIALIZED VIEW",
             Statement::DropMaterializedView { .. } => "DROP MATERIALIZED VIEW",
             Statement::Use(_) => "USE",
+            Statement::ReleaseHold(_) => "RELEASE HOLD",
         }
     }
 }

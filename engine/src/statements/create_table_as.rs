@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -129,6 +128,7 @@ pub(crate) async fn create_table_as(
                     Error::Unsupported(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
+            let started = chrono::Utc::now() - chrono::Duration::seconds(1);
             let mut table = crate::providers::delta::unloaded(session.stores(), &url)?;
             // A folder that already holds a table must not be written over by accident.
             if table.verify_deltatable_existence().await.unwrap_or(false) {
@@ -137,7 +137,19 @@ pub(crate) async fn create_table_as(
                     .await
                     .map_err(crate::providers::delta::delta_error)?;
             }
-            if table.version().is_some() && !ctas.or_replace {
+            // A table this very statement made, in a run that died before registering it, is
+            // registered as it is: its one commit is the whole result of this statement.
+            let maker = if table.version().is_some() && !ctas.or_replace {
+                made_by(&table, &qualified, sql, url.scheme() == "file").await
+            } else {
+                Maker::Other
+            };
+            let adopt = maker == Maker::Orphan;
+            if maker == Maker::Running {
+                // Another writer is creating this table right now and will register it.
+                return Err(strata_catalog::Error::TableExists { zone, name }.into());
+            }
+            if table.version().is_some() && !ctas.or_replace && !adopt {
                 return Err(Error::Unsupported(format!(
                     "'{location}' already holds a Delta table that is not registered as {qualified}; register it with REFRESH ZONE {zone}, or drop the folder"
                 )));
@@ -147,27 +159,73 @@ pub(crate) async fn create_table_as(
             } else {
                 SaveMode::ErrorIfExists
             };
-            let props = CommitProperties::default().with_metadata([(
-                SQL_METADATA_KEY.to_string(),
-                serde_json::Value::String(sql.trim().to_string()),
-            )]);
-            let mut builder = table
-                .write(vec![])
-                .with_input_plan(df.logical_plan().clone())
-                .with_session_state(Arc::new(session.context().state()))
-                .with_save_mode(mode)
-                .with_table_name(name.clone())
-                .with_commit_properties(props);
-            if !ctas.partition_by.is_empty() || ctas.or_replace {
-                builder = builder.with_partition_columns(ctas.partition_by.clone());
+            let id = crate::providers::delta::WriteId::new();
+            let mut props = id.properties([
+                (
+                    SQL_METADATA_KEY.to_string(),
+                    serde_json::Value::String(sql.trim().to_string()),
+                ),
+                (
+                    CTAS_METADATA_KEY.to_string(),
+                    serde_json::Value::String(qualified.clone()),
+                ),
+                (
+                    PID_METADATA_KEY.to_string(),
+                    serde_json::Value::from(std::process::id()),
+                ),
+            ]);
+            if !ctas.or_replace {
+                // Version 0 is written create-if-absent: of writers racing to create the
+                // table exactly one commits it; the others must fail, not append to it.
+                props = props.with_max_retries(0);
             }
-            if ctas.or_replace {
-                builder =
-                    builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
-            }
-            let written = builder
-                .await
-                .map_err(crate::providers::delta::delta_error)?;
+            let written = if adopt {
+                table
+            } else {
+                let mut builder = table
+                    .write(vec![])
+                    .with_input_plan(df.logical_plan().clone())
+                    .with_session_state(Arc::new(session.context().state()))
+                    .with_save_mode(mode)
+                    .with_table_name(name.clone())
+                    .with_commit_properties(props);
+                if !ctas.partition_by.is_empty() || ctas.or_replace {
+                    builder = builder.with_partition_columns(ctas.partition_by.clone());
+                }
+                if ctas.or_replace {
+                    builder = builder
+                        .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+                }
+                match builder.await {
+                    Ok(written) => written,
+                    // The commit's response was lost, but the commit is this write's.
+                    Err(e)
+                        if crate::statements::dml::may_have_landed(&e)
+                            && id
+                                .landed(session.stores(), &location, &qualified)
+                                .await
+                                .is_ok_and(|c| c.is_some()) =>
+                    {
+                        crate::providers::delta::load(
+                            session.stores(),
+                            &location,
+                            &crate::providers::delta::AsOf::Latest,
+                            &qualified,
+                        )
+                        .await?
+                    }
+                    Err(e) if !ctas.or_replace => {
+                        // Another writer created the table first: this write's data files go,
+                        // so the winner's folder holds the winner's files only.
+                        let winner = remove_unlisted_files(session, &url, started).await;
+                        if winner {
+                            return Err(strata_catalog::Error::TableExists { zone, name }.into());
+                        }
+                        return Err(crate::providers::delta::delta_error(e));
+                    }
+                    Err(e) => return Err(crate::providers::delta::delta_error(e)),
+                }
+            };
             rows = written.snapshot().ok().map(|s| {
                 s.log_data()
                     .iter()
@@ -178,100 +236,79 @@ pub(crate) async fn create_table_as(
         _ => {
             let store = session.store_for(&url)?;
             let prefix = crate::providers::stores::url_path(&url)?;
-            let existing: Vec<_> = store
-                .list(Some(&prefix))
-                .try_collect()
-                .await
-                .map_err(|e| Error::DataFusion(e.into()))?;
+            // Files in the folder that no table lists and strata did not leave there.
+            let foreign = crate::providers::staging::listed_files(&store, &prefix, false).await?;
             let replaces_parquet = existing_entry
                 .as_ref()
                 .is_some_and(|e| e.format == TableFormat::Parquet && e.location == location);
-            if !existing.is_empty() && ctas.or_replace && replaces_parquet {
-                // The old files stay until the new ones are all written (and, under audit,
-                // checked); then they are swapped.
-                let mut staged = crate::providers::staging::stage(
-                    Arc::clone(&store),
-                    &entry,
-                    ctas.partition_by.clone(),
-                    df,
-                    crate::providers::staging::Replace::All,
-                )
-                .await?;
-                let mut inspected_entry = entry.clone();
-                inspected_entry.location = staged.url().to_string();
-                let inspected =
-                    match crate::statements::register::inspect_table(session, &mut inspected_entry)
-                        .await
-                    {
-                        Ok(i) => i,
-                        Err(e) => {
-                            staged.discard().await;
-                            return Err(e);
-                        }
-                    };
-                inspected_entry.location = entry.location.clone();
-                staged.entry = inspected_entry;
-                staged.replaces_entry = true;
-                let rows = staged.rows;
-                let message = format!(
-                    "created {qualified}: {inspected}, {rows} row{} written",
-                    if rows == 1 { "" } else { "s" }
-                );
-                if session.is_auditing(&zone, &name) {
-                    session.park_staged(staged);
-                } else {
-                    staged.publish(session.catalog()).await?;
-                }
-                return Ok(Output::Done(message));
+            if !foreign.is_empty() && !ctas.or_replace && !replaces_parquet {
+                return Err(Error::Unsupported(format!(
+                    "'{location}' already holds files that are not registered as {qualified}; register them with REFRESH ZONE {zone}, or remove them"
+                )));
             }
-            if !existing.is_empty() {
-                if !ctas.or_replace {
-                    return Err(Error::Unsupported(format!(
-                        "'{location}' already holds files that are not registered as {qualified}; register them with REFRESH ZONE {zone}, or remove them"
-                    )));
-                }
-                for f in &existing {
-                    store
-                        .delete(&f.location)
-                        .await
-                        .map_err(|e| Error::DataFusion(e.into()))?;
-                }
-            }
-            let written = crate::formats::parquet_sink::write_parquet(
-                df,
-                &location,
+            // The rows go to a staging folder first; publishing moves them in and commits
+            // the table with its files in one catalog commit, which also decides a race
+            // between writers creating the same table: the losers remove their files.
+            let mut staged = crate::providers::staging::stage(
+                Arc::clone(&store),
+                &entry,
                 ctas.partition_by.clone(),
-                vec![],
+                df,
+                crate::providers::staging::Replace::All,
             )
-            .await;
-            match written {
-                Ok(n) => rows = Some(n),
-                Err(e) => {
-                    // Everything under the folder is ours: it was empty before.
-                    let written: Vec<_> = store
-                        .list(Some(&prefix))
-                        .try_collect()
-                        .await
-                        .unwrap_or_default();
-                    for f in written {
-                        let _ = store.delete(&f.location).await;
+            .await?;
+            let mut inspected_entry = entry.clone();
+            inspected_entry.location = staged.url().to_string();
+            let inspected =
+                match crate::statements::register::inspect_table(session, &mut inspected_entry)
+                    .await
+                {
+                    Ok(i) => i,
+                    Err(e) => {
+                        staged.discard().await;
+                        return Err(e);
                     }
-                    return Err(e.into());
-                }
+                };
+            inspected_entry.location = entry.location.clone();
+            staged.entry = inspected_entry;
+            staged.replaces_entry = ctas.or_replace;
+            staged.creates_entry = !ctas.or_replace;
+            let rows = staged.rows;
+            let what = if ctas.materialized {
+                "materialized view "
+            } else {
+                ""
+            };
+            let message = format!(
+                "created {what}{qualified}: {inspected}, {rows} row{} written",
+                if rows == 1 { "" } else { "s" }
+            );
+            if ctas.or_replace && replaces_parquet && session.is_auditing(&zone, &name) {
+                session.park_staged(staged);
+            } else {
+                staged.publish(session.catalog()).await?;
             }
+            session.stores().invalidate_listings();
+            return Ok(Output::Done(message));
         }
     }
     let inspected = crate::statements::register::inspect_table(session, &mut entry).await?;
     let entry_for_commit = entry.clone();
     let or_replace = ctas.or_replace;
+    crate::failpoint::hit("before_catalog_commit");
     session
         .catalog()
         .commit(&format!("CREATE TABLE {qualified} AS"), |state| {
-            if state
-                .table(&entry_for_commit.zone, &entry_for_commit.name)
-                .is_ok()
-                && !or_replace
+            let registered = state.table(&entry_for_commit.zone, &entry_for_commit.name);
+            // The Delta table this statement created at its location was registered by a
+            // run of the same statement that found it first: it is this statement's table.
+            if registered.as_ref().is_ok_and(|e| {
+                e.format == TableFormat::Delta && e.location == entry_for_commit.location
+            }) && !or_replace
             {
+                return Ok(vec![]);
+            }
+            if registered.is_ok() && !or_replace {
                 return Err(strata_catalog::Error::TableExists {
                     zone: entry_for_commit.zone.clone(),
                     name: entry_for_commit.name.clone(),
@@ -291,6 +328,100 @@ pub(crate) async fn create_table_as(
     Ok(Output::Done(format!(
         "created {what}{qualified}: {inspected}{rows}"
     )))
+}
+
+/// The commit metadata key naming the table a `CREATE TABLE … AS` created.
+pub const CTAS_METADATA_KEY: &str = "strata.create_table";
+
+/// The commit metadata key with the process id of the writer that created a table.
+pub const PID_METADATA_KEY: &str = "strata.pid";
+
+/// Whether a Delta table's first commit is this statement's: strata's `CREATE TABLE … AS`
+/// of the same table with the same SQL, by a process that is gone (on a local disk, where
+/// that can be told; a writer still running registers the table itself).
+async fn made_by(table: &deltalake::DeltaTable, qualified: &str, sql: &str, local: bool) -> Maker {
+    let Ok(history) = table
+        .history(None)
+        .try_collect::<Vec<deltalake::kernel::CommitInfo>>()
+        .await
+    else {
+        return Maker::Other;
+    };
+    let Some(first) = history.last() else {
+        return Maker::Other;
+    };
+    let writer_alive = local
+        && cfg!(target_os = "linux")
+        && first
+            .info
+            .get(PID_METADATA_KEY)
+            .and_then(|v| v.as_u64())
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    if first.info.get(CTAS_METADATA_KEY).and_then(|v| v.as_str()) != Some(qualified) {
+        Maker::Other
+    } else if writer_alive {
+        Maker::Running
+    } else if first.info.get(SQL_METADATA_KEY).and_then(|v| v.as_str()) == Some(sql.trim()) {
+        Maker::Orphan
+    } else {
+        Maker::Other
+    }
+}
+
+/// Who made a Delta table found where a `CREATE TABLE … AS` is to write one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Maker {
+    /// This statement, in a run that died before registering the table.
+    Orphan,
+    /// A `CREATE TABLE … AS` of this table in a process still running.
+    Running,
+    /// Anything else.
+    Other,
+}
+
+/// After a lost race to create a Delta table: removes the data files under its folder that
+/// its log does not list and that were written since `since` (this write's), and tells
+/// whether the table now exists (another writer made it).
+async fn remove_unlisted_files(
+    session: &Session,
+    url: &Url,
+    since: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let Ok(store) = session.store_for(url) else {
+        return false;
+    };
+    let Ok(root) = crate::providers::stores::url_path(url) else {
+        return false;
+    };
+    let mut table = match crate::providers::delta::unloaded(session.stores(), url) {
+        Ok(t) => t,
+        Err(_) => return false,
+    };
+    let exists = table.load().await.is_ok() && table.version().is_some();
+    let listed: std::collections::HashSet<String> = match table.snapshot() {
+        Ok(s) if exists => s
+            .log_data()
+            .iter()
+            .filter_map(|f| f.path().rsplit('/').next().map(str::to_string))
+            .collect(),
+        _ => Default::default(),
+    };
+    let files: Vec<object_store::ObjectMeta> = store
+        .list(Some(&root))
+        .try_collect()
+        .await
+        .unwrap_or_default();
+    for f in files {
+        let relative = crate::providers::fileset::relative(&root, &f.location);
+        if relative.starts_with("_delta_log") || f.last_modified < since {
+            continue;
+        }
+        let name = f.location.filename().unwrap_or_default().to_string();
+        if !listed.contains(&name) {
+            let _ = store.delete(&f.location).await;
+        }
+    }
+    exists
 }
 
 #[cfg(test)]

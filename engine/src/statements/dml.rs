@@ -16,8 +16,8 @@ use crate::providers::delta;
 use crate::session::{Output, Session, count_output, table_output};
 use crate::statements::SQL_METADATA_KEY;
 
-fn commit_properties(sql: &str) -> CommitProperties {
-    CommitProperties::default().with_metadata([(
+fn commit_properties(sql: &str, id: &delta::WriteId) -> CommitProperties {
+    id.properties([(
         SQL_METADATA_KEY.to_string(),
         serde_json::Value::String(sql.trim().to_string()),
     )])
@@ -96,17 +96,26 @@ pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<O
     }
     let entry = delta_target(session, table_name(&u.table)?, "UPDATE")?;
     let table = delta::load_latest(session.stores(), &entry).await?;
+    let id = delta::WriteId::new();
     let mut builder = table
         .update()
         .with_session_state(Arc::new(session.context().state()))
-        .with_commit_properties(commit_properties(sql));
+        .with_commit_properties(commit_properties(sql, &id));
     if let Some(predicate) = &u.selection {
         builder = builder.with_predicate(predicate.to_string());
     }
     for (column, value) in assignments(&u.assignments)? {
         builder = builder.with_update(column, value);
     }
-    let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "UPDATE", e))?;
+    let (_, metrics) = match builder.await {
+        Ok(done) => done,
+        Err(e) => {
+            let error = (may_have_landed(&e), dml_error(&entry, "UPDATE", e));
+            let error = (error.1, error.0);
+            let info = settle(session, &entry, &id, "UPDATE", error).await?;
+            return Ok(count_output(delta::commit_metric(&info, "num_updated_rows")));
+        }
+    };
     Ok(count_output(metrics.num_updated_rows as u64))
 }
 
@@ -125,15 +134,60 @@ pub(crate) async fn delete(session: &Session, d: &Delete, sql: &str) -> Result<O
     }
     let entry = delta_target(session, table_name(target)?, "DELETE")?;
     let table = delta::load_latest(session.stores(), &entry).await?;
+    let id = delta::WriteId::new();
     let mut builder = table
         .delete()
         .with_session_state(Arc::new(session.context().state()))
-        .with_commit_properties(commit_properties(sql));
+        .with_commit_properties(commit_properties(sql, &id));
     if let Some(predicate) = &d.selection {
         builder = builder.with_predicate(predicate.to_string());
     }
-    let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "DELETE", e))?;
+    let (_, metrics) = match builder.await {
+        Ok(done) => done,
+        Err(e) => {
+            let error = (may_have_landed(&e), dml_error(&entry, "DELETE", e));
+            let error = (error.1, error.0);
+            let info = settle(session, &entry, &id, "DELETE", error).await?;
+            return Ok(count_output(delta::commit_metric(&info, "num_deleted_rows")));
+        }
+    };
     Ok(count_output(metrics.num_deleted_rows.unwrap_or(0) as u64))
+}
+
+/// A failed write's outcome: its commit info if it landed after all, else the error.
+async fn settle(
+    session: &Session,
+    entry: &TableEntry,
+    id: &delta::WriteId,
+    statement: &str,
+    (error, may_have_landed): (Error, bool),
+) -> Result<deltalake::kernel::CommitInfo> {
+    if !may_have_landed {
+        return Err(error);
+    }
+    id.settle(
+        session.stores(),
+        &entry.location,
+        &entry.qualified_name(),
+        statement,
+        error,
+    )
+    .await
+}
+
+/// Whether a failed write may have committed all the same: its commit request failed in a
+/// way that hides the outcome (storage errors, a commit that found its version taken).
+pub(crate) fn may_have_landed(e: &deltalake::DeltaTableError) -> bool {
+    use deltalake::DeltaTableError as D;
+    matches!(
+        e,
+        D::Transaction { .. }
+            | D::ObjectStore { .. }
+            | D::VersionAlreadyExists(_)
+            | D::Io { .. }
+            | D::Generic(_)
+            | D::GenericError { .. }
+    )
 }
 
 fn dml_error(entry: &TableEntry, statement: &str, e: deltalake::DeltaTableError) -> Error {
@@ -195,12 +249,13 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
     };
     let source = session.plan_query(&source_sql).await?;
     let table = delta::load_latest(session.stores(), &entry).await?;
+    let id = delta::WriteId::new();
     let mut builder = table
         .merge(source, m.on.to_string())
         .with_source_alias(source_alias)
         .with_target_alias(target_alias)
         .with_session_state(Arc::new(session.context().state()))
-        .with_commit_properties(commit_properties(sql));
+        .with_commit_properties(commit_properties(sql, &id));
     for clause in &m.clauses {
         let predicate = clause.predicate.as_ref().map(ToString::to_string);
         let unsupported =
@@ -282,8 +337,21 @@ pub(crate) async fn merge(session: &Session, m: &Merge, sql: &str) -> Result<Out
         }
         .map_err(|e| dml_error(&entry, "MERGE", e))?;
     }
-    let (_, metrics) = builder.await.map_err(|e| dml_error(&entry, "MERGE", e))?;
     let one = |n: usize| -> ArrayRef { Arc::new(UInt64Array::from(vec![n as u64])) };
+    let (_, metrics) = match builder.await {
+        Ok(done) => done,
+        Err(e) => {
+            let error = (may_have_landed(&e), dml_error(&entry, "MERGE", e));
+            let error = (error.1, error.0);
+            let info = settle(session, &entry, &id, "MERGE", error).await?;
+            let n = |name: &str| one(delta::commit_metric(&info, name) as usize);
+            return Ok(table_output(vec![
+                ("inserted", n("num_target_rows_inserted")),
+                ("updated", n("num_target_rows_updated")),
+                ("deleted", n("num_target_rows_deleted")),
+            ]));
+        }
+    };
     Ok(table_output(vec![
         ("inserted", one(metrics.num_target_rows_inserted)),
         ("updated", one(metrics.num_target_rows_updated)),

@@ -1,8 +1,8 @@
 //! `INSERT OVERWRITE t [PARTITION (cols)] query`: without PARTITION the query's rows replace
 //! the whole table; with it, they replace only the partitions they fall in, and the other
 //! partitions stay as they are. Delta tables do it in one version (a replace-where write);
-//! strata-written Parquet tables write the rows to a staging folder first and swap the
-//! partitions' files only once every row is written.
+//! strata-written Parquet tables write the rows to a staging folder first and commit the
+//! table's new file set to the catalog only once every row is written.
 
 use std::sync::Arc;
 
@@ -20,8 +20,8 @@ use crate::providers::staging::{Replace, stage};
 use crate::session::{Output, Session, count_output};
 
 /// Runs `INSERT OVERWRITE` when strata must do it itself, and `INSERT INTO` a Parquet table
-/// whose write this session is auditing (staged, not published); `None` leaves the
-/// statement to DataFusion (plain inserts, whole-table overwrite of a Delta table).
+/// (staged, then committed to its catalog entry; under audit, staged until its checks pass);
+/// `None` leaves the statement to DataFusion (other inserts).
 pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Option<Output>> {
     let TableObject::TableName(name) = &ins.table else {
         return Ok(None);
@@ -48,10 +48,13 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         Err(_) if !ins.overwrite => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let staged_insert = session.is_auditing(&zone, &table)
-        && zone != RAW_ZONE
-        && entry.format == TableFormat::Parquet;
-    if !ins.overwrite && !staged_insert {
+    // Every insert into a Parquet table strata may write is staged and committed to the
+    // catalog entry's file set, so that a kill mid-write leaves the table as it was.
+    let staged_insert = zone != RAW_ZONE && entry.format == TableFormat::Parquet;
+    // Inserts into Delta tables carry strata's write id, to tell a lost commit response
+    // from a commit that did not land.
+    let delta_insert = zone != RAW_ZONE && entry.format == TableFormat::Delta;
+    if !ins.overwrite && !staged_insert && !delta_insert {
         return Ok(None);
     }
     if zone == RAW_ZONE {
@@ -117,7 +120,7 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
         &target_schema,
         &columns,
         &entry.qualified_name(),
-        entry.format == TableFormat::Parquet,
+        entry.format == TableFormat::Parquet || !ins.overwrite,
     )?;
     let values = if by_partition && entry.format == TableFormat::Delta {
         let cols: Vec<&str> = partition_cols.iter().map(String::as_str).collect();
@@ -135,17 +138,20 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
     let rows_written: u64 = match entry.format {
         TableFormat::Delta => {
             let table = delta::load_latest(session.stores(), &entry).await?;
+            let id = delta::WriteId::new();
             let mut builder = table
                 .write(vec![])
                 .with_input_plan(df.logical_plan().clone())
                 .with_session_state(Arc::new(session.context().state()))
-                .with_save_mode(SaveMode::Overwrite)
-                .with_commit_properties(
-                    deltalake::kernel::transaction::CommitProperties::default().with_metadata([(
-                        crate::statements::SQL_METADATA_KEY.to_string(),
-                        serde_json::Value::String(sql.trim().to_string()),
-                    )]),
-                );
+                .with_save_mode(if ins.overwrite {
+                    SaveMode::Overwrite
+                } else {
+                    SaveMode::Append
+                })
+                .with_commit_properties(id.properties([(
+                    crate::statements::SQL_METADATA_KEY.to_string(),
+                    serde_json::Value::String(sql.trim().to_string()),
+                )]));
             if by_partition {
                 if values.is_empty() {
                     return Ok(Some(count_output(0)));
@@ -167,16 +173,33 @@ pub(crate) async fn run(session: &Session, ins: &Insert, sql: &str) -> Result<Op
                     .join(" OR ");
                 builder = builder.with_replace_where(predicate);
             }
-            let table = builder.await.map_err(delta_error)?;
-            let last: Vec<_> = table
-                .history(Some(1))
-                .try_collect()
-                .await
-                .map_err(delta_error)?;
-            last.first()
-                .and_then(|c| c.info.get("operationMetrics"))
-                .and_then(|m| m.get("num_added_rows"))
-                .and_then(|n| n.as_u64())
+            let statement = if ins.overwrite {
+                "INSERT OVERWRITE"
+            } else {
+                "INSERT"
+            };
+            let info = match builder.await {
+                Ok(table) => {
+                    let last: Vec<_> = table
+                        .history(Some(1))
+                        .try_collect()
+                        .await
+                        .map_err(delta_error)?;
+                    last.into_iter().next()
+                }
+                Err(e) if crate::statements::dml::may_have_landed(&e) => Some(
+                    id.settle(
+                        session.stores(),
+                        &entry.location,
+                        &entry.qualified_name(),
+                        statement,
+                        delta_error(e),
+                    )
+                    .await?,
+                ),
+                Err(e) => return Err(delta_error(e)),
+            };
+            info.map(|i| delta::commit_metric(&i, "num_added_rows"))
                 .unwrap_or(0)
         }
         TableFormat::Parquet => {
@@ -295,7 +318,7 @@ async fn parquet_write(
     if auditing {
         session.park_staged(staged);
     } else {
-        staged.swap().await?;
+        staged.publish(session.catalog()).await?;
     }
     session.stores().invalidate_listings();
     Ok(count_output(rows))
@@ -450,7 +473,7 @@ mod tests {
                 .await
                 .contains("| 1000 |")
         );
-        staged.swap().await.expect("swap");
+        staged.publish(session.catalog()).await.expect("publish");
         session.stores().invalidate_listings();
         assert!(!staging.exists());
         assert_eq!(

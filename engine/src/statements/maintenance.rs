@@ -109,6 +109,17 @@ pub(crate) async fn optimize(session: &Session, optimize: &Optimize) -> Result<O
 
 pub(crate) async fn vacuum(session: &Session, vacuum: &Vacuum) -> Result<Output> {
     let name = name_parts(&vacuum.table).join(".");
+    if let Ok((zone, table)) =
+        session.resolve(&datafusion::common::TableReference::from(name.as_str()))
+        && let Ok(entry) = session
+            .catalog()
+            .snapshot()
+            .table(&zone, &table.to_ascii_lowercase())
+        && entry.format == strata_catalog::TableFormat::Parquet
+        && zone != strata_catalog::RAW_ZONE
+    {
+        return vacuum_parquet(session, &entry.clone(), vacuum).await;
+    }
     let entry = delta_entry(session, &name, "VACUUM")?;
     let (retain, dry_run, force) = (vacuum.retain_hours, vacuum.dry_run, vacuum.force);
     let table = delta::load_latest(session.stores(), &entry).await?;
@@ -137,6 +148,98 @@ pub(crate) async fn vacuum(session: &Session, vacuum: &Vacuum) -> Result<Output>
         (
             "files",
             Arc::new(StringArray::from(vec![metrics.files_deleted.join(", ")])),
+        ),
+    ]))
+}
+
+/// How old a file no entry lists must be before VACUUM of a Parquet table removes it, unless
+/// `RETAIN n HOURS` says otherwise: a write in progress has files no entry lists yet.
+const PARQUET_RETAIN_HOURS: i64 = 1;
+
+/// `VACUUM` of a Parquet table strata writes: removes the files in its folder that its entry
+/// does not list (left by writes killed before their commit, or replaced by writes killed
+/// before removing them) and staging folders of writers that are gone, all older than the
+/// retention. A table that does not list its files has only its staging folders removed.
+async fn vacuum_parquet(
+    session: &Session,
+    entry: &strata_catalog::TableEntry,
+    vacuum: &Vacuum,
+) -> Result<Output> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let hours = vacuum.retain_hours.unwrap_or(PARQUET_RETAIN_HOURS).max(0);
+    let cutoff = chrono::Utc::now() - chrono::Duration::hours(hours);
+    let url = url::Url::parse(&entry.location)
+        .map_err(|e| Error::Unsupported(format!("bad location {}: {e}", entry.location)))?;
+    let store = session.store_for(&url)?;
+    let root = crate::providers::stores::url_path(&url)?;
+    let listed: std::collections::HashSet<String> = entry
+        .files
+        .iter()
+        .flatten()
+        .map(|f| f.path.clone())
+        .collect();
+    let files: Vec<object_store::ObjectMeta> = store
+        .list(Some(&root))
+        .try_collect()
+        .await
+        .map_err(|e| Error::DataFusion(e.into()))?;
+    let grace = std::time::Duration::from_secs(u64::try_from(hours).unwrap_or(0) * 3600);
+    let local = url.scheme() == "file";
+    let mut deleted = vec![];
+    let mut staging_folders = std::collections::BTreeSet::new();
+    for f in files {
+        let relative = crate::providers::fileset::relative(&root, &f.location);
+        let first = relative.split('/').next().unwrap_or_default();
+        let doomed = if first.starts_with(crate::providers::staging::STAGING_PREFIX) {
+            let dead = crate::providers::staging::staging_is_dead(first, local, grace)
+                && f.last_modified <= cutoff;
+            if dead {
+                staging_folders.insert(first.to_string());
+            }
+            dead
+        } else if first.starts_with('_') || first.starts_with('.') {
+            false
+        } else {
+            entry.files.is_some() && !listed.contains(&relative) && f.last_modified <= cutoff
+        };
+        if doomed {
+            if !vacuum.dry_run {
+                store
+                    .delete(&f.location)
+                    .await
+                    .map_err(|e| Error::DataFusion(e.into()))?;
+            }
+            deleted.push(relative);
+        }
+    }
+    if !vacuum.dry_run {
+        for folder in &staging_folders {
+            let path = crate::providers::fileset::join(&root, folder);
+            crate::providers::staging::remove_folder(&store, &path, local).await;
+        }
+        // Staging folders left empty (their files moved out before the writer died).
+        for name in
+            crate::providers::staging::remove_staging_older_than(&store, &root, local, grace).await
+        {
+            if !staging_folders.contains(&name) {
+                deleted.push(format!("{name}/"));
+            }
+        }
+        session.stores().invalidate_listings();
+    }
+    Ok(table_output(vec![
+        (
+            "files_deleted",
+            Arc::new(UInt64Array::from(vec![deleted.len() as u64])),
+        ),
+        (
+            "dry_run",
+            Arc::new(BooleanArray::from(vec![vacuum.dry_run])),
+        ),
+        (
+            "files",
+            Arc::new(StringArray::from(vec![deleted.join(", ")])),
         ),
     ]))
 }

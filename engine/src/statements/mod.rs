@@ -116,6 +116,15 @@ impl Session {
                 self.use_zone(&crate::sql::normalize(&zone)).await?;
                 Ok(Output::Done(format!("zone is now {}", self.current_zone())))
             }
+            Statement::ReleaseHold(name) => {
+                let (zone, name) = self.resolve(&table_reference(&name))?;
+                Box::pin(crate::pipeline::release_hold(
+                    self,
+                    &zone,
+                    &name.to_ascii_lowercase(),
+                ))
+                .await
+            }
         }
     }
 

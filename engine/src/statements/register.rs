@@ -227,6 +227,19 @@ pub(crate) async fn refresh_table(session: &Session, zone: &str, name: &str) -> 
     entry.updated_at = chrono::Utc::now();
     let summary = inferred.summary(&entry);
     let created_at = old.created_at;
+    // A table that lists its files keeps them, and takes in the files other programs put in
+    // its folder since (not those of strata writes that never committed).
+    let foreign = match &old.files {
+        Some(_) => {
+            let url = Url::parse(&old.location).map_err(|e| Error::EmptyLocation {
+                location: old.location.clone(),
+                reason: format!("is not a valid URL ({e})"),
+            })?;
+            let store = session.store_for(&url)?;
+            crate::providers::staging::listed_files(&store, &url_path(&url)?, false).await?
+        }
+        None => vec![],
+    };
     session
         .catalog()
         .commit(&format!("REFRESH TABLE {zone}.{name}"), |state| {
@@ -234,6 +247,12 @@ pub(crate) async fn refresh_table(session: &Session, zone: &str, name: &str) -> 
             let mut e = entry.clone();
             e.created_at = created_at;
             e.lineage = current.lineage.clone();
+            e.files = current.files.clone().map(|mut files| {
+                files.extend(foreign.iter().cloned());
+                files.sort();
+                files.dedup_by(|a, b| a.path == b.path);
+                files
+            });
             Ok(vec![Action::PutTable(Box::new(e))])
         })
         .await?;
