@@ -19,7 +19,9 @@ fn state(wh: &Path, table: &str) -> State {
             "--format",
             "csv",
             "-c",
-            &format!("SELECT count(*) AS n, count(DISTINCT id) AS d, coalesce(sum(id), 0) AS s FROM {table}"),
+            &format!(
+                "SELECT count(*) AS n, count(DISTINCT id) AS d, coalesce(sum(id), 0) AS s FROM {table}"
+            ),
         ],
     );
     if !o.status.success() {
@@ -31,7 +33,10 @@ fn state(wh: &Path, table: &str) -> State {
         return None;
     }
     let out = stdout(&o);
-    let line = out.lines().nth(1).unwrap_or_else(|| panic!("no row: {out}"));
+    let line = out
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row: {out}"));
     let v: Vec<i64> = line
         .split(',')
         .map(|x| x.trim().parse().unwrap_or_else(|_| panic!("{out}")))
@@ -64,7 +69,10 @@ fn staging_folders(dir: &Path) -> Vec<String> {
     for e in entries.flatten() {
         let path = e.path();
         if path.is_dir() {
-            if e.file_name().to_string_lossy().starts_with("_strata_staging_") {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("_strata_staging_")
+            {
                 found.push(path.display().to_string());
             } else {
                 found.extend(staging_folders(&path));
@@ -123,18 +131,28 @@ fn cases() -> Vec<Case> {
         Case {
             name: "INSERT Parquet",
             table: "processed.t",
-            setup: &["CREATE TABLE processed.t AS SELECT value AS id FROM generate_series(1, 3000)"],
+            setup: &[
+                "CREATE TABLE processed.t AS SELECT value AS id FROM generate_series(1, 3000)",
+            ],
             statement: "INSERT INTO processed.t SELECT value AS id FROM generate_series(3001, 5000)",
             failpoints: PARQUET_POINTS,
             // Run twice, an insert adds its rows twice; they are new ids only the first time.
             apply: |s| {
-                s.map(|(n, d, sum)| (n + 2000, if n == 3000 { d + 2000 } else { d }, sum + span(3001, 5000)))
+                s.map(|(n, d, sum)| {
+                    (
+                        n + 2000,
+                        if n == 3000 { d + 2000 } else { d },
+                        sum + span(3001, 5000),
+                    )
+                })
             },
         },
         Case {
             name: "INSERT OVERWRITE Parquet",
             table: "processed.t",
-            setup: &["CREATE TABLE processed.t AS SELECT value AS id FROM generate_series(1, 3000)"],
+            setup: &[
+                "CREATE TABLE processed.t AS SELECT value AS id FROM generate_series(1, 3000)",
+            ],
             statement: "INSERT OVERWRITE processed.t SELECT value AS id FROM generate_series(10001, 14000)",
             failpoints: PARQUET_POINTS,
             apply: |_| Some((4000, 4000, span(10001, 14000))),
@@ -142,7 +160,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "INSERT OVERWRITE PARTITION Parquet",
             table: "processed.p",
-            setup: &["CREATE TABLE processed.p PARTITIONED BY (g) AS SELECT value AS id, value % 4 AS g FROM generate_series(1, 4000)"],
+            setup: &[
+                "CREATE TABLE processed.p PARTITIONED BY (g) AS SELECT value AS id, value % 4 AS g FROM generate_series(1, 4000)",
+            ],
             // Replaces partitions 0 and 1 (2,000 rows) with 1,000 new rows; 2 and 3 stay.
             statement: "INSERT OVERWRITE processed.p PARTITION (g) SELECT value + 100000 AS id, value % 2 AS g FROM generate_series(1, 1000)",
             failpoints: PARQUET_POINTS,
@@ -154,23 +174,37 @@ fn cases() -> Vec<Case> {
         Case {
             name: "INSERT Delta",
             table: "curated.d",
-            setup: &["CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 3000)"],
+            setup: &[
+                "CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 3000)",
+            ],
             statement: "INSERT INTO curated.d SELECT value AS id FROM generate_series(3001, 5000)",
             failpoints: DELTA_POINTS,
             // Run twice, an insert adds its rows twice; they are new ids only the first time.
             apply: |s| {
-                s.map(|(n, d, sum)| (n + 2000, if n == 3000 { d + 2000 } else { d }, sum + span(3001, 5000)))
+                s.map(|(n, d, sum)| {
+                    (
+                        n + 2000,
+                        if n == 3000 { d + 2000 } else { d },
+                        sum + span(3001, 5000),
+                    )
+                })
             },
         },
         Case {
             name: "UPDATE Delta",
             table: "curated.d",
-            setup: &["CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 3000)"],
+            setup: &[
+                "CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 3000)",
+            ],
             statement: "UPDATE curated.d SET id = id + 1000000 WHERE id <= 1000",
             failpoints: DELTA_POINTS,
             apply: |s| {
                 s.map(|(n, d, sum)| {
-                    let moved = if sum == span(1, 3000) { 1000 * 1_000_000 } else { 0 };
+                    let moved = if sum == span(1, 3000) {
+                        1000 * 1_000_000
+                    } else {
+                        0
+                    };
                     (n, d, sum + moved)
                 })
             },
@@ -178,7 +212,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "DELETE Delta",
             table: "curated.d",
-            setup: &["CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 3000)"],
+            setup: &[
+                "CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 3000)",
+            ],
             statement: "DELETE FROM curated.d WHERE id <= 1000",
             failpoints: DELTA_POINTS,
             apply: |_| Some((2000, 2000, span(1001, 3000))),
@@ -252,8 +288,8 @@ fn a_kill_at_any_failpoint_leaves_every_table_before_or_after() {
             if case.table.starts_with("processed.") {
                 run(wh, &format!("VACUUM {} RETAIN 0 HOURS", case.table));
                 let (_, name) = case.table.split_once('.').expect("zone.table");
-                let location = url::Url::from_directory_path(wh.join("processed").join(name))
-                    .expect("url");
+                let location =
+                    url::Url::from_directory_path(wh.join("processed").join(name)).expect("url");
                 run(
                     wh,
                     &format!(
@@ -318,7 +354,11 @@ fn race(format: &str, zone: &str) {
         .collect();
     assert_eq!(winners.len(), 1, "{format}: winners {winners:?}");
     for o in outputs.iter().filter(|o| !o.status.success()) {
-        assert!(stderr(o).contains("already exists"), "{format}: {}", stderr(o));
+        assert!(
+            stderr(o).contains("already exists"),
+            "{format}: {}",
+            stderr(o)
+        );
     }
     let winner = winners[0];
     let o = strata(
@@ -355,7 +395,9 @@ fn race(format: &str, zone: &str) {
         let location = url::Url::from_directory_path(&folder).expect("url");
         run(
             wh,
-            &format!("CREATE EXTERNAL TABLE processed.whole STORED AS PARQUET LOCATION '{location}'"),
+            &format!(
+                "CREATE EXTERNAL TABLE processed.whole STORED AS PARQUET LOCATION '{location}'"
+            ),
         );
         assert_eq!(
             state(wh, "processed.whole").map(|s| s.0),

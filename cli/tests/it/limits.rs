@@ -47,7 +47,11 @@ fn sorts_and_aggregations_spill_under_the_memory_limit() {
         let unlimited = ok(&csv(dir.path(), None, sql));
         assert_eq!(
             unlimited.lines().count(),
-            if sql.contains("LIMIT") { 1_001 } else { 300_001 },
+            if sql.contains("LIMIT") {
+                1_001
+            } else {
+                300_001
+            },
             "{sql}"
         );
         let limited = ok(&strata(
@@ -63,7 +67,10 @@ fn sorts_and_aggregations_spill_under_the_memory_limit() {
                 sql,
             ],
         ));
-        assert!(limited == unlimited, "{sql}: answers differ under the limit");
+        assert!(
+            limited == unlimited,
+            "{sql}: answers differ under the limit"
+        );
     }
     // The full sort did spill, to the folder asked for.
     let analyzed = ok(&strata(
@@ -105,7 +112,10 @@ fn over_the_limit_without_spilling_is_a_clear_error() {
     );
     let err = stderr(&o);
     assert!(err.contains("--memory-limit"), "{err}");
-    assert!(err.contains("answer") || crate::stdout(&o).contains("42"), "{err}");
+    assert!(
+        err.contains("answer") || crate::stdout(&o).contains("42"),
+        "{err}"
+    );
 }
 
 /// `n` terms joined by `op`.
@@ -140,11 +150,23 @@ fn deep_expressions_are_refused_not_crashed() {
         ("+", format!("SELECT {} AS x", chain("1", "+", 20_000))),
         (
             "OR",
-            format!("SELECT count(*) FROM generate_series(1, 3) WHERE {}", chain("value = 2", " OR ", 20_000)),
+            format!(
+                "SELECT count(*) FROM generate_series(1, 3) WHERE {}",
+                chain("value = 2", " OR ", 20_000)
+            ),
         ),
-        ("||", format!("SELECT {} AS x", chain("'a'", " || ", 20_000))),
-        ("(", format!("SELECT {}1{} AS x", "(".repeat(2_000), ")".repeat(2_000))),
-        ("abs(", format!("SELECT {}1{} AS x", "abs(".repeat(2_000), ")".repeat(2_000))),
+        (
+            "||",
+            format!("SELECT {} AS x", chain("'a'", " || ", 20_000)),
+        ),
+        (
+            "(",
+            format!("SELECT {}1{} AS x", "(".repeat(2_000), ")".repeat(2_000)),
+        ),
+        (
+            "abs(",
+            format!("SELECT {}1{} AS x", "abs(".repeat(2_000), ")".repeat(2_000)),
+        ),
     ];
     for (what, sql) in &cases {
         // Longer than one command-line argument may be: from a file.
@@ -155,18 +177,28 @@ fn deep_expressions_are_refused_not_crashed() {
             &["--format", "csv", "-f", &file.to_string_lossy()],
         );
         ended_cleanly(&o, what);
-        assert!(!o.status.success(), "{what}: a statement past the limit was run");
+        assert!(
+            !o.status.success(),
+            "{what}: a statement past the limit was run"
+        );
     }
     // Below the limit: answered.
-    let o = csv(dir.path(), None, &format!("SELECT {} AS x", chain("1", "+", 300)));
+    let o = csv(
+        dir.path(),
+        None,
+        &format!("SELECT {} AS x", chain("1", "+", 300)),
+    );
     assert_eq!(ok(&o), "x\n300\n");
     let o = csv(
         dir.path(),
         None,
-        &format!("SELECT count(*) AS n FROM generate_series(1, 5) WHERE {}", {
-            let terms: Vec<String> = (0..300).map(|i| format!("value = {}", i % 7)).collect();
-            terms.join(" OR ")
-        }),
+        &format!(
+            "SELECT count(*) AS n FROM generate_series(1, 5) WHERE {}",
+            {
+                let terms: Vec<String> = (0..300).map(|i| format!("value = {}", i % 7)).collect();
+                terms.join(" OR ")
+            }
+        ),
     );
     assert_eq!(ok(&o), "n\n5\n");
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod bench;
+mod crash;
 mod faults;
 mod limits;
-mod crash;
 mod pipeline;
 mod portable;
 mod s3;

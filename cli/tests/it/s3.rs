@@ -603,6 +603,7 @@ fn credentials_in_the_endpoint_url_are_masked() {
         .output()
         .expect("strata runs");
     assert_eq!(ok(&o), "one\n1\n", "{}", stderr(&o));
+}
 
 /// A write whose commit was stored but whose response was lost (the proxy forwards the
 /// commit's PUT and closes the connection instead of answering) finds its commit and
@@ -621,12 +622,18 @@ fn a_commit_whose_response_was_lost_is_found_landed() {
     let wh = "s3://lake/warehouse";
     let sql = |s: &str| ok(&run(&config, wh, &["--format", "csv", "-c", s]));
     sql("CREATE TABLE processed.p AS SELECT value AS id FROM generate_series(1, 100)");
-    sql("CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 100)");
+    sql(
+        "CREATE TABLE curated.d STORED AS DELTA AS SELECT value AS id FROM generate_series(1, 100)",
+    );
 
     // The catalog commit of a Parquet insert.
     proxy.lose_responses("PUT", "/_strata/log/", 1);
     let out = sql("INSERT INTO processed.p SELECT value AS id FROM generate_series(101, 150)");
-    assert_eq!(proxy.responses_to_lose(), 0, "the commit's response was lost");
+    assert_eq!(
+        proxy.responses_to_lose(),
+        0,
+        "the commit's response was lost"
+    );
     assert!(out.contains("50"), "{out}");
     // A Delta insert's commit.
     proxy.lose_responses("PUT", "/_delta_log/0000", 1);
@@ -649,7 +656,9 @@ fn a_commit_whose_response_was_lost_is_found_landed() {
         "n,d\n150,150\n"
     );
     assert_eq!(
-        sql("SELECT count(*) AS n, count(DISTINCT id) AS d, sum(CASE WHEN id > 1000 THEN 1 ELSE 0 END) AS moved FROM curated.d"),
+        sql(
+            "SELECT count(*) AS n, count(DISTINCT id) AS d, sum(CASE WHEN id > 1000 THEN 1 ELSE 0 END) AS moved FROM curated.d"
+        ),
         "n,d,moved\n150,150,10\n"
     );
     assert_eq!(sql("SELECT count(*) AS n FROM curated.n"), "n\n70\n");
