@@ -75,7 +75,9 @@ pub enum Error {
 
     /// A commit's put failed, and reading the commit back shows it did not land: nothing
     /// changed.
-    #[error("the catalog commit '{path}' did not land, so nothing was changed ({source}); run the statement again")]
+    #[error(
+        "the catalog commit '{path}' did not land, so nothing was changed ({source}); run the statement again"
+    )]
     CommitNotLanded {
         path: String,
         #[source]
@@ -84,7 +86,9 @@ pub enum Error {
 
     /// A commit's put failed and the commit could not be read back: it may or may not have
     /// landed.
-    #[error("the outcome of the catalog commit '{path}' is unknown: its put failed ({put}) and reading it back failed too ({read}); SHOW TABLES tells whether it landed")]
+    #[error(
+        "the outcome of the catalog commit '{path}' is unknown: its put failed ({put}) and reading it back failed too ({read}); SHOW TABLES tells whether it landed"
+    )]
     CommitOutcomeUnknown {
         path: String,
         put: String,

@@ -32,8 +32,8 @@ pub use config::{CONFIG_ENV, CONFIG_FILE_NAME, CacheOptions, Config, parse_size}
 pub use error::{Error, Result};
 pub use log::{CATALOG_DIR, CHECKPOINT_INTERVAL, Catalog, Commit, FORMAT_VERSION};
 pub use model::{
-    Action, CatalogState, DEFAULT_ZONE, DataFile, DEFAULT_ZONES, Materialized, PartitionColumn, RAW_ZONE,
-    SourceTable, TableEntry, TableFormat, ZoneEntry, validate_name,
+    Action, CatalogState, DEFAULT_ZONE, DEFAULT_ZONES, DataFile, Materialized, PartitionColumn,
+    RAW_ZONE, SourceTable, TableEntry, TableFormat, ZoneEntry, validate_name,
 };
 pub use storage::{S3Options, Secret, explain_storage_error, mask_credentials};
 pub use warehouse::{Warehouse, resolve_url};

@@ -254,7 +254,11 @@ impl Catalog {
                         let landed = found.txn.as_deref() == Some(txn.as_str());
                         tracing::debug!(
                             "catalog commit {version}: the put failed ({put_error}); read back, it {}",
-                            if landed { "landed" } else { "was another writer's" }
+                            if landed {
+                                "landed"
+                            } else {
+                                "was another writer's"
+                            }
                         );
                         Ok(landed)
                     }

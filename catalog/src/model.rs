@@ -181,7 +181,6 @@ impl TableEntry {
     }
 }
 
-
 /// One change a commit makes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -361,7 +361,12 @@ pub(crate) async fn release_hold(
     name: &str,
 ) -> Result<crate::session::Output> {
     use crate::session::Output;
-    let entry = session.catalog().refresh().await?.table(zone, name)?.clone();
+    let entry = session
+        .catalog()
+        .refresh()
+        .await?
+        .table(zone, name)?
+        .clone();
     let qualified = entry.qualified_name();
     match entry.held_version {
         None => Ok(Output::Done(format!("{qualified} has no hold"))),
@@ -485,19 +490,32 @@ mod tests {
             .sql("CREATE TABLE curated.h AS SELECT value AS id FROM generate_series(1, 10)")
             .await
             .expect("create");
-        set_hold(&session, "curated", "h", Some(0)).await.expect("hold");
+        set_hold(&session, "curated", "h", Some(0))
+            .await
+            .expect("hold");
         session
             .sql("INSERT INTO curated.h SELECT value AS id FROM generate_series(11, 15)")
             .await
             .expect("unchecked write");
         assert!(count(&session).await.contains("| 10 |"));
-        let out = session.execute("RELEASE HOLD curated.h").await.expect("release");
+        let out = session
+            .execute("RELEASE HOLD curated.h")
+            .await
+            .expect("release");
         let crate::session::Output::Done(message) = out else {
             panic!("no message");
         };
-        assert!(message.contains("released the hold on curated.h"), "{message}");
+        assert!(
+            message.contains("released the hold on curated.h"),
+            "{message}"
+        );
         assert!(count(&session).await.contains("| 10 |"));
-        let entry = session.catalog().snapshot().table("curated", "h").expect("entry").clone();
+        let entry = session
+            .catalog()
+            .snapshot()
+            .table("curated", "h")
+            .expect("entry")
+            .clone();
         assert_eq!(entry.held_version, None);
         // Writes go on from there.
         session
@@ -505,7 +523,10 @@ mod tests {
             .await
             .expect("write");
         assert!(count(&session).await.contains("| 12 |"));
-        let out = session.execute("RELEASE HOLD curated.h").await.expect("no hold");
+        let out = session
+            .execute("RELEASE HOLD curated.h")
+            .await
+            .expect("no hold");
         assert!(matches!(out, crate::session::Output::Done(m) if m.contains("has no hold")));
     }
 

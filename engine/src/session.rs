@@ -180,8 +180,9 @@ impl Session {
             // partition's sort sets aside at most a quarter of its share of the limit.
             let execution = &mut config.options_mut().execution;
             let share = limit / (4 * execution.target_partitions.max(1));
-            execution.sort_spill_reservation_bytes =
-                execution.sort_spill_reservation_bytes.min(share.max(64 * 1024));
+            execution.sort_spill_reservation_bytes = execution
+                .sort_spill_reservation_bytes
+                .min(share.max(64 * 1024));
         }
         let optimizer = &mut config.options_mut().optimizer;
         optimizer.hash_join_inlist_pushdown_max_distinct_values = 4096;

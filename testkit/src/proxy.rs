@@ -179,9 +179,11 @@ impl FaultProxy {
     /// response: the client cannot tell whether the request took effect. Independent of
     /// [`Faults`]; counted as drops.
     pub fn lose_responses(&self, method: &str, path_contains: &str, times: u64) {
-        self.state
-            .lock_lost()
-            .push((method.to_ascii_uppercase(), path_contains.to_string(), times));
+        self.state.lock_lost().push((
+            method.to_ascii_uppercase(),
+            path_contains.to_string(),
+            times,
+        ));
     }
 
     /// How many responses [`FaultProxy::lose_responses`] asked for are still to be lost.

@@ -121,11 +121,11 @@ async fn newer_format_is_refused() {
     assert!(err.to_string().contains("upgrade strata"));
 }
 
-/// A commit holding a table entry that lists its files is format version 2 (a version-1
-/// reader would read the whole folder instead); any other commit stays version 1, readable
-/// by older strata. Both read back.
+/// Commits are format version 2, with or without table entries listing their files (a
+/// version-1 reader would read the whole folder instead, or take relative locations for
+/// something else, so it must refuse them), and an entry's file list reads back.
 #[tokio::test]
-async fn entries_listing_their_files_are_format_2_and_only_they() {
+async fn commits_are_format_2_and_file_lists_read_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_string_lossy().to_string();
     let c = Catalog::open(Warehouse::open(&root).expect("wh"))
@@ -157,7 +157,7 @@ async fn entries_listing_their_files_are_format_2_and_only_they() {
             .as_u64()
             .expect("format_version")
     };
-    assert_eq!(version_of(plain), 1);
+    assert_eq!(version_of(plain), 2);
     assert_eq!(version_of(listed), 2);
     let again = Catalog::open(Warehouse::open(&root).expect("wh"))
         .await
@@ -170,5 +170,8 @@ async fn entries_listing_their_files_are_format_2_and_only_they() {
         .clone()
         .expect("files");
     assert_eq!(files[0].path, "k=1/strata-1-a.parquet");
-    assert_eq!(again.snapshot().table("processed", "a").expect("a").files, None);
+    assert_eq!(
+        again.snapshot().table("processed", "a").expect("a").files,
+        None
+    );
 }

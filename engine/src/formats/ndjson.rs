@@ -276,7 +276,9 @@ impl StreamState {
                 }
                 None => {
                     self.finished = true;
-                    self.options.counters.record_skipped(&self.shown, self.skipped);
+                    self.options
+                        .counters
+                        .record_skipped(&self.shown, self.skipped);
                 }
             }
         }
@@ -475,17 +477,25 @@ mod tests {
     #[tokio::test]
     async fn errors_name_the_line_in_the_file_not_in_the_block() {
         let at = LINES - 7;
-        let err = read("events.json", file_with(Some((at, r#"{"id": 1,"#))), options(false))
-            .await
-            .expect_err("a malformed line");
+        let err = read(
+            "events.json",
+            file_with(Some((at, r#"{"id": 1,"#))),
+            options(false),
+        )
+        .await
+        .expect_err("a malformed line");
         let text = err.to_string();
         assert!(
             text.contains(&format!("at line {at}:")) && text.contains("/events.json"),
             "{text}"
         );
-        let err = read("events.json", file_with(Some((at, "[1, 2]"))), options(false))
-            .await
-            .expect_err("not an object");
+        let err = read(
+            "events.json",
+            file_with(Some((at, "[1, 2]"))),
+            options(false),
+        )
+        .await
+        .expect_err("not an object");
         assert!(err.to_string().contains(&format!("at line {at}:")), "{err}");
     }
 
@@ -510,8 +520,7 @@ mod tests {
     async fn gzip_streams_with_line_numbers() {
         let at = LINES - 1;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&file_with(Some((at, "{oops"))))
-            .expect("gzip");
+        gz.write_all(&file_with(Some((at, "{oops")))).expect("gzip");
         let bytes = gz.finish().expect("gzip");
         let err = read("events.json.gz", bytes, options(false))
             .await

@@ -68,7 +68,8 @@ impl OptimizerRule for SingleDistinctKeepsTypes {
             .iter()
             .zip(after.iter())
             .map(|((qualifier, field), (after_qualifier, after_field))| {
-                let column = Expr::Column(Column::new(after_qualifier.cloned(), after_field.name()));
+                let column =
+                    Expr::Column(Column::new(after_qualifier.cloned(), after_field.name()));
                 let expr = if after_field.data_type() == field.data_type() {
                     column
                 } else {
@@ -114,7 +115,10 @@ mod tests {
             .sql("SET strata.optimizer.single_distinct_keeps_types = false")
             .await
             .expect("switch");
-        let failed = session.sql(query).await.expect_err("DataFusion's plan fails");
+        let failed = session
+            .sql(query)
+            .await
+            .expect_err("DataFusion's plan fails");
         assert!(failed.to_string().contains("Decimal128(35, 2)"), "{failed}");
     }
 }

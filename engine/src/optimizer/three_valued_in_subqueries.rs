@@ -49,8 +49,8 @@ use datafusion::logical_expr::expr::{Exists, InSubquery};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction_owned};
 use datafusion::logical_expr::{
-    Distinct, Expr, ExprSchemable, Filter, LogicalPlan, LogicalPlanBuilder, Projection, Subquery, case,
-    col, lit, when,
+    Distinct, Expr, ExprSchemable, Filter, LogicalPlan, LogicalPlanBuilder, Projection, Subquery,
+    case, col, lit, when,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
@@ -436,7 +436,11 @@ impl Shape {
                 .when(lit(2i64), null())
                 .otherwise(x_null)?
         };
-        when(exists(Some(col(VALUE).eq(self.outer_x.clone())))?, lit(true)).otherwise(no_match)
+        when(
+            exists(Some(col(VALUE).eq(self.outer_x.clone())))?,
+            lit(true),
+        )
+        .otherwise(no_match)
     }
 }
 
@@ -514,7 +518,10 @@ mod tests {
         assert!(before.contains("__strata_in_value"), "{before}");
         assert!(before.contains("LeftMark"), "{before}");
         let answer = rows(&session, query).await;
-        assert!(answer.contains("| 4 |") && !answer.contains("| 2 |"), "{answer}");
+        assert!(
+            answer.contains("| 4 |") && !answer.contains("| 2 |"),
+            "{answer}"
+        );
         switch(&session, false).await;
         let after = logical(&session, query).await;
         assert!(!after.contains("__strata_in_value"), "{after}");
@@ -553,7 +560,11 @@ mod tests {
         assert_eq!(answer.matches("\n|").count(), 3, "5 and 6: {answer}");
         switch(&session, false).await;
         let answer = rows(&session, query).await;
-        assert_eq!(answer.matches("\n|").count(), 7, "DataFusion's six rows: {answer}");
+        assert_eq!(
+            answer.matches("\n|").count(),
+            7,
+            "DataFusion's six rows: {answer}"
+        );
     }
 
     /// A correlated NOT IN with NULLs plans as one anti join hashed on the correlation's key,
@@ -579,7 +590,8 @@ mod tests {
     #[tokio::test]
     async fn in_in_select_list_plans() {
         let (_dir, session) = tables().await;
-        let query = "SELECT a, a IN (SELECT c FROM processed.keys) AS x FROM processed.pairs ORDER BY a";
+        let query =
+            "SELECT a, a IN (SELECT c FROM processed.keys) AS x FROM processed.pairs ORDER BY a";
         let answer = rows(&session, query).await;
         assert!(answer.contains("| 1 | true |"), "{answer}");
         assert!(answer.contains("| 2 |      |"), "{answer}");

@@ -69,9 +69,8 @@ pub(crate) fn listing_url(entry: &TableEntry) -> EngineResult<String> {
             entry.location
         ))
     })?;
-    let root = Path::from_url_path(location.path()).map_err(|e| {
-        Error::Unsupported(format!("unusable path in '{}': {e}", entry.location))
-    })?;
+    let root = Path::from_url_path(location.path())
+        .map_err(|e| Error::Unsupported(format!("unusable path in '{}': {e}", entry.location)))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     entry.location.hash(&mut hasher);
     files.hash(&mut hasher);
@@ -97,13 +96,9 @@ pub(crate) fn listing_url(entry: &TableEntry) -> EngineResult<String> {
         .collect();
     let mut guard = sets();
     if !guard.by_key.contains_key(&key) {
-        guard.by_key.insert(
-            key.clone(),
-            Arc::new(FileSet {
-                real,
-                files: metas,
-            }),
-        );
+        guard
+            .by_key
+            .insert(key.clone(), Arc::new(FileSet { real, files: metas }));
         guard.order.push_back(key.clone());
         while guard.order.len() > MAX_SETS {
             if let Some(old) = guard.order.pop_front() {
@@ -166,7 +161,12 @@ impl FileSetStore {
 
 impl fmt::Debug for FileSetStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FileSetStore({} files of {})", self.set.files.len(), self.inner)
+        write!(
+            f,
+            "FileSetStore({} files of {})",
+            self.set.files.len(),
+            self.inner
+        )
     }
 }
 
@@ -254,10 +254,21 @@ mod tests {
             std::fs::write(folder.join(name), b"xyz").expect("file");
         }
         let location = Url::from_directory_path(&folder).expect("url").to_string();
-        let mut entry = TableEntry::new("processed", "t", strata_catalog::TableFormat::Parquet, &location);
+        let mut entry = TableEntry::new(
+            "processed",
+            "t",
+            strata_catalog::TableFormat::Parquet,
+            &location,
+        );
         entry.files = Some(vec![
-            strata_catalog::DataFile { path: "g=1/a.parquet".into(), size: 3 },
-            strata_catalog::DataFile { path: "b.parquet".into(), size: 3 },
+            strata_catalog::DataFile {
+                path: "g=1/a.parquet".into(),
+                size: 3,
+            },
+            strata_catalog::DataFile {
+                path: "b.parquet".into(),
+                size: 3,
+            },
         ]);
         let url = Url::parse(&listing_url(&entry).expect("url")).expect("parse");
         assert_eq!(url.scheme(), SCHEME);

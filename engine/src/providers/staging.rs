@@ -434,7 +434,12 @@ impl Staged {
 
     /// Removes the staged files (and, on a local disk, the staging folders).
     pub async fn discard(&self) {
-        remove_folder(&self.store, &self.staging, self.staging_url.starts_with("file:")).await;
+        remove_folder(
+            &self.store,
+            &self.staging,
+            self.staging_url.starts_with("file:"),
+        )
+        .await;
     }
 
     /// The table as it will be once published: the files that stay and the staged ones.

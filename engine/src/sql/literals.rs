@@ -178,10 +178,15 @@ mod tests {
         )
         .await;
         assert!(
-            types.contains("| Decimal128(5, 2) | Float64 | Float64 | Float64 | Decimal128(18, 3) |"),
+            types
+                .contains("| Decimal128(5, 2) | Float64 | Float64 | Float64 | Decimal128(18, 3) |"),
             "{types}"
         );
-        let values = one(&session, "SELECT 2.0 / 3.0 * 3 AS a, -1.5e300 AS b, 0.1 + 0.2 = 0.3 AS c").await;
+        let values = one(
+            &session,
+            "SELECT 2.0 / 3.0 * 3 AS a, -1.5e300 AS b, 0.1 + 0.2 = 0.3 AS c",
+        )
+        .await;
         assert!(values.contains("| 2.0 | -1.5e300 | true |"), "{values}");
         session
             .sql("CREATE TABLE processed.c STORED AS PARQUET AS SELECT CAST(CAST(value AS DECIMAL(15, 2)) / 100 AS DECIMAL(15, 2)) AS cost, CAST(value AS DOUBLE) / 100 AS f FROM generate_series(55600, 55700)")

@@ -113,7 +113,10 @@ pub(crate) async fn update(session: &Session, u: &Update, sql: &str) -> Result<O
             let error = (may_have_landed(&e), dml_error(&entry, "UPDATE", e));
             let error = (error.1, error.0);
             let info = settle(session, &entry, &id, "UPDATE", error).await?;
-            return Ok(count_output(delta::commit_metric(&info, "num_updated_rows")));
+            return Ok(count_output(delta::commit_metric(
+                &info,
+                "num_updated_rows",
+            )));
         }
     };
     Ok(count_output(metrics.num_updated_rows as u64))
@@ -148,7 +151,10 @@ pub(crate) async fn delete(session: &Session, d: &Delete, sql: &str) -> Result<O
             let error = (may_have_landed(&e), dml_error(&entry, "DELETE", e));
             let error = (error.1, error.0);
             let info = settle(session, &entry, &id, "DELETE", error).await?;
-            return Ok(count_output(delta::commit_metric(&info, "num_deleted_rows")));
+            return Ok(count_output(delta::commit_metric(
+                &info,
+                "num_deleted_rows",
+            )));
         }
     };
     Ok(count_output(metrics.num_deleted_rows.unwrap_or(0) as u64))

@@ -162,9 +162,12 @@ async fn deep_expressions() {
             "{text}"
         );
     }
-    let (_, batches) = query(&mut client, &format!("SELECT {} AS x", chain("1", "+", 300)))
-        .await
-        .expect("below the limit");
+    let (_, batches) = query(
+        &mut client,
+        &format!("SELECT {} AS x", chain("1", "+", 300)),
+    )
+    .await
+    .expect("below the limit");
     assert_eq!(
         crate::pretty(&batches),
         "+-----+\n| x   |\n+-----+\n| 300 |\n+-----+"
