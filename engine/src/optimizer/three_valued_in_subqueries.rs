@@ -99,14 +99,20 @@ fn rewrite_node(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
             let filter = Filter::try_new(predicate, Arc::clone(&filter.input))?;
             Ok(Transformed::yes(LogicalPlan::Filter(filter)))
         }
-        LogicalPlan::Projection(projection) if projection.expr.iter().any(has_in_subquery) => {
+        LogicalPlan::Projection(projection)
+            if projection
+                .expr
+                .iter()
+                .any(|e| has_in_subquery(e) || has_exists(e)) =>
+        {
             let schema = Arc::clone(projection.input.schema());
             let names = NamePreserver::new_for_projection();
             let mut exprs = vec![];
             for expr in &projection.expr {
                 let saved = names.save(expr);
-                // DataFusion plans no IN subquery in a SELECT list: rewrite every one.
+                // DataFusion plans no IN or EXISTS subquery in a SELECT list: rewrite every one.
                 let new = nested(expr.clone(), &schema, true)?;
+                let new = exists_as_count(new.data)?;
                 exprs.push(saved.restore(new.data));
             }
             let projection = Projection::try_new(exprs, Arc::clone(&projection.input))?;
@@ -114,6 +120,41 @@ fn rewrite_node(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         }
         plan => Ok(Transformed::no(plan)),
     }
+}
+
+fn has_exists(expr: &Expr) -> bool {
+    expr.exists(|e| Ok(matches!(e, Expr::Exists(_))))
+        .unwrap_or(false)
+}
+
+/// `EXISTS (S)` in a SELECT list as `coalesce((SELECT count(*) FROM S), 0) > 0` (`= 0` for
+/// NOT EXISTS): DataFusion decorrelates scalar subqueries there, not EXISTS. EXISTS is never
+/// NULL, nor is the coalesced count.
+fn exists_as_count(expr: Expr) -> Result<Transformed<Expr>> {
+    expr.transform_up(|e| {
+        let Expr::Exists(Exists { subquery, negated }) = e else {
+            return Ok(Transformed::no(e));
+        };
+        let rows = LogicalPlanBuilder::from(subquery.subquery.as_ref().clone())
+            .aggregate(
+                Vec::<Expr>::new(),
+                vec![count(lit(1i64)).alias("__strata_rows")],
+            )?
+            .build()?;
+        let rows = datafusion::functions::expr_fn::coalesce(vec![
+            Expr::ScalarSubquery(Subquery {
+                subquery: Arc::new(rows),
+                outer_ref_columns: subquery.outer_ref_columns.clone(),
+                spans: Spans::new(),
+            }),
+            lit(0i64),
+        ]);
+        Ok(Transformed::yes(if negated {
+            rows.eq(lit(0i64))
+        } else {
+            rows.gt(lit(0i64))
+        }))
+    })
 }
 
 fn has_in_subquery(expr: &Expr) -> bool {
