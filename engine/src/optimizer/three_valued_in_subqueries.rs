@@ -16,8 +16,8 @@
 //!
 //! [`ThreeValuedInSubqueries`] runs before DataFusion decorrelates subqueries and leaves the
 //! cases DataFusion plans right as they are (an uncorrelated IN at the top of a filter, and
-//! an uncorrelated NOT IN there whose NULL-awareness DataFusion decides right, which keeps the
-//! hash anti join of TPC-H Q16). It rewrites the others into EXISTS and scalar subqueries,
+//! an uncorrelated NOT IN there whose NULL-awareness DataFusion decides right, which stays a
+//! hash anti join). It rewrites the others into EXISTS and scalar subqueries,
 //! which DataFusion decorrelates into plain joins:
 //!
 //! - a correlated `x IN S` at the top of a filter: `EXISTS (S' WHERE y = x)`, a semi join;
