@@ -162,7 +162,9 @@ impl Session {
         let pool = crate::providers::metrics::PeakMemoryPool::wrap(runtime.memory_pool.take());
         let runtime = runtime.with_memory_pool(pool).build_arc()?;
         let mut config = SessionConfig::new()
-            .with_option_extension(crate::optimizer::StrataOptions::default())
+            .with_option_extension(crate::optimizer::StrataOptions::with_memory_limit(
+                memory_limit.is_some(),
+            ))
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_ZONE)
             .with_create_default_catalog_and_schema(false);

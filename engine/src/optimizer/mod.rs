@@ -15,6 +15,7 @@ pub(crate) mod array_join_maps;
 pub(crate) mod build_fewer_rows;
 pub(crate) mod cheap_conditions_first;
 pub(crate) mod cheapest_join_order;
+pub(crate) mod compact_merge_inputs;
 pub(crate) mod conjunctions_on_rows_left;
 pub(crate) mod decimal_arith;
 pub(crate) mod dynamic_filter_row_pushdown;
@@ -231,6 +232,13 @@ pub const RULES: &[Rule] = &[
         "last: its wrappers hide the joins from rules that look for them",
         || Arc::new(array_join_maps::ArrayJoinMaps),
     ),
+    physical(
+        "compact_merge_inputs",
+        "under a memory limit, copies the strings of the batches a sort-preserving merge holds into buffers of their own",
+        Place::Last,
+        "after every rule that places or removes merges",
+        || Arc::new(compact_merge_inputs::CompactMergeInputs),
+    ),
 ];
 
 /// The names of strata's rules, in the order they run.
@@ -356,12 +364,26 @@ fn enabled_at(config: &ConfigOptions, index: usize) -> bool {
 pub struct StrataOptions {
     /// Whether each rule of [`RULES`] runs, by index.
     rules: Vec<bool>,
+    /// Whether the session runs under a memory limit (set by the session, not a setting):
+    /// rules that make memory accounting exact at some cost run only then.
+    memory_limited: bool,
 }
 
 impl Default for StrataOptions {
     fn default() -> Self {
         Self {
             rules: vec![true; RULES.len()],
+            memory_limited: false,
+        }
+    }
+}
+
+impl StrataOptions {
+    /// The options of a session with or without a memory limit.
+    pub fn with_memory_limit(limited: bool) -> Self {
+        Self {
+            memory_limited: limited,
+            ..Self::default()
         }
     }
 }

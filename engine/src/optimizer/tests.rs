@@ -338,6 +338,8 @@ async fn each_rule_changes_some_plan_and_no_answer() {
         "three_valued_in_subqueries",
         "single_distinct_keeps_types",
         "outer_join_constants",
+        // Acts only under a memory limit; its own test shows it.
+        "compact_merge_inputs",
     ];
     idle.retain(|rule| !answer_rules.contains(rule));
     assert!(idle.is_empty(), "rules that changed no plan: {idle:?}");
