@@ -226,18 +226,18 @@ pub const RULES: &[Rule] = &[
         || Arc::new(split_switched_scans::SplitSwitchedScans::default()),
     ),
     physical(
-        "array_join_maps",
-        "looks up hash join keys in an array when one integer key is dense enough",
-        Place::Last,
-        "last: its wrappers hide the joins from rules that look for them",
-        || Arc::new(array_join_maps::ArrayJoinMaps),
-    ),
-    physical(
         "compact_merge_inputs",
         "under a memory limit, copies the strings of the batches a sort-preserving merge holds into buffers of their own",
         Place::Last,
         "after every rule that places or removes merges",
         || Arc::new(compact_merge_inputs::CompactMergeInputs),
+    ),
+    physical(
+        "array_join_maps",
+        "looks up hash join keys in an array when one integer key is dense enough",
+        Place::Last,
+        "last: its wrappers hide the joins from rules that look for them",
+        || Arc::new(array_join_maps::ArrayJoinMaps),
     ),
 ];
 
