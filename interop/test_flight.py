@@ -162,6 +162,48 @@ def test_get_objects_info_and_table_schema(server):
         assert "TABLE" in types
 
 
+def test_get_objects_honours_patterns_and_types(server):
+    """What an IDE's navigator asks: zones and tables by LIKE patterns, columns with their
+    types, and the server's SQL info."""
+    with server.connect() as conn:
+        objects = conn.adbc_get_objects(
+            depth="all", catalog_filter="strata", db_schema_filter="r_w", table_name_filter="s%"
+        ).read_all().to_pylist()
+        zones = objects[0]["catalog_db_schemas"]
+        assert [z["db_schema_name"] for z in zones] == ["raw"]
+        names = sorted(t["table_name"] for t in zones[0]["db_schema_tables"])
+        assert names == ["sales", "stores"]
+        sales = next(t for t in zones[0]["db_schema_tables"] if t["table_name"] == "sales")
+        assert [c["ordinal_position"] for c in sales["table_columns"]] == list(
+            range(1, len(sales["table_columns"]) + 1)
+        )
+
+        # No catalog of that name: nothing.
+        none = conn.adbc_get_objects(depth="tables", catalog_filter="other").read_all().to_pylist()
+        assert none == []
+
+        schemas = conn.adbc_get_objects(depth="db_schemas", db_schema_filter="%r%").read_all().to_pylist()
+        assert sorted(z["db_schema_name"] for z in schemas[0]["catalog_db_schemas"]) == ["curated", "raw"]
+
+        with pytest.raises(adbc_driver_manager.Error):
+            conn.adbc_get_table_schema("no_such_table", catalog_filter="strata", db_schema_filter="raw")
+
+        info = conn.adbc_get_info()
+        assert info["vendor_name"] == "strata"
+        assert info["vendor_sql"] is True
+        assert info["vendor_substrait"] is False
+
+
+def test_statements_that_cannot_run_are_refused_when_prepared(server):
+    with server.connect() as conn, conn.cursor() as cur:
+        for sql in ["SELEC", "SELECT 1; SELECT 2", "SELECT * FROM raw.nope"]:
+            with pytest.raises(adbc_driver_manager.ProgrammingError) as err:
+                cur.adbc_prepare(sql)
+            assert "INVALID_ARGUMENT" in str(err.value) or "InvalidArgument" in str(err.value), str(err.value)
+        cur.execute("SELECT 42 AS answer")
+        assert cur.fetchone()[0] == 42
+
+
 def test_errors_name_the_problem_and_the_server_carries_on(server):
     with server.connect() as conn, conn.cursor() as cur:
         with pytest.raises(adbc_driver_manager.ProgrammingError) as err:

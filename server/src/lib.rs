@@ -30,6 +30,8 @@
 
 mod auth;
 mod error;
+mod guard;
+mod ipc;
 mod metadata;
 mod prepared;
 mod running;
@@ -64,7 +66,13 @@ pub struct Options {
     pub read_only: bool,
     /// Serve over TLS with this certificate and key.
     pub tls: Option<Tls>,
+    /// The largest request message taken, in bytes (`DEFAULT_MAX_MESSAGE_SIZE` if unset);
+    /// larger ones are refused with OUT_OF_RANGE before they are read into memory.
+    pub max_message_size: Option<usize>,
 }
+
+/// The largest request message taken unless `Options::max_message_size` says otherwise.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// A PEM certificate (chain) and private key.
 #[derive(Clone)]
@@ -109,6 +117,7 @@ pub struct Server {
     service: service::StrataFlightSql,
     auth: auth::Auth,
     tls: Option<Tls>,
+    max_message_size: usize,
     running: RunningQueries,
 }
 
@@ -128,6 +137,7 @@ impl Server {
             service,
             auth,
             tls: options.tls,
+            max_message_size: options.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
             running,
         })
     }
@@ -170,7 +180,10 @@ impl Server {
         };
         let serve = builder
             .layer(self.auth.layer())
-            .add_service(FlightServiceServer::new(self.service))
+            .add_service(
+                FlightServiceServer::new(guard::Guarded::new(self.service))
+                    .max_decoding_message_size(self.max_message_size),
+            )
             .serve_with_incoming_shutdown(incoming, signal);
         let deadline = async {
             match stopping_rx.await {

@@ -54,7 +54,17 @@ pub(crate) fn sql_info(read_only: bool) -> Result<SqlInfoData, Status> {
         SqlInfo::SqlNullOrdering,
         SqlNullOrdering::SqlNullsSortedHigh as i32,
     );
+    // Quoted identifiers keep their case, for which the protocol has no value.
+    b.append(
+        SqlInfo::SqlQuotedIdentifierCase,
+        SqlSupportedCaseSensitivity::SqlCaseSensitivityUnknown as i32,
+    );
     b.append(SqlInfo::SqlKeywords, KEYWORDS);
+    b.append(SqlInfo::SqlNumericFunctions, NUMERIC_FUNCTIONS);
+    b.append(SqlInfo::SqlStringFunctions, STRING_FUNCTIONS);
+    b.append(SqlInfo::SqlSystemFunctions, SYSTEM_FUNCTIONS);
+    b.append(SqlInfo::SqlDatetimeFunctions, DATETIME_FUNCTIONS);
+    b.append(SqlInfo::SqlExtraNameCharacters, "");
     b.append(SqlInfo::SqlSearchStringEscape, "\\");
     b.append(SqlInfo::SqlSupportsColumnAliasing, true);
     b.append(SqlInfo::SqlNullPlusNullIsNull, true);
@@ -84,6 +94,51 @@ pub(crate) fn sql_info(read_only: bool) -> Result<SqlInfoData, Status> {
     b.append(SqlInfo::SqlBatchUpdatesSupported, true);
     b.append(SqlInfo::SqlSavepointsSupported, false);
     b.append(SqlInfo::SqlNamedParametersSupported, false);
+    b.append(SqlInfo::SqlSupportsIntegrityEnhancementFacility, false);
+    // Bit masks of the protocol's enums: GROUP BY of columns not selected, and beyond them.
+    b.append(SqlInfo::SqlSupportedGroupBy, 0b11i32);
+    // Subqueries in comparisons, EXISTS, IN and quantified comparisons.
+    b.append(SqlInfo::SqlSupportedSubqueries, 0b1111i32);
+    // UNION and UNION ALL.
+    b.append(SqlInfo::SqlSupportedUnions, 0b11i32);
+    b.append(SqlInfo::SqlSchemasSupportedActions, 0i32);
+    b.append(SqlInfo::SqlCatalogsSupportedActions, 0i32);
+    b.append(SqlInfo::SqlSupportedPositionedCommands, 0i32);
+    // No transactions: isolation NONE, and no levels.
+    b.append(SqlInfo::SqlDefaultTransactionIsolation, 0i32);
+    b.append(SqlInfo::SqlSupportedTransactionsIsolationLevels, 0i32);
+    b.append(SqlInfo::SqlDataDefinitionCausesTransactionCommit, false);
+    b.append(SqlInfo::SqlDataDefinitionsInTransactionsIgnored, false);
+    // Results are read forward only.
+    b.append(SqlInfo::SqlSupportedResultSetTypes, 1i32 << 1);
+    b.append(SqlInfo::SqlLocatorsUpdateCopy, false);
+    b.append(SqlInfo::SqlStoredFunctionsUsingCallSyntaxSupported, false);
+    b.append(SqlInfo::SqlMaxRowSizeIncludesBlobs, false);
+    // No fixed limits (0: none known).
+    for limit in [
+        SqlInfo::SqlMaxBinaryLiteralLength,
+        SqlInfo::SqlMaxCharLiteralLength,
+        SqlInfo::SqlMaxColumnNameLength,
+        SqlInfo::SqlMaxColumnsInGroupBy,
+        SqlInfo::SqlMaxColumnsInIndex,
+        SqlInfo::SqlMaxColumnsInOrderBy,
+        SqlInfo::SqlMaxColumnsInSelect,
+        SqlInfo::SqlMaxColumnsInTable,
+        SqlInfo::SqlMaxConnections,
+        SqlInfo::SqlMaxCursorNameLength,
+        SqlInfo::SqlMaxIndexLength,
+        SqlInfo::SqlDbSchemaNameLength,
+        SqlInfo::SqlMaxProcedureNameLength,
+        SqlInfo::SqlMaxCatalogNameLength,
+        SqlInfo::SqlMaxRowSize,
+        SqlInfo::SqlMaxStatementLength,
+        SqlInfo::SqlMaxStatements,
+        SqlInfo::SqlMaxTableNameLength,
+        SqlInfo::SqlMaxTablesInSelect,
+        SqlInfo::SqlMaxUsernameLength,
+    ] {
+        b.append(limit, 0i64);
+    }
     b.build()
         .map_err(|e| Status::internal(format!("cannot build the SQL info: {e}")))
 }
@@ -109,6 +164,113 @@ const KEYWORDS: &[&str] = &[
     "ZONE",
     "ZONES",
     "ZORDER",
+];
+
+/// Numeric functions of strata's SQL (the JDBC `getNumericFunctions` list).
+const NUMERIC_FUNCTIONS: &[&str] = &[
+    "ABS",
+    "ACOS",
+    "ACOSH",
+    "ASIN",
+    "ASINH",
+    "ATAN",
+    "ATAN2",
+    "ATANH",
+    "CBRT",
+    "CEIL",
+    "COS",
+    "COSH",
+    "COT",
+    "DEGREES",
+    "EXP",
+    "FACTORIAL",
+    "FLOOR",
+    "GCD",
+    "ISNAN",
+    "ISZERO",
+    "LCM",
+    "LN",
+    "LOG",
+    "LOG10",
+    "LOG2",
+    "NANVL",
+    "PI",
+    "POWER",
+    "RADIANS",
+    "RANDOM",
+    "ROUND",
+    "SIGNUM",
+    "SIN",
+    "SINH",
+    "SQRT",
+    "TAN",
+    "TANH",
+    "TRUNC",
+];
+
+/// String functions of strata's SQL.
+const STRING_FUNCTIONS: &[&str] = &[
+    "ASCII",
+    "BIT_LENGTH",
+    "BTRIM",
+    "CHARACTER_LENGTH",
+    "CHAR_LENGTH",
+    "CHR",
+    "CONCAT",
+    "CONCAT_WS",
+    "ENDS_WITH",
+    "INITCAP",
+    "LEFT",
+    "LENGTH",
+    "LEVENSHTEIN",
+    "LOWER",
+    "LPAD",
+    "LTRIM",
+    "MD5",
+    "OCTET_LENGTH",
+    "REGEXP_LIKE",
+    "REGEXP_MATCH",
+    "REGEXP_REPLACE",
+    "REPEAT",
+    "REPLACE",
+    "REVERSE",
+    "RIGHT",
+    "RPAD",
+    "RTRIM",
+    "SHA256",
+    "SPLIT_PART",
+    "STARTS_WITH",
+    "STRPOS",
+    "SUBSTR",
+    "TO_HEX",
+    "TRANSLATE",
+    "UPPER",
+];
+
+/// System functions of strata's SQL.
+const SYSTEM_FUNCTIONS: &[&str] = &[
+    "ARROW_CAST",
+    "ARROW_TYPEOF",
+    "COALESCE",
+    "NULLIF",
+    "NVL",
+    "NVL2",
+];
+
+/// Date and time functions of strata's SQL.
+const DATETIME_FUNCTIONS: &[&str] = &[
+    "CURRENT_DATE",
+    "CURRENT_TIME",
+    "DATE_BIN",
+    "DATE_PART",
+    "DATE_TRUNC",
+    "FROM_UNIXTIME",
+    "MAKE_DATE",
+    "NOW",
+    "TO_CHAR",
+    "TO_DATE",
+    "TO_TIMESTAMP",
+    "TO_UNIXTIME",
 ];
 
 /// The SQL types strata's queries take and give, for GetXdbcTypeInfo.
@@ -359,6 +521,25 @@ mod tests {
         assert!(!like("sales", "Sales"));
         assert!(like("fact\\_%", "fact_sales"));
         assert!(!like("fact\\_%", "factxsales"));
+    }
+
+    #[test]
+    fn listed_functions_exist() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let state = ctx.state();
+        let functions = state.scalar_functions();
+        for name in NUMERIC_FUNCTIONS
+            .iter()
+            .chain(STRING_FUNCTIONS)
+            .chain(SYSTEM_FUNCTIONS)
+            .chain(DATETIME_FUNCTIONS)
+        {
+            let name = name.to_lowercase();
+            // By name or by alias.
+            let known = functions.contains_key(&name)
+                || functions.values().any(|f| f.aliases().contains(&name));
+            assert!(known, "{name} is not a function of the engine");
+        }
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use arrow::array::{Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -363,20 +362,7 @@ fn affected_rows(schema: &Schema, batches: &[RecordBatch]) -> i64 {
 
 /// Parameters sent with a DoPut, as one batch (none if no rows came).
 async fn read_parameters(stream: PeekableFlightDataStream) -> Result<Option<RecordBatch>, Status> {
-    // The first message may carry only the command, with no Arrow data.
-    let data = stream
-        .try_filter(|d| futures::future::ready(!d.data_header.is_empty()))
-        .map_err(|s| FlightError::Tonic(Box::new(s)));
-    let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
-        .try_collect()
-        .await
-        .map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}")))?;
-    let Some(first) = batches.first() else {
-        return Ok(None);
-    };
-    let batch = arrow::compute::concat_batches(&first.schema(), &batches)
-        .map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}")))?;
-    Ok((batch.num_rows() > 0).then_some(batch))
+    crate::ipc::read_parameters(stream).await
 }
 
 /// A schema in the IPC form prepared statement results carry.

@@ -6,6 +6,7 @@
 mod auth;
 mod cancel;
 mod errors;
+mod malformed;
 mod metadata;
 mod prepared;
 mod queries;

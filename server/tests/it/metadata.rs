@@ -202,3 +202,103 @@ async fn keys_are_empty_with_their_schemas() {
     }
     server.stop().await;
 }
+
+/// What an IDE's navigator asks: zones and tables by LIKE patterns, a catalog that is not
+/// strata's, one XDBC type by its code, and SQL info beyond the server's name.
+#[tokio::test]
+async fn patterns_filters_and_info_an_ide_uses() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let schemas = |pattern: &str| CommandGetDbSchemas {
+        catalog: None,
+        db_schema_filter_pattern: Some(pattern.into()),
+    };
+    for (pattern, expected) in [
+        ("r%", vec!["raw"]),
+        ("%e%", vec!["curated", "processed"]),
+        ("_aw", vec!["raw"]),
+        ("nope%", vec![]),
+    ] {
+        let info = client
+            .get_db_schemas(schemas(pattern))
+            .await
+            .expect("schemas");
+        let batches = fetch(&mut client, &info).await.expect("fetch");
+        assert_eq!(strings(&batches, "db_schema_name"), expected, "{pattern}");
+    }
+
+    let tables = |catalog: Option<&str>, zone: &str, table: &str| CommandGetTables {
+        catalog: catalog.map(str::to_string),
+        db_schema_filter_pattern: Some(zone.into()),
+        table_name_filter_pattern: Some(table.into()),
+        table_types: vec![],
+        include_schema: true,
+    };
+    let info = client
+        .get_tables(tables(Some("strata"), "ra_", "s_les"))
+        .await
+        .expect("tables");
+    let batches = fetch(&mut client, &info).await.expect("fetch");
+    assert_eq!(strings(&batches, "table_name"), vec!["sales"]);
+    let schemas = batches[0]
+        .column_by_name("table_schema")
+        .expect("table_schema");
+    let schemas = schemas
+        .as_any()
+        .downcast_ref::<BinaryArray>()
+        .expect("bytes");
+    let sales = schema_of(schemas.value(0));
+    let (_, rows) = crate::query(&mut client, "SELECT * FROM raw.sales LIMIT 1")
+        .await
+        .expect("query");
+    assert_eq!(
+        sales.fields(),
+        rows[0].schema().fields(),
+        "GetTables gives the rows' schema"
+    );
+    for catalog in ["other", ""] {
+        let info = client
+            .get_tables(tables(Some(catalog), "%", "%"))
+            .await
+            .expect("tables");
+        let batches = fetch(&mut client, &info).await.expect("fetch");
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    }
+
+    let info = client
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo {
+            data_type: Some(arrow_flight::sql::XdbcDataType::XdbcBigint as i32),
+        })
+        .await
+        .expect("xdbc");
+    let batches = fetch(&mut client, &info).await.expect("fetch");
+    assert_eq!(strings(&batches, "type_name"), vec!["BIGINT"]);
+
+    let ids = [
+        SqlInfo::FlightSqlServerName,
+        SqlInfo::FlightSqlServerVersion,
+        SqlInfo::FlightSqlServerReadOnly,
+        SqlInfo::SqlIdentifierQuoteChar,
+        SqlInfo::SqlKeywords,
+        SqlInfo::SqlNumericFunctions,
+        SqlInfo::SqlStringFunctions,
+        SqlInfo::SqlSystemFunctions,
+        SqlInfo::SqlDatetimeFunctions,
+        SqlInfo::SqlTransactionsSupported,
+        SqlInfo::FlightSqlServerTransaction,
+        SqlInfo::SqlSupportedUnions,
+        SqlInfo::SqlMaxStatements,
+    ];
+    let info = client.get_sql_info(ids.to_vec()).await.expect("sql info");
+    let batches = fetch(&mut client, &info).await.expect("fetch");
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+        ids.len(),
+        "every id answered"
+    );
+    let text = crate::pretty(&batches);
+    for word in ["strata", "ABS", "UPPER", "COALESCE", "DATE_TRUNC", "VACUUM"] {
+        assert!(text.contains(word), "{word} in {text}");
+    }
+    server.stop().await;
+}
