@@ -183,15 +183,14 @@ def test_get_objects_honours_patterns_and_types(server):
         assert none == []
 
         schemas = conn.adbc_get_objects(depth="db_schemas", db_schema_filter="%r%").read_all().to_pylist()
-        assert sorted(z["db_schema_name"] for z in schemas[0]["catalog_db_schemas"]) == ["curated", "raw"]
+        assert sorted(z["db_schema_name"] for z in schemas[0]["catalog_db_schemas"]) == ["curated", "processed", "raw"]
 
         with pytest.raises(adbc_driver_manager.Error):
             conn.adbc_get_table_schema("no_such_table", catalog_filter="strata", db_schema_filter="raw")
 
         info = conn.adbc_get_info()
         assert info["vendor_name"] == "strata"
-        assert info["vendor_sql"] is True
-        assert info["vendor_substrait"] is False
+        assert info["vendor_version"]
 
 
 def test_statements_that_cannot_run_are_refused_when_prepared(server):
