@@ -34,6 +34,7 @@ use datafusion::sql::sqlparser::tokenizer::{
 pub use depth::MAX_EXPRESSION_DEPTH;
 pub use help::{KEYWORDS, STRATA_STATEMENTS};
 pub(crate) use literals::retype_literals;
+pub(crate) use statement::effect_of as effect_of_datafusion;
 pub use placeholders::Placeholders;
 pub use statement::{
     AsOfClause, Check, CreateTableAs, Effect, Optimize, Restore, Statement, Vacuum,
