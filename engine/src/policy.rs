@@ -275,7 +275,10 @@ fn datafusion_name(statement: &DFStatement) -> String {
                 ..
             } = s.as_ref()
             {
-                return format!("EXPLAIN ANALYZE {}", leading_keywords(&statement.to_string()));
+                return format!(
+                    "EXPLAIN ANALYZE {}",
+                    leading_keywords(&statement.to_string())
+                );
             }
             leading_keywords(&s.to_string())
         }
@@ -378,7 +381,11 @@ mod tests {
             .sql("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema <> 'information_schema' ORDER BY 1, 2")
             .await
             .expect("tables");
-        format!("{}\n{versions} versions\n{}", pretty(&rows), pretty(&tables))
+        format!(
+            "{}\n{versions} versions\n{}",
+            pretty(&rows),
+            pretty(&tables)
+        )
     }
 
     fn read_only() -> Policy {
@@ -431,14 +438,23 @@ mod tests {
         let session = session.with_policy(read_only());
         for (sql, named) in [
             ("INSERT INTO curated.t VALUES (1)", "INSERT is refused"),
-            ("CREATE VIEW curated.v AS SELECT 1", "CREATE VIEW is refused"),
+            (
+                "CREATE VIEW curated.v AS SELECT 1",
+                "CREATE VIEW is refused",
+            ),
             ("DROP TABLE IF EXISTS curated.t", "DROP TABLE is refused"),
             ("OPTIMIZE curated.t", "OPTIMIZE is refused"),
-            ("SELECT 1 AS id INTO curated.w", "a statement that writes is refused"),
+            (
+                "SELECT 1 AS id INTO curated.w",
+                "a statement that writes is refused",
+            ),
         ] {
             let message = session.sql(sql).await.expect_err(sql).to_string();
             assert!(message.contains(named), "{sql}: {message}");
-            assert!(!message.contains("DDL") && !message.contains("Dml"), "{message}");
+            assert!(
+                !message.contains("DDL") && !message.contains("Dml"),
+                "{message}"
+            );
         }
     }
 
@@ -462,9 +478,15 @@ mod tests {
             "USE curated",
             "SELECT count(*) FROM t",
         ] {
-            session.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            session
+                .sql(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
-        let df = session.plan_query("SELECT sum(id) FROM curated.t").await.expect("plan");
+        let df = session
+            .plan_query("SELECT sum(id) FROM curated.t")
+            .await
+            .expect("plan");
         session.execute_query(df).await.expect("query");
     }
 
@@ -510,7 +532,9 @@ mod tests {
         refused(session.sql(&create("o", &outside)).await, "outside");
         refused(session.sql(&create("o", "/etc")).await, "/etc");
         refused(
-            session.sql(&create("o", &format!("file://{outside}"))).await,
+            session
+                .sql(&create("o", &format!("file://{outside}")))
+                .await,
             "file URL outside",
         );
         refused(
@@ -525,7 +549,10 @@ mod tests {
                 .await,
             "symbolic link out of the warehouse",
         );
-        refused(session.sql(&create("o", &data2)).await, "/data2 under /data");
+        refused(
+            session.sql(&create("o", &data2)).await,
+            "/data2 under /data",
+        );
         refused(
             session
                 .sql(&format!("COPY (SELECT 1 AS a) TO '{outside}/copied.csv'"))
@@ -547,7 +574,10 @@ mod tests {
             Ok(_) => panic!("planned: not refused"),
         }
 
-        session.sql(&create("inside", &inside)).await.expect("inside");
+        session
+            .sql(&create("inside", &inside))
+            .await
+            .expect("inside");
         session
             .sql(&create("allowed", &format!("{data}/a.csv")))
             .await

@@ -34,8 +34,8 @@ use datafusion::sql::sqlparser::tokenizer::{
 pub use depth::MAX_EXPRESSION_DEPTH;
 pub use help::{KEYWORDS, STRATA_STATEMENTS};
 pub(crate) use literals::retype_literals;
-pub(crate) use statement::effect_of as effect_of_datafusion;
 pub use placeholders::Placeholders;
+pub(crate) use statement::effect_of as effect_of_datafusion;
 pub use statement::{
     AsOfClause, Check, CreateTableAs, Effect, Optimize, Restore, Statement, Vacuum,
 };

@@ -11,7 +11,7 @@ fn options(token: Option<&str>, read_only: bool) -> strata_server::Options {
     strata_server::Options {
         auth_token: token.map(str::to_string),
         read_only,
-        tls: None,
+        ..Default::default()
     }
 }
 

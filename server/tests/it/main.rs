@@ -7,6 +7,7 @@ mod auth;
 mod cancel;
 mod errors;
 mod metadata;
+mod policy;
 mod prepared;
 mod queries;
 
