@@ -169,6 +169,11 @@ enum Commands {
         /// Run queries only; anything else is refused with PERMISSION_DENIED.
         #[arg(long)]
         read_only: bool,
+        /// A folder or URL prefix outside the warehouse that statements may name
+        /// (CREATE EXTERNAL TABLE … LOCATION, COPY … TO); repeatable. Other locations
+        /// outside the warehouse and its zones are refused with PERMISSION_DENIED.
+        #[arg(long = "allow-path", value_name = "PREFIX")]
+        allow_paths: Vec<String>,
         /// Serve TLS with this PEM certificate (chain); needs --tls-key.
         #[arg(long, value_name = "FILE", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -411,6 +416,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         listen,
         auth_token,
         read_only,
+        allow_paths,
         tls_cert,
         tls_key,
     }) = &args.command
@@ -422,6 +428,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         let options = strata_server::Options {
             auth_token: auth_token.clone(),
             read_only: *read_only,
+            allow_paths: allow_paths.clone(),
             tls,
             ..Default::default()
         };

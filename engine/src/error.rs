@@ -63,6 +63,18 @@ pub enum Error {
     )]
     ReadOnlyZone { table: String, statement: String },
 
+    /// A statement that writes, on a session that only reads.
+    #[error(
+        "this session is read-only: {statement} is refused; only reads run here (queries, SHOW, DESCRIBE, EXPLAIN, CHECK)"
+    )]
+    ReadOnlySession { statement: String },
+
+    /// A location outside the places a restricted session may name.
+    #[error(
+        "location '{location}' is outside the warehouse and the paths this server allows; to allow it, start the server with strata serve --allow-path PREFIX"
+    )]
+    LocationNotAllowed { location: String },
+
     /// A statement strata cannot run.
     #[error("{0}")]
     Unsupported(String),

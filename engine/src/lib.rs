@@ -37,6 +37,7 @@ pub mod formats;
 mod layout_tests;
 pub mod optimizer;
 pub mod pipeline;
+mod policy;
 pub mod providers;
 mod session;
 pub mod sql;
@@ -45,6 +46,7 @@ mod statements;
 mod test_support;
 
 pub use error::{Error, Result};
+pub use policy::{PathPolicy, Policy};
 pub use providers::metrics::{RequestCounts, ScanCounters, ScanSummary};
 pub use session::{CATALOG_NAME, Output, Session};
 pub use statements::lineage;

@@ -23,6 +23,7 @@ use strata_catalog::{Action, Catalog, Config, DEFAULT_ZONE, S3Options, Warehouse
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::policy::{PathPolicy, Policy};
 use crate::providers::metrics::ScanCounters;
 use crate::providers::schema::{Shared, WarehouseCatalog};
 use crate::providers::stores::{DEFAULT_LISTING_TTL, StoreRegistry};
@@ -215,6 +216,58 @@ impl Session {
         Ok(Self { ctx, shared })
     }
 
+    /// The session under a policy: read-only, or restricted to locations inside the
+    /// warehouse and allowed prefixes (see [`Policy`]).
+    pub fn with_policy(self, policy: Policy) -> Self {
+        self.set_policy(policy);
+        self
+    }
+
+    /// Puts the session under a policy. Sessions that share this one's warehouse state
+    /// share its policy too.
+    pub fn set_policy(&self, policy: Policy) {
+        self.shared.set_policy(policy);
+    }
+
+    /// What the session may do.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.shared.policy()
+    }
+
+    /// Refuses a plan the session's policy does not allow: one that writes on a read-only
+    /// session, one that names a location outside the allowed places.
+    pub(crate) fn admit_plan(&self, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+        let policy = self.policy();
+        if !policy.read_only && matches!(policy.paths, PathPolicy::Unrestricted) {
+            return Ok(());
+        }
+        policy.admit_plan(plan, &self.roots())
+    }
+
+    /// Refuses a location outside the places the session's policy allows.
+    pub(crate) fn admit_location(&self, location: &str) -> Result<()> {
+        let policy = self.policy();
+        if matches!(policy.paths, PathPolicy::Unrestricted) {
+            return Ok(());
+        }
+        policy.admit_location(location, &self.roots())
+    }
+
+    /// The warehouse's root and the zones' roots: the places a restricted session may
+    /// always name.
+    fn roots(&self) -> Vec<Url> {
+        let mut roots = vec![self.shared.catalog.warehouse().url().clone()];
+        roots.extend(
+            self.shared
+                .catalog
+                .snapshot()
+                .zones
+                .values()
+                .filter_map(|zone| Url::parse(&zone.root).ok()),
+        );
+        roots
+    }
+
     /// Keeps a staged Parquet write until the audit of its table ends.
     pub(crate) fn park_staged(&self, staged: crate::providers::staging::Staged) {
         self.shared.park_staged(staged);
@@ -300,6 +353,7 @@ impl Session {
     /// Plans a query (checking that its tables exist) into a DataFrame, without running it.
     pub async fn plan_query(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
         let parsed = crate::sql::parse_one(sql)?;
+        self.policy().admit_statement(&parsed.statement)?;
         match parsed.statement.to_datafusion() {
             Some(statement) => self.plan_statement(statement).await,
             None => Err(Error::Unsupported(format!(
@@ -314,11 +368,13 @@ impl Session {
         &self,
         statement: DFStatement,
     ) -> Result<datafusion::dataframe::DataFrame> {
+        self.policy().admit_datafusion(&statement)?;
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
             self.check_reference(&reference)?;
         }
         let plan = crate::sql::retype_literals(state.statement_to_plan(statement).await?)?;
+        self.admit_plan(&plan)?;
         Ok(datafusion::dataframe::DataFrame::new(state, plan))
     }
 

@@ -57,6 +57,10 @@ fn code(e: &strata_engine::Error) -> Code {
                 // Transparent: its source is the catalog error's source, not itself.
                 strata_engine::Error::Catalog(c) => return catalog_code(c),
                 strata_engine::Error::FileVanished { .. } => return Code::NotFound,
+                strata_engine::Error::ReadOnlySession { .. }
+                | strata_engine::Error::LocationNotAllowed { .. } => {
+                    return Code::PermissionDenied;
+                }
                 _ => {}
             }
         } else if let Some(c) = err.downcast_ref::<strata_catalog::Error>() {

@@ -64,6 +64,10 @@ pub struct Options {
     pub auth_token: Option<String>,
     /// Refuse everything but queries, with PERMISSION_DENIED.
     pub read_only: bool,
+    /// Folders and URL prefixes outside the warehouse that statements may name (CREATE
+    /// EXTERNAL TABLE … LOCATION, COPY … TO); any other location outside the warehouse and
+    /// its zones' roots is refused with PERMISSION_DENIED.
+    pub allow_paths: Vec<String>,
     /// Serve over TLS with this certificate and key.
     pub tls: Option<Tls>,
     /// The largest request message taken, in bytes (`DEFAULT_MAX_MESSAGE_SIZE` if unset);
@@ -122,8 +126,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server on a session.
+    /// A server on a session. The session is put under the server's policy: locations
+    /// restricted to the warehouse and `allow_paths`, and no writes when read-only. The
+    /// engine enforces it where statements run, however a client sends them.
     pub fn new(session: Arc<Session>, options: Options) -> Result<Self> {
+        let paths = strata_engine::PathPolicy::restricted(&options.allow_paths)
+            .map_err(|e| Error::Setup(e.to_string()))?;
+        session.set_policy(strata_engine::Policy {
+            read_only: options.read_only,
+            paths,
+        });
         let auth = auth::Auth::new(options.auth_token);
         let running = RunningQueries::default();
         let service = service::StrataFlightSql::new(

@@ -52,11 +52,9 @@ fn serve_prints_its_address_and_stops_on_sigterm() {
 fn serve_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
     let help = strata(dir.path(), &["serve", "--help"]);
-    assert!(
-        String::from_utf8_lossy(&help.stdout).contains("127.0.0.1:50051"),
-        "{}",
-        String::from_utf8_lossy(&help.stdout)
-    );
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("127.0.0.1:50051"), "{text}");
+    assert!(text.contains("--allow-path <PREFIX>"), "{text}");
     let o = strata(dir.path(), &["serve", "--tls-cert", "server.pem"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--tls-key"), "{}", stderr(&o));

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     staged: Mutex<HashMap<(String, String), crate::providers::staging::Staged>>,
     /// Session-local tables and views (CREATE VIEW), by zone and name. Not persisted.
     local: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
+    /// What the sessions on this state may do.
+    policy: std::sync::RwLock<Arc<crate::policy::Policy>>,
 }
 
 impl Shared {
@@ -56,7 +58,17 @@ impl Shared {
             auditing: Mutex::new(std::collections::HashSet::new()),
             staged: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),
+            policy: std::sync::RwLock::new(Arc::default()),
         })
+    }
+
+    /// What the sessions on this state may do.
+    pub fn policy(&self) -> Arc<crate::policy::Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn set_policy(&self, policy: crate::policy::Policy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
     }
 
     /// The provider of a registered table, rebuilt if its entry changed.

@@ -35,6 +35,7 @@ pub use depth::MAX_EXPRESSION_DEPTH;
 pub use help::{KEYWORDS, STRATA_STATEMENTS};
 pub(crate) use literals::retype_literals;
 pub use placeholders::Placeholders;
+pub(crate) use statement::effect_of as effect_of_datafusion;
 pub use statement::{
     AsOfClause, Check, CreateTableAs, Effect, Optimize, Restore, Statement, Vacuum,
 };

@@ -244,7 +244,8 @@ impl Statement {
     }
 }
 
-fn effect_of(statement: &DFStatement) -> Effect {
+/// What running a DataFusion statement does.
+pub(crate) fn effect_of(statement: &DFStatement) -> Effect {
     match statement {
         DFStatement::Statement(s) => effect_of_sql(s),
         DFStatement::Explain(explain) => {

@@ -50,6 +50,7 @@ impl Session {
 
     /// Runs one parsed statement.
     pub async fn run(&self, parsed: Parsed) -> Result<Output> {
+        self.policy().admit_statement(&parsed.statement)?;
         self.counters().reset();
         self.catalog().refresh().await?;
         let Parsed {
@@ -134,6 +135,7 @@ impl Session {
         &self,
         df: datafusion::dataframe::DataFrame,
     ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        self.admit_plan(df.logical_plan())?;
         let tables = file_errors::parquet_tables(self, df.logical_plan());
         Ok(file_errors::name_damaged_files(
             tables,
@@ -180,6 +182,7 @@ impl Session {
         };
         let plan = crate::sql::retype_literals(state.statement_to_plan(statement).await?)?;
         drop(shared_ctes);
+        self.admit_plan(&plan)?;
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
                 return register::create_external_table(self, cmd).await;

@@ -53,6 +53,7 @@ pub(crate) async fn create_external_table(
             )));
         }
     };
+    session.admit_location(&location)?;
     let exists = session.catalog().snapshot().table(&zone, &name).is_ok();
     if exists && cmd.if_not_exists && !cmd.or_replace {
         return Ok(Output::Done(format!(

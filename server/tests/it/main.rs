@@ -8,6 +8,7 @@ mod cancel;
 mod errors;
 mod malformed;
 mod metadata;
+mod policy;
 mod prepared;
 mod queries;
 
