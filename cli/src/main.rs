@@ -423,6 +423,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
             auth_token: auth_token.clone(),
             read_only: *read_only,
             tls,
+            ..Default::default()
         };
         serve::serve(session, *listen, options).await?;
         return Ok(0);

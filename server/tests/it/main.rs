@@ -9,6 +9,7 @@ mod errors;
 mod metadata;
 mod prepared;
 mod queries;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
