@@ -32,10 +32,10 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, IpcMessage, SchemaAsIpc,
     Ticket,
 };
+use datafusion::logical_expr::LogicalPlan;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use datafusion::logical_expr::LogicalPlan;
 use strata_engine::{CATALOG_NAME, Output, Session};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -281,11 +281,10 @@ impl StrataFlightSql {
         issued: Arc<Issued>,
     ) -> Result<Response<DoGetStream>, Status> {
         let (plan, rest) = match &issued.work {
-            Work::Query { plan, rest, .. } => (plan, rest.clone()),
+            Work::Query { plan, rest } => (plan, rest.clone()),
             Work::Statement {
                 statements,
                 outcome,
-                ..
             } => {
                 let ran = self
                     .run_once(&client.session, &issued.id, statements, outcome)
@@ -941,10 +940,11 @@ impl FlightSqlService for StrataFlightSql {
             }),
             Ok(ActionType {
                 r#type: CLOSE_SESSION.into(),
-                description: "Ends the client's session, with its tickets and prepared statements.\n
+                description:
+                    "Ends the client's session, with its tickets and prepared statements.\n
                 Request Message: CloseSessionRequest\n
                 Response Message: CloseSessionResult"
-                    .into(),
+                        .into(),
             }),
         ])
     }

@@ -141,9 +141,10 @@ impl Sessions {
     }
 
     fn new_client(&self) -> Result<Arc<Client>, Status> {
-        let session = self.base.fork().map_err(|e| {
-            Status::internal(format!("cannot open a session for this client: {e}"))
-        })?;
+        let session = self
+            .base
+            .fork()
+            .map_err(|e| Status::internal(format!("cannot open a session for this client: {e}")))?;
         Ok(Arc::new(Client {
             session,
             tickets: Tickets::new(self.ticket_expiry),
@@ -241,8 +242,6 @@ impl Sessions {
 
     /// Ends a client's session (CloseSession): its tickets and prepared statements go.
     pub fn close(&self, client: &Arc<Client>) {
-        self.state()
-            .by_key
-            .retain(|_, c| !Arc::ptr_eq(c, client));
+        self.state().by_key.retain(|_, c| !Arc::ptr_eq(c, client));
     }
 }

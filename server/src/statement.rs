@@ -239,7 +239,10 @@ mod tests {
             kind("SET datafusion.execution.batch_size = 1"),
             Kind::SessionState
         );
-        assert_eq!(kind("RESET datafusion.execution.batch_size"), Kind::SessionState);
+        assert_eq!(
+            kind("RESET datafusion.execution.batch_size"),
+            Kind::SessionState
+        );
         for shared in [
             "SET datafusion.runtime.memory_limit = '1G'",
             "set /* x */ datafusion.runtime.temp_directory = '/tmp'",

@@ -33,7 +33,10 @@ pub(crate) const MAX_TICKETS: usize = 4096;
 pub(crate) enum Work {
     /// Queries: the first one planned and optimized; the others (one per further row of
     /// bound parameters) are planned when the first has streamed.
-    Query { plan: LogicalPlan, rest: Vec<String> },
+    Query {
+        plan: LogicalPlan,
+        rest: Vec<String>,
+    },
     /// A statement that is not a query (one per row of bound parameters): run once, by the
     /// first fetch, which keeps its outcome here.
     Statement {

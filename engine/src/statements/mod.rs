@@ -154,8 +154,7 @@ impl Session {
             .query_planner()
             .create_physical_plan(plan, &state)
             .await?;
-        let stream =
-            datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
+        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
         Ok(file_errors::name_damaged_files(tables, stream))
     }
 

@@ -169,7 +169,10 @@ async fn statements_sent_as_queries_run_once() {
         let batches = crate::fetch(&mut client, &info).await.expect("fetch");
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
         let changed = arrow::compute::cast(batches[0].column(0), &DataType::Int64).expect("cast");
-        let changed = changed.as_any().downcast_ref::<Int64Array>().expect("int64");
+        let changed = changed
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("int64");
         assert_eq!(changed.value(0), north);
     }
     assert_eq!(

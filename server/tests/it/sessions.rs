@@ -54,7 +54,9 @@ async fn forged_tickets_are_not_found() {
         Ticket::new(
             Any {
                 type_url: "type.googleapis.com/strata.Forged".into(),
-                value: b"CREATE TABLE curated.forged AS SELECT 1 AS a".to_vec().into(),
+                value: b"CREATE TABLE curated.forged AS SELECT 1 AS a"
+                    .to_vec()
+                    .into(),
             }
             .encode_to_vec(),
         ),
@@ -93,10 +95,7 @@ async fn tickets_belong_to_their_client() {
     // Bob cannot cancel it either.
     let cancel = CancelFlightInfoRequest::new(info.clone());
     let err = bob
-        .do_action(Action::new(
-            "CancelFlightInfo",
-            cancel.encode_to_vec(),
-        ))
+        .do_action(Action::new("CancelFlightInfo", cancel.encode_to_vec()))
         .await
         .expect_err("not bob's");
     assert_eq!(code(&err), Code::NotFound);
@@ -126,14 +125,23 @@ async fn expired_tickets_are_not_found() {
     let err = fetch(&mut client, &info).await.expect_err("expired");
     assert_eq!(code(&err), Code::NotFound);
     assert!(message(&err).contains("expired"), "{}", message(&err));
-    assert!(server.session.sql("SELECT * FROM curated.late").await.is_err());
+    assert!(
+        server
+            .session
+            .sql("SELECT * FROM curated.late")
+            .await
+            .is_err()
+    );
     server.stop().await;
 }
 
 /// The one string value of a result.
 fn text(batches: &[RecordBatch]) -> String {
-    let column = arrow::compute::cast(batches[0].column(batches[0].num_columns() - 1), &arrow::datatypes::DataType::Utf8)
-        .expect("cast");
+    let column = arrow::compute::cast(
+        batches[0].column(batches[0].num_columns() - 1),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .expect("cast");
     let column = column.as_any().downcast_ref::<StringArray>().expect("text");
     column.value(0).to_string()
 }
@@ -218,9 +226,7 @@ async fn storage_counters_are_per_client() {
     for task in tasks {
         let (i, batches) = task.await.expect("task");
         let last = batches.last().expect("rows");
-        let storage = text(std::slice::from_ref(
-            &last.slice(last.num_rows() - 1, 1),
-        ));
+        let storage = text(std::slice::from_ref(&last.slice(last.num_rows() - 1, 1)));
         let files = files[i];
         let expected = format!("; {files} file{}", if files == 1 { "," } else { "s," });
         assert!(storage.contains(&expected), "t{i}: {storage}");
@@ -238,8 +244,18 @@ async fn forks_count_apart() {
     assert!(!a.counters().files_opened().is_empty());
     assert!(b.counters().files_opened().is_empty());
     b.sql("SELECT count(*) FROM raw.stores").await.expect("b");
-    assert!(a.counters().files_opened().iter().all(|f| f.contains("sales")));
-    assert!(b.counters().files_opened().iter().all(|f| f.contains("stores")));
+    assert!(
+        a.counters()
+            .files_opened()
+            .iter()
+            .all(|f| f.contains("sales"))
+    );
+    assert!(
+        b.counters()
+            .files_opened()
+            .iter()
+            .all(|f| f.contains("stores"))
+    );
     a.use_zone("curated").await.expect("use");
     assert_eq!(a.current_zone(), "curated");
     assert_eq!(b.current_zone(), server.session.current_zone());
@@ -321,15 +337,13 @@ async fn close_session_drops_tickets() {
 #[tokio::test]
 async fn the_session_cookie_names_the_client() {
     let server = TestServer::start().await;
-    let mut raw = arrow_flight::flight_service_client::FlightServiceClient::new(
-        server.channel().await,
-    );
+    let mut raw =
+        arrow_flight::flight_service_client::FlightServiceClient::new(server.channel().await);
     let command = arrow_flight::sql::CommandStatementQuery {
         query: "SELECT 5 AS five".into(),
         transaction_id: None,
     };
-    let descriptor =
-        arrow_flight::FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+    let descriptor = arrow_flight::FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
     let response = raw.get_flight_info(descriptor).await.expect("info");
     let cookie = response
         .metadata()
@@ -345,7 +359,9 @@ async fn the_session_cookie_names_the_client() {
     let info = response.into_inner();
 
     let mut stranger = server.client().await;
-    let err = fetch(&mut stranger, &info).await.expect_err("not its ticket");
+    let err = fetch(&mut stranger, &info)
+        .await
+        .expect_err("not its ticket");
     assert_eq!(code(&err), Code::NotFound);
     let mut same = server.client().await;
     same.set_header("cookie", cookie);
