@@ -124,16 +124,18 @@ def test_updates_with_parameters_report_rows(strata, server):
     tea = int(csv_rows(strata.run("SELECT count(*) AS n FROM raw.products WHERE category = 'tea'"))[0]["n"])
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE curated.dim_product AS SELECT * FROM raw.products")
+        # A statement sent through execute() runs when its result is read (where it can be
+        # cancelled), so its FlightInfo cannot count its rows: the count is its result.
         cur.execute(
             "UPDATE curated.dim_product SET unit_price = unit_price * 2 WHERE category = ?", ("tea",)
         )
-        assert cur.rowcount == tea
+        assert cur.fetchone()[0] == tea
         cur.executemany(
             "INSERT INTO curated.dim_product VALUES (?, ?, ?, ?)",
             [(100, "Oolong 50g", "tea", 7.5), (101, "Matcha 30g", "tea", 12.0)],
         )
         cur.execute("DELETE FROM curated.dim_product WHERE product_id >= ?", (100,))
-        assert cur.rowcount == 2
+        assert cur.fetchone()[0] == 2
     # The Delta table's history has the writes.
     history = strata.run("DESCRIBE HISTORY curated.dim_product")
     assert "DELETE" in history and "UPDATE" in history
@@ -209,8 +211,10 @@ def test_errors_name_the_problem_and_the_server_carries_on(server):
             cur.execute("SELECT * FROM raw.nope")
         assert "raw.nope" in str(err.value)
         assert "INVALID_ARGUMENT" in str(err.value) or "InvalidArgument" in str(err.value)
-        with pytest.raises(adbc_driver_manager.Error):
-            cur.execute("USE raw")
+        # Settings of the runtime all clients share cannot be changed from a session.
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            cur.execute("SET datafusion.runtime.memory_limit = '1K'")
+        assert "PERMISSION_DENIED" in str(err.value) or "PermissionDenied" in str(err.value)
         cur.execute("SELECT 42 AS answer")
         assert cur.fetchone()[0] == 42
 
@@ -254,6 +258,11 @@ def test_read_only(strata):
             with pytest.raises(adbc_driver_manager.Error) as err:
                 cur.execute("CREATE TABLE curated.t AS SELECT 1 AS a")
             assert "read-only" in str(err.value)
+            # USE changes only the client's own session, so a read-only server runs it.
+            cur.execute("USE raw")
+            cur.fetchall()
+            cur.execute("SELECT count(*) FROM products")
+            assert cur.fetchone()[0] > 0
     finally:
         server.stop()
 
@@ -282,6 +291,29 @@ def test_pyarrow_flight_client(server):
     batches = [chunk.data for chunk in reader]
     assert len(batches) > 1
     assert sum(b.num_rows for b in batches) == 300000
+
+
+def test_use_is_per_connection(server):
+    """Each ADBC connection, and each pyarrow Flight client, has its own session: USE in one
+    does not change the zone of another."""
+    with server.connect() as a, server.connect() as b, a.cursor() as ca, b.cursor() as cb:
+        ca.execute("USE raw")
+        ca.fetchall()
+        cb.execute("USE processed")
+        cb.fetchall()
+        cb.execute("CREATE TABLE stores AS SELECT 'only b' AS note")
+        cb.fetchall()
+        ca.execute("SELECT count(*) FROM stores")
+        assert ca.fetchone()[0] > 1
+        cb.execute("SELECT * FROM stores")
+        assert cb.fetchall() == [("only b",)]
+    first = flight.FlightClient(server.uri)
+    second = flight.FlightClient(server.uri)
+    pyarrow_query(first, "USE raw")
+    assert pyarrow_query(first, "SELECT count(*) AS n FROM stores").column("n")[0].as_py() > 1
+    with pytest.raises((flight.FlightError, pa.ArrowException)) as err:
+        pyarrow_query(second, "SELECT count(*) AS n FROM stores")
+    assert "stores" in str(err.value)
 
 
 def test_notebook_example(server):

@@ -268,6 +268,40 @@ impl Session {
         roots
     }
 
+    /// A new session on the same warehouse: it shares the catalog, the object stores (and
+    /// their listing caches), the memory pool, the spill folder and the file caches, and
+    /// starts from this session's settings and zone; but it has its own settings, zone,
+    /// session-local views, audits and storage counters from then on. A server gives each
+    /// client one.
+    pub fn fork(&self) -> Result<Self> {
+        let counters = Arc::new(ScanCounters::default());
+        let stores = Arc::new(self.shared.stores.fork(Arc::clone(&counters)));
+        let parent = self.ctx.state();
+        let id = format!("{}-{}", parent.session_id(), next_fork());
+        // The same runtime (memory pool, disk manager, caches), but the fork's stores.
+        let runtime = RuntimeEnvBuilder::from_runtime_env(parent.runtime_env())
+            .with_object_store_registry(Arc::clone(&stores) as _)
+            .build_arc()?;
+        // A catalog list of its own: registering the fork's catalog must not replace this
+        // session's.
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(parent)
+            .with_session_id(id)
+            .with_runtime_env(runtime)
+            .with_catalog_list(Arc::new(
+                datafusion::catalog::MemoryCatalogProviderList::new(),
+            ))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let shared = Shared::new(Arc::clone(&self.shared.catalog), counters, stores);
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(WarehouseCatalog::new(Arc::clone(&shared))),
+        );
+        // The fork is under the same policy as this session.
+        shared.set_policy((*self.policy()).clone());
+        Ok(Self { ctx, shared })
+    }
+
     /// Keeps a staged Parquet write until the audit of its table ends.
     pub(crate) fn park_staged(&self, staged: crate::providers::staging::Staged) {
         self.shared.park_staged(staged);
@@ -533,6 +567,12 @@ async fn apply_zone_roots(catalog: &Catalog, zones: &BTreeMap<String, String>) -
         })
         .await?;
     Ok(())
+}
+
+/// A number for each forked session, to tell their DataFusion session ids apart.
+fn next_fork() -> u64 {
+    static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 fn file_url() -> Url {

@@ -4,9 +4,8 @@
 //! local warehouse with every strata optimizer rule switched off
 //! (`strata.optimizer.<rule> = false`), whose answers must be the same; and through the
 //! Flight SQL server (`strata serve`'s service, on 127.0.0.1:0) with arrow-flight's Flight SQL
-//! client, whose result sets and errors must be the CLI's. Over Flight SQL, USE and SET are
-//! refused (every client shares the server's session), so that mode applies them to the
-//! server's session directly.
+//! client, whose result sets and errors must be the CLI's. Each client has its own session
+//! on the server, so USE and SET go through Flight SQL like every other statement.
 //!
 //! In statements, `$TESTDATA` is the repository's `testdata/` folder (or its copy in the
 //! bucket) and `$WAREHOUSE` the warehouse's URL. `cargo test -p strata-engine --test sqllogic
@@ -68,10 +67,8 @@ impl AsyncDB for StrataDb {
         let sql = sql
             .replace("$TESTDATA", &self.testdata)
             .replace("$WAREHOUSE", &self.warehouse);
-        let session_statement = strata_engine::sql::parse_one(&sql)
-            .is_ok_and(|p| p.statement.effect() == strata_engine::sql::Effect::Session);
         let (schema, batches) = match &mut self.flight {
-            Some(client) if !session_statement => {
+            Some(client) => {
                 let (schema, batches) = through_flight(client, &sql).await?;
                 // A statement with no result set answers with an empty schema.
                 if schema.fields().is_empty() {
@@ -146,23 +143,33 @@ async fn through_flight(
         other => TestError(other.to_string()),
     };
     let info = client.execute(sql.to_string(), None).await.map_err(error)?;
-    let schema = Arc::new(
-        info.clone()
-            .try_decode_schema()
-            .map_err(|e| TestError(e.to_string()))?,
-    );
+    // A statement that is not a query announces no schema: it is the stream's.
+    let mut schema = if info.schema.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            info.clone()
+                .try_decode_schema()
+                .map_err(|e| TestError(e.to_string()))?,
+        ))
+    };
     let mut batches = vec![];
     for endpoint in &info.endpoint {
         let Some(ticket) = endpoint.ticket.clone() else {
             continue;
         };
-        let stream = client.do_get(ticket).await.map_err(error)?;
-        batches.extend(
-            futures::TryStreamExt::try_collect::<Vec<_>>(stream)
-                .await
-                .map_err(error)?,
-        );
+        let mut stream = client.do_get(ticket).await.map_err(error)?;
+        while let Some(batch) = futures::TryStreamExt::try_next(&mut stream)
+            .await
+            .map_err(error)?
+        {
+            batches.push(batch);
+        }
+        if schema.is_none() {
+            schema = stream.schema().cloned();
+        }
     }
+    let schema = schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
     Ok((schema, batches))
 }
 

@@ -1,6 +1,14 @@
-//! Authentication: the Flight handshake (basic credentials in, a bearer token out) and,
-//! with a configured token, a check of `authorization: Bearer <token>` on every other call,
-//! made before the call reaches the service so that no method can forget it.
+//! Authentication and client identity, settled before a call reaches the service so that
+//! no method can forget them.
+//!
+//! - The handshake checks credentials (with a configured token, a password or bearer
+//!   token equal to it) and hands back a fresh session token: `authorization: Bearer
+//!   <session token>` on later calls both authorizes them and names the client's session.
+//! - With a configured token, every other call must carry it or a live session token.
+//!   Clients that send the server's token directly keep working.
+//! - Every call but the handshake is given its client (see `sessions`): by session token,
+//!   by the `strata_session` cookie, or by its connection, in which case the response sets
+//!   the cookie. The service finds the client in the request's extensions.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,9 +18,12 @@ use arrow_flight::HandshakeResponse;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use futures::Stream;
-use futures::future::{Either, Ready, ready};
+use futures::future::BoxFuture;
 use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::server::TlsConnectInfo;
 use tonic::{Response, Status};
+
+use crate::sessions::{COOKIE, Client, ConnectionId, Naming, Sessions};
 
 /// The gRPC path of the handshake, the one call that may come without a bearer token.
 const HANDSHAKE_PATH: &str = "/arrow.flight.protocol.FlightService/Handshake";
@@ -21,51 +32,53 @@ const HANDSHAKE_PATH: &str = "/arrow.flight.protocol.FlightService/Handshake";
 pub(crate) type HandshakeStream =
     Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
 
-/// The token clients must present, if any.
-#[derive(Clone, Debug, Default)]
+/// The token clients must present, if any, and the clients' sessions.
+#[derive(Clone, Debug)]
 pub(crate) struct Auth {
     token: Option<Arc<str>>,
+    sessions: Arc<Sessions>,
 }
 
 impl Auth {
-    pub fn new(token: Option<String>) -> Self {
+    pub fn new(token: Option<String>, sessions: Arc<Sessions>) -> Self {
         Self {
             token: token.map(Arc::from),
+            sessions,
         }
     }
 
     /// Answers a handshake. With a configured token, the basic credentials' password (any
-    /// user name) or a bearer token must be that token, and the token is handed back; without
-    /// one, any credentials are accepted and a fresh token, checked by nobody, is returned.
+    /// user name) or a bearer token must be that token (or a live session token); without
+    /// one, any credentials are accepted. Either way a new session is opened, and its token
+    /// handed back as the bearer token for later calls.
     pub fn handshake(&self, metadata: &MetadataMap) -> Result<Response<HandshakeStream>, Status> {
         let header = metadata
             .get("authorization")
             .map(|v| v.to_str().map(str::trim))
             .transpose()
             .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
-        let token = match &self.token {
-            Some(expected) => {
-                let offered = match header {
-                    Some(h) if starts_with_ignore_case(h, "Basic ") => basic_password(&h[6..])
-                        .ok_or_else(|| {
-                            Status::unauthenticated(
-                                "the Basic credentials are not base64 of user:password",
-                            )
-                        })?,
-                    Some(h) if starts_with_ignore_case(h, "Bearer ") => h[7..].trim().to_string(),
-                    _ => {
-                        return Err(Status::unauthenticated(
-                            "this server needs credentials: a password (the server's token) with any user name, or an authorization: Bearer header",
-                        ));
-                    }
-                };
-                if !same(offered.as_bytes(), expected.as_bytes()) {
-                    return Err(Status::unauthenticated("wrong credentials"));
+        if let Some(expected) = &self.token {
+            let offered = match header {
+                Some(h) if starts_with_ignore_case(h, "Basic ") => basic_password(&h[6..])
+                    .ok_or_else(|| {
+                        Status::unauthenticated(
+                            "the Basic credentials are not base64 of user:password",
+                        )
+                    })?,
+                Some(h) if starts_with_ignore_case(h, "Bearer ") => h[7..].trim().to_string(),
+                _ => {
+                    return Err(Status::unauthenticated(
+                        "this server needs credentials: a password (the server's token) with any user name, or an authorization: Bearer header",
+                    ));
                 }
-                expected.to_string()
+            };
+            if !same(offered.as_bytes(), expected.as_bytes())
+                && !self.sessions.knows_token(&offered)
+            {
+                return Err(Status::unauthenticated("wrong credentials"));
             }
-            None => uuid::Uuid::new_v4().simple().to_string(),
-        };
+        }
+        let token = self.sessions.open_with_token()?;
         let bearer = MetadataValue::try_from(format!("Bearer {token}"))
             .map_err(|_| Status::internal("the token cannot be sent in a header"))?;
         let reply = HandshakeResponse {
@@ -78,24 +91,68 @@ impl Auth {
         Ok(response)
     }
 
-    /// Whether a call's headers carry the configured token (always, without one).
-    fn allows(&self, headers: &http::HeaderMap) -> bool {
-        let Some(expected) = &self.token else {
-            return true;
+    /// The client of a call, and the cookie to set on its response; UNAUTHENTICATED when
+    /// a token is configured and the call carries neither it nor a live session token.
+    fn identify(
+        &self,
+        headers: &http::HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<(Arc<Client>, Option<String>), Status> {
+        let bearers = bearer_tokens(headers);
+        let is_server_token = |t: &str| {
+            self.token
+                .as_ref()
+                .is_some_and(|expected| same(t.as_bytes(), expected.as_bytes()))
         };
-        headers
-            .get_all(http::header::AUTHORIZATION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| starts_with_ignore_case(v, "Bearer "))
-            .any(|v| same(v[7..].trim().as_bytes(), expected.as_bytes()))
+        let bearer = bearers.iter().copied().find(|t| !is_server_token(t));
+        if self.token.is_some()
+            && !bearers.iter().any(|t| is_server_token(t))
+            && !bearer.is_some_and(|t| self.sessions.knows_token(t))
+        {
+            return Err(Status::unauthenticated(
+                "missing, wrong or expired token: send authorization: Bearer <token>, or handshake with the token as password first (again, if the session expired)",
+            ));
+        }
+        let connection = extensions.get::<ConnectionId>().copied().or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<ConnectionId>>()
+                .map(|info| *info.get_ref())
+        });
+        self.sessions.resolve(&Naming {
+            bearer,
+            cookie: session_cookie(headers),
+            connection,
+        })
     }
 
-    /// The layer that refuses calls without the token.
-    pub fn layer(&self) -> RequireTokenLayer {
-        RequireTokenLayer { auth: self.clone() }
+    /// The layer that checks tokens and names each call's client.
+    pub fn layer(&self) -> IdentifyLayer {
+        IdentifyLayer { auth: self.clone() }
     }
+}
+
+/// The bearer tokens of a call's `authorization` headers.
+fn bearer_tokens(headers: &http::HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| starts_with_ignore_case(v, "Bearer "))
+        .map(|v| v[7..].trim())
+        .collect()
+}
+
+/// The value of the `strata_session` cookie, if a call sends it.
+fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim().trim_matches('"'))
 }
 
 fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
@@ -122,50 +179,65 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A tower layer checking the bearer token of every call but the handshake.
+/// A tower layer checking the token of every call but the handshake, and putting the
+/// call's client into its extensions.
 #[derive(Clone, Debug)]
-pub(crate) struct RequireTokenLayer {
+pub(crate) struct IdentifyLayer {
     auth: Auth,
 }
 
-impl<S> tower::Layer<S> for RequireTokenLayer {
-    type Service = RequireToken<S>;
+impl<S> tower::Layer<S> for IdentifyLayer {
+    type Service = Identify<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireToken {
+        Identify {
             inner,
             auth: self.auth.clone(),
         }
     }
 }
 
-/// The service of [`RequireTokenLayer`].
+/// The service of [`IdentifyLayer`].
 #[derive(Clone, Debug)]
-pub(crate) struct RequireToken<S> {
+pub(crate) struct Identify<S> {
     inner: S,
     auth: Auth,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for RequireToken<S>
+impl<S, B> tower::Service<http::Request<B>> for Identify<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Self::Response, Self::Error>>>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() == HANDSHAKE_PATH || self.auth.allows(request.headers()) {
-            Either::Left(self.inner.call(request))
-        } else {
-            let status = Status::unauthenticated(
-                "missing or wrong token: send authorization: Bearer <token>, or handshake with the token as password first",
-            );
-            Either::Right(ready(Ok(status.into_http())))
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if request.uri().path() == HANDSHAKE_PATH {
+            return Box::pin(self.inner.call(request));
+        }
+        match self.auth.identify(request.headers(), request.extensions()) {
+            Err(status) => Box::pin(futures::future::ready(Ok(status.into_http()))),
+            Ok((client, cookie)) => {
+                request.extensions_mut().insert(client);
+                let response = self.inner.call(request);
+                let cookie = cookie.and_then(|c| http::HeaderValue::try_from(c).ok());
+                Box::pin(async move {
+                    let mut response = response.await?;
+                    if let Some(cookie) = cookie {
+                        response
+                            .headers_mut()
+                            .append(http::header::SET_COOKIE, cookie);
+                    }
+                    Ok(response)
+                })
+            }
         }
     }
 }
@@ -184,20 +256,23 @@ mod tests {
     }
 
     #[test]
-    fn checks_bearer_headers() {
-        let auth = Auth::new(Some("t0ken".into()));
+    fn reads_bearers_and_the_session_cookie() {
         let mut headers = http::HeaderMap::new();
-        assert!(!auth.allows(&headers));
-        headers.insert(
+        assert!(bearer_tokens(&headers).is_empty());
+        assert_eq!(session_cookie(&headers), None);
+        headers.append(
             http::header::AUTHORIZATION,
-            "Bearer nope".parse().expect("header"),
+            "bearer  t0ken ".parse().expect("header"),
         );
-        assert!(!auth.allows(&headers));
-        headers.insert(
+        headers.append(
             http::header::AUTHORIZATION,
-            "Bearer t0ken".parse().expect("header"),
+            "Basic dXNlcjpwYTpzcw==".parse().expect("header"),
         );
-        assert!(auth.allows(&headers));
-        assert!(Auth::new(None).allows(&http::HeaderMap::new()));
+        assert_eq!(bearer_tokens(&headers), vec!["t0ken"]);
+        headers.append(
+            http::header::COOKIE,
+            "a=1; strata_session=abc ; b=2".parse().expect("header"),
+        );
+        assert_eq!(session_cookie(&headers), Some("abc"));
     }
 }

@@ -1,15 +1,23 @@
 //! strata's Arrow Flight SQL server: a warehouse session served over gRPC to ADBC, JDBC
 //! and Flight clients, built on arrow-flight's `FlightSqlService`.
 //!
+//! - Each client has its own session, forked from the server's: its own `USE` zone, `SET`
+//!   settings (but not `datafusion.runtime.*`, which every client shares) and storage
+//!   counters. A client is known by the session token its handshake got, else by the
+//!   `strata_session` cookie the server sets, else by its connection. Sessions idle for
+//!   [`Options::session_idle`] are dropped; `CloseSession` ends one at once.
+//! - Tickets are handles: GetFlightInfo plans a query once and keeps the plan in the
+//!   client's session under a random id, which is all the ticket holds. DoGet runs only
+//!   tickets issued to the same client within [`Options::ticket_expiry`]; any other is
+//!   NOT_FOUND. A query's ticket may be fetched again until it expires (each fetch runs the
+//!   plan); nothing in a ticket is read as SQL or data.
 //! - Queries stream: DoGet sends record batches as DataFusion produces them, so a result
-//!   larger than memory is never held. Tickets carry their SQL, so any server on the same
-//!   warehouse can answer them.
-//! - Other statements (DDL, DML, the Delta statements) run once, when their FlightInfo or
-//!   their DoPut update is asked for, and report the rows they changed.
+//!   larger than memory is never held.
+//! - Other statements (DDL, DML, the Delta statements, USE, SET) run when their ticket is
+//!   first fetched, or by their DoPut update, and CancelFlightInfo stops them there; their
+//!   result (the rows they changed, a listing) is kept under the ticket for later fetches.
 //! - Prepared statements take `?` or `$n` parameters bound with DoPut, for queries and
-//!   updates alike.
-//! - All clients share one session; `USE` and `SET` are refused, since they would change
-//!   it for everyone (tables are named `zone.table`).
+//!   updates alike; they belong to the client that prepared them.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,19 +44,26 @@ mod metadata;
 mod prepared;
 mod running;
 mod service;
+mod sessions;
 mod statement;
 mod ticket;
 
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use futures::TryStreamExt;
 use strata_engine::Session;
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::server::{Connected, TcpIncoming};
 use tonic::transport::{Identity, ServerTlsConfig};
+
+use crate::sessions::{ConnectionId, Sessions};
 
 pub use error::{Error, Result};
 pub use running::RunningQueries;
@@ -56,13 +71,19 @@ pub use running::RunningQueries;
 /// How long a shutdown waits for cancelled queries and open calls to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a ticket can be fetched, unless [`Options`] say otherwise.
+pub const DEFAULT_TICKET_EXPIRY: Duration = Duration::from_secs(10 * 60);
+
+/// How long an unused session lives, unless [`Options`] say otherwise.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+
 /// How the server answers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
-    /// With a token, every call must carry `authorization: Bearer <token>` (the handshake
-    /// hands it out for basic credentials whose password is the token).
+    /// With a token, every call must carry `authorization: Bearer <token>`, or the session
+    /// token a handshake handed out for basic credentials whose password is the token.
     pub auth_token: Option<String>,
-    /// Refuse everything but queries, with PERMISSION_DENIED.
+    /// Refuse everything but queries (and USE and SET), with PERMISSION_DENIED.
     pub read_only: bool,
     /// Folders and URL prefixes outside the warehouse that statements may name (CREATE
     /// EXTERNAL TABLE … LOCATION, COPY … TO); any other location outside the warehouse and
@@ -73,6 +94,25 @@ pub struct Options {
     /// The largest request message taken, in bytes (`DEFAULT_MAX_MESSAGE_SIZE` if unset);
     /// larger ones are refused with OUT_OF_RANGE before they are read into memory.
     pub max_message_size: Option<usize>,
+    /// How long after GetFlightInfo its ticket can be fetched.
+    pub ticket_expiry: Duration,
+    /// How long a client's session lives unused; its tickets and prepared statements go
+    /// with it.
+    pub session_idle: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            auth_token: None,
+            read_only: false,
+            allow_paths: vec![],
+            tls: None,
+            max_message_size: None,
+            ticket_expiry: DEFAULT_TICKET_EXPIRY,
+            session_idle: DEFAULT_SESSION_IDLE,
+        }
+    }
 }
 
 /// The largest request message taken unless `Options::max_message_size` says otherwise.
@@ -116,10 +156,11 @@ impl Tls {
     }
 }
 
-/// A Flight SQL server on one session.
+/// A Flight SQL server on a session, which each client's session is forked from.
 pub struct Server {
     service: service::StrataFlightSql,
     auth: auth::Auth,
+    sessions: Arc<Sessions>,
     tls: Option<Tls>,
     max_message_size: usize,
     running: RunningQueries,
@@ -136,10 +177,15 @@ impl Server {
             read_only: options.read_only,
             paths,
         });
-        let auth = auth::Auth::new(options.auth_token);
+        let sessions = Arc::new(Sessions::new(
+            session,
+            options.session_idle,
+            options.ticket_expiry,
+        ));
+        let auth = auth::Auth::new(options.auth_token, Arc::clone(&sessions));
         let running = RunningQueries::default();
         let service = service::StrataFlightSql::new(
-            session,
+            Arc::clone(&sessions),
             options.read_only,
             auth.clone(),
             running.clone(),
@@ -148,6 +194,7 @@ impl Server {
         Ok(Self {
             service,
             auth,
+            sessions,
             tls: options.tls,
             max_message_size: options.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
             running,
@@ -181,7 +228,10 @@ impl Server {
                 .tls_config(ServerTlsConfig::new().identity(identity))
                 .map_err(|e| Error::Tls(e.to_string()))?;
         }
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let sessions = Arc::clone(&self.sessions);
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map_ok(move |stream| Connection::new(stream, Arc::clone(&sessions)));
         let running = self.running.clone();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -210,5 +260,78 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// A client's connection, numbered: calls made on it carry its [`ConnectionId`], which
+/// names the client's session when nothing else does. Its session is forgotten under that
+/// name when it closes.
+struct Connection {
+    stream: TcpStream,
+    id: ConnectionId,
+    sessions: Arc<Sessions>,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, sessions: Arc<Sessions>) -> Self {
+        Self {
+            stream,
+            id: ConnectionId::next(),
+            sessions,
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.sessions.connection_closed(self.id);
+    }
+}
+
+impl Connected for Connection {
+    type ConnectInfo = ConnectionId;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.id
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }

@@ -1,6 +1,7 @@
 //! Prepared statements: their text (with `$n` placeholders) and kind, and the
-//! parameters last bound to them, by handle. Handles are held until the client closes them;
-//! the oldest are forgotten when there are very many.
+//! parameters last bound to them, by handle. Each client's session holds its own, so a
+//! handle is useless to other clients. Handles are held until the client closes them or
+//! its session ends; the oldest are forgotten when there are very many.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -42,7 +43,7 @@ impl Prepared {
     }
 }
 
-/// The prepared statements of a server.
+/// The prepared statements of a client.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedStatements {
     state: Mutex<State>,

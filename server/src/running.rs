@@ -1,7 +1,8 @@
-//! The queries being streamed, by ticket id, so that CancelFlightInfo (and shutting down)
-//! can stop them. A query leaves the registry when its stream is dropped: when it ends,
-//! fails, is cancelled, or its client goes away. Dropping the stream drops DataFusion's,
-//! which stops the query's work.
+//! The queries being streamed and the statements being run, by ticket id, so that
+//! CancelFlightInfo and CancelQuery (and shutting down) can stop them. A query leaves the
+//! registry when its stream is dropped: when it ends, fails, is cancelled, or its client
+//! goes away. Dropping the stream drops DataFusion's, which stops the query's work; a
+//! statement stops the same way, by its run being dropped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
@@ -67,7 +68,7 @@ pub(crate) enum Cancelled {
 }
 
 impl RunningQueries {
-    /// How many queries are being streamed now.
+    /// How many queries are being streamed (or statements run) now.
     pub fn count(&self) -> usize {
         *self.inner.count.borrow()
     }
@@ -77,6 +78,12 @@ impl RunningQueries {
         let mut receiver = self.inner.count.subscribe();
         // An error means the sender is gone, which it cannot be while `self` holds it.
         let _ = receiver.wait_for(|n| *n == 0).await;
+    }
+
+    /// Waits until at least `n` queries or statements are running.
+    pub async fn at_least(&self, n: usize) {
+        let mut receiver = self.inner.count.subscribe();
+        let _ = receiver.wait_for(|running| *running >= n).await;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -167,6 +174,11 @@ impl Drop for Registration {
 }
 
 impl Registration {
+    /// Completes when the query or statement is cancelled.
+    pub(crate) async fn cancelled(&self) {
+        self.token.cancelled().await;
+    }
+
     /// The query's batches, ending with CANCELLED when the query is cancelled; the inner
     /// stream is dropped at once then.
     pub(crate) fn guard(

@@ -1,7 +1,9 @@
 //! The Flight SQL service on arrow-flight's `FlightSqlService`: statements and prepared
-//! statements, metadata, cancellation. Queries are planned when a client asks for their
-//! FlightInfo and streamed by DoGet batch by batch as DataFusion produces them; other
-//! statements run when their FlightInfo (or their DoPut) is asked for.
+//! statements, metadata, cancellation, each in the calling client's session. Queries are
+//! planned when a client asks for their FlightInfo, kept under the ticket, and streamed by
+//! DoGet batch by batch as DataFusion produces them; other statements are checked when
+//! their FlightInfo is asked for and run by DoGet (or by their DoPut update), where they
+//! can be cancelled.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, IpcMessage, SchemaAsIpc,
     Ticket,
 };
+use datafusion::logical_expr::LogicalPlan;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
@@ -38,16 +41,30 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Auth, HandshakeStream};
 use crate::error::{datafusion_status, status};
 use crate::metadata;
-use crate::prepared::{Prepared, PreparedStatements};
+use crate::prepared::Prepared;
 use crate::running::RunningQueries;
+use crate::sessions::{Client, Sessions, random_id};
 use crate::statement::{Kind, bind, classify, number_placeholders};
-use crate::ticket::{KeptResults, TicketData, empty_schema};
+use crate::ticket::{Issued, Ran, Work, empty_schema, handle_of, unknown_ticket};
 
 /// The action that cancels the query of a FlightInfo (Flight's own, not Flight SQL's).
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
+/// The action that ends the client's session (Flight's own).
+const CLOSE_SESSION: &str = "CloseSession";
+
+/// What a statement's ticket answers when the DoGet running it ended before it did.
+const INTERRUPTED: &str = "the statement was interrupted when the call running it ended, and may or may not have taken effect; check, then run it again";
+
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 type Batches = BoxStream<'static, Result<RecordBatch, FlightError>>;
+
+/// Flight's `CloseSessionResult`: 1 is CLOSED.
+#[derive(Clone, PartialEq, prost::Message)]
+struct CloseSessionResult {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
 
 /// strata's Flight SQL service. Cloning shares it.
 #[derive(Clone)]
@@ -56,51 +73,45 @@ pub(crate) struct StrataFlightSql {
 }
 
 struct Inner {
-    /// One session for all clients: USE and SET are refused, since they would change it
-    /// for everyone.
-    session: Arc<Session>,
+    /// Each client's session, tickets and prepared statements.
+    sessions: Arc<Sessions>,
     read_only: bool,
     auth: Auth,
-    prepared: PreparedStatements,
     running: RunningQueries,
-    /// Results of statements too large to travel in their tickets.
-    kept: KeptResults,
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
 }
 
+/// The client of a call, which the identifying layer (see `auth`) put into its extensions.
+fn client<T>(request: &Request<T>) -> Result<Arc<Client>, Status> {
+    request
+        .extensions()
+        .get::<Arc<Client>>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the call reached the service without a session"))
+}
+
 impl StrataFlightSql {
     pub fn new(
-        session: Arc<Session>,
+        sessions: Arc<Sessions>,
         read_only: bool,
         auth: Auth,
         running: RunningQueries,
     ) -> Result<Self, Status> {
         Ok(Self {
             inner: Arc::new(Inner {
-                session,
+                sessions,
                 read_only,
                 auth,
-                prepared: PreparedStatements::default(),
                 running,
-                kept: KeptResults::default(),
                 sql_info: metadata::sql_info(read_only)?,
                 xdbc_types: metadata::xdbc_types()?,
             }),
         })
     }
 
-    fn session(&self) -> &Session {
-        &self.inner.session
-    }
-
-    /// Refuses what this server does not run: USE and SET always, writes when read-only.
+    /// Refuses writes when the server is read-only.
     fn check(&self, kind: Kind) -> Result<(), Status> {
-        if kind == Kind::SessionState {
-            return Err(Status::invalid_argument(
-                "USE, SET and RESET are not available over Flight SQL: all clients of a server share one session, so they would change it for everyone. Name tables with their zone (raw.sales) instead; strata serve takes the default zone from --zone",
-            ));
-        }
         if self.inner.read_only && !kind.reads_only() {
             return Err(Status::permission_denied(
                 "this server is read-only (strata serve --read-only): only queries run here",
@@ -111,7 +122,9 @@ impl StrataFlightSql {
 
     /// Reads the catalog's latest commits, so tables made by other processes are seen.
     async fn refresh(&self) -> Result<(), Status> {
-        self.session()
+        self.inner
+            .sessions
+            .base()
             .catalog()
             .refresh()
             .await
@@ -120,39 +133,64 @@ impl StrataFlightSql {
     }
 
     /// Plans a query (its tables must exist) without running it.
-    async fn plan(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame, Status> {
+    async fn plan(
+        &self,
+        session: &Session,
+        sql: &str,
+    ) -> Result<datafusion::dataframe::DataFrame, Status> {
         self.refresh().await?;
-        self.session().plan_query(sql).await.map_err(status)
+        session.plan_query(sql).await.map_err(status)
     }
 
-    /// Plans and starts a query: its schema (the one GetFlightInfo gave) and its batches.
-    async fn open(&self, sql: &str) -> Result<(SchemaRef, Batches), Status> {
-        let df = self.plan(sql).await?;
-        let stream = self.session().execute_query(df).await.map_err(status)?;
-        // The rows' own schema: the planned query's, as coerced (see `query_schema`).
-        let schema = stream.schema();
-        let batches = stream
-            .map_err(|e| FlightError::Tonic(Box::new(datafusion_status(e))))
-            .boxed();
-        Ok((schema, batches))
+    /// Plans and optimizes a query: the plan DoGet runs, and its rows' schema.
+    async fn plan_optimized(
+        &self,
+        session: &Session,
+        sql: &str,
+    ) -> Result<(LogicalPlan, SchemaRef), Status> {
+        let df = self.plan(session, sql).await?;
+        let plan = df.into_optimized_plan().map_err(datafusion_status)?;
+        let schema = plan_schema(&plan);
+        Ok((plan, schema))
     }
 
     /// Runs a statement that is not a streamed query; its result is small (a count, a
     /// listing) and is collected.
-    async fn run_now(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
-        match self.session().execute(sql).await.map_err(status)? {
-            Output::Done(_) => Ok((empty_schema(), vec![])),
+    async fn run_now(session: &Session, sql: &str) -> Result<Ran, Status> {
+        match session.execute(sql).await.map_err(status)? {
+            Output::Done(_) => Ok(Ran {
+                schema: empty_schema(),
+                batches: vec![],
+            }),
             Output::Rows(stream) => {
                 let schema = stream.schema();
                 let batches = stream.try_collect().await.map_err(datafusion_status)?;
-                Ok((schema, batches))
+                Ok(Ran { schema, batches })
             }
         }
     }
 
+    /// Runs a statement once per row of parameters; the results are put together.
+    async fn run_all(session: &Session, statements: &[String]) -> Result<Ran, Status> {
+        let mut schema: Option<SchemaRef> = None;
+        let mut batches = vec![];
+        for sql in statements {
+            let ran = Self::run_now(session, sql).await?;
+            if schema.as_ref() != Some(&ran.schema) {
+                batches.clear();
+                schema = Some(ran.schema);
+            }
+            batches.extend(ran.batches);
+        }
+        Ok(Ran {
+            schema: schema.unwrap_or_else(empty_schema),
+            batches,
+        })
+    }
+
     /// Runs a statement sent as an update; returns the rows it changed.
-    async fn update(&self, sql: &str, kind: Kind) -> Result<i64, Status> {
-        match self.session().execute(sql).await.map_err(status)? {
+    async fn update(session: &Session, sql: &str, kind: Kind) -> Result<i64, Status> {
+        match session.execute(sql).await.map_err(status)? {
             Output::Done(_) => Ok(0),
             // A query sent as an update: its rows are counted, not kept.
             Output::Rows(stream) if kind == Kind::Query => {
@@ -172,79 +210,121 @@ impl StrataFlightSql {
         }
     }
 
-    /// The FlightInfo of statements (one per row of bound parameters). Queries are planned
-    /// for their schema and run by DoGet; other statements run now, once, and their ticket
-    /// holds the result, with the rows they changed as the FlightInfo's record count.
+    /// Runs updates (one per row of parameters), registered as running so that shutting
+    /// down stops them; a client stops one by ending its call.
+    async fn updates(
+        &self,
+        session: &Session,
+        statements: Vec<String>,
+        kind: Kind,
+    ) -> Result<i64, Status> {
+        let registration = self.inner.running.start(&random_id())?;
+        let run = async {
+            let mut total = 0;
+            for sql in &statements {
+                total += Self::update(session, sql, kind).await?;
+            }
+            Ok(total)
+        };
+        tokio::select! {
+            () = registration.cancelled() => Err(Status::cancelled("statement cancelled")),
+            total = run => total,
+        }
+    }
+
+    /// Keeps the work of statements (one per row of bound parameters) under a new ticket
+    /// of the client: queries planned, other statements classified and checked, to run
+    /// when the ticket is fetched. Returns the ticket and the schema known now.
+    async fn issue(
+        &self,
+        client: &Client,
+        kind: Kind,
+        statements: Vec<String>,
+    ) -> Result<(Arc<Issued>, Option<SchemaRef>), Status> {
+        self.check(kind)?;
+        if statements.is_empty() {
+            return Err(Status::invalid_argument("no statement to run"));
+        }
+        if kind != Kind::Query {
+            return Ok((client.tickets.issue(Work::statement(statements)), None));
+        }
+        let mut statements = statements.into_iter();
+        let first = statements.next().unwrap_or_default();
+        let (plan, schema) = self.plan_optimized(&client.session, &first).await?;
+        let work = Work::Query {
+            plan,
+            rest: statements.collect(),
+        };
+        Ok((client.tickets.issue(work), Some(schema)))
+    }
+
+    /// The FlightInfo of statements: its ticket names the work `issue` kept. A query's
+    /// carries the schema of its rows; other statements' carry none (clients read it from
+    /// the stream), and no record count.
     async fn flight_info(
         &self,
+        client: &Client,
         kind: Kind,
         statements: Vec<String>,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
-        self.check(kind)?;
-        if kind == Kind::Query {
-            let first = statements
-                .first()
-                .ok_or_else(|| Status::invalid_argument("no statement to run"))?;
-            let df = self.plan(first).await?;
-            let schema = query_schema(df)?;
-            return TicketData::queries(statements).flight_info(&schema, descriptor, -1);
-        }
-        let mut schema: Option<SchemaRef> = None;
-        let mut batches = vec![];
-        let mut affected = 0;
-        for sql in &statements {
-            let (s, b) = self.run_now(sql).await?;
-            affected += affected_rows(&s, &b);
-            // Results of one statement run with several parameter rows are put together.
-            if schema.as_ref() != Some(&s) {
-                batches.clear();
-                schema = Some(s);
-            }
-            batches.extend(b);
-        }
-        let schema = schema.unwrap_or_else(empty_schema);
-        let records = match kind {
-            Kind::Write => affected,
-            _ => batches.iter().map(|b| b.num_rows() as i64).sum(),
-        };
-        TicketData::holding(&schema, &batches, &self.inner.kept)?
-            .flight_info(&schema, descriptor, records)
+        let (issued, schema) = self.issue(client, kind, statements).await?;
+        issued.flight_info(schema.as_deref(), descriptor)
     }
 
-    /// Streams what a ticket holds.
-    async fn serve_ticket(&self, ticket: TicketData) -> Result<Response<DoGetStream>, Status> {
-        let result = match (&ticket.result, ticket.kept) {
-            (Some(result), _) => Some(result.clone()),
-            (None, true) => Some(self.inner.kept.get(&ticket.id)?),
-            (None, false) => None,
+    /// Streams what a ticket runs: a query's plan, or a statement's kept outcome (running
+    /// it first if no fetch has yet).
+    async fn serve(
+        &self,
+        client: Arc<Client>,
+        issued: Arc<Issued>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let (plan, rest) = match &issued.work {
+            Work::Query { plan, rest } => (plan, rest.clone()),
+            Work::Statement {
+                statements,
+                outcome,
+            } => {
+                let ran = self
+                    .run_once(&client.session, &issued.id, statements, outcome)
+                    .await?;
+                let batches = futures::stream::iter(ran.batches.into_iter().map(Ok)).boxed();
+                return Ok(Response::new(encode(ran.schema, batches)));
+            }
         };
-        if let Some(result) = result {
-            let (schema, batches) = TicketData::stored_result(&result)?;
-            let batches = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
-            return Ok(Response::new(encode(schema, batches)));
-        }
-        let registration = self.inner.running.start(&ticket.id)?;
-        let mut queries = ticket.queries.into_iter();
-        let first = queries
-            .next()
-            .ok_or_else(|| Status::invalid_argument("the ticket holds no query"))?;
-        let (schema, first) = self.open(&first).await?;
+        let registration = self.inner.running.start(&issued.id)?;
+        let stream = client
+            .session
+            .execute_optimized(plan)
+            .await
+            .map_err(status)?;
+        // The rows' own schema: the optimized plan's (see `plan_schema`).
+        let schema = stream.schema();
+        let first = stream
+            .map_err(|e| FlightError::Tonic(Box::new(datafusion_status(e))))
+            .boxed();
         let this = self.clone();
         let expected = Arc::clone(&schema);
-        // Further queries (more rows of parameters) start when the one before has ended.
-        let rest = futures::stream::iter(queries)
+        // Further queries (more rows of parameters) are planned and started when the one
+        // before has ended.
+        let rest = futures::stream::iter(rest)
             .then(move |sql| {
                 let this = this.clone();
+                let client = Arc::clone(&client);
                 let expected = Arc::clone(&expected);
                 async move {
-                    let (schema, batches) = this.open(&sql).await?;
-                    if schema != expected {
+                    let (plan, _) = this.plan_optimized(&client.session, &sql).await?;
+                    let stream = client
+                        .session
+                        .execute_optimized(&plan)
+                        .await
+                        .map_err(status)?;
+                    if stream.schema() != expected {
                         return Err(Status::invalid_argument(
                             "the rows of parameters give results of different types; bind values of one type per parameter",
                         ));
                     }
-                    Ok(batches)
+                    Ok(stream.map_err(|e| FlightError::Tonic(Box::new(datafusion_status(e)))))
                 }
             })
             .map_err(|s| FlightError::Tonic(Box::new(s)))
@@ -256,23 +336,58 @@ impl StrataFlightSql {
         )))
     }
 
-    /// Cancels the queries of a FlightInfo's endpoints.
-    fn cancel(&self, info: &FlightInfo) -> Result<CancelStatus, Status> {
-        let tickets: Vec<TicketData> = info
+    /// Runs a statement's ticket once, registered as running so that CancelFlightInfo can
+    /// stop it; later fetches get the same outcome.
+    async fn run_once(
+        &self,
+        session: &Session,
+        id: &str,
+        statements: &[String],
+        outcome: &tokio::sync::Mutex<Option<Result<Ran, Status>>>,
+    ) -> Result<Ran, Status> {
+        let mut slot = outcome.lock().await;
+        if let Some(done) = slot.as_ref() {
+            return done.clone();
+        }
+        let result = match self.inner.running.start(id) {
+            Err(refused) => Err(refused),
+            Ok(registration) => {
+                // Stays if this call ends before the statement does (the client went away).
+                *slot = Some(Err(Status::aborted(INTERRUPTED)));
+                tokio::select! {
+                    () = registration.cancelled() => Err(Status::cancelled("statement cancelled")),
+                    ran = Self::run_all(session, statements) => ran,
+                }
+            }
+        };
+        *slot = Some(result.clone());
+        result
+    }
+
+    /// Cancels what the tickets of a FlightInfo run, if they are the client's.
+    fn cancel(&self, client: &Client, info: &FlightInfo) -> Result<CancelStatus, Status> {
+        let issued: Vec<Arc<Issued>> = info
             .endpoint
             .iter()
             .filter_map(|e| e.ticket.as_ref())
-            .filter_map(TicketData::from_ticket)
+            .filter_map(handle_of)
+            .filter_map(|handle| client.tickets.get(&handle).ok())
             .collect();
-        if tickets.is_empty() {
+        if issued.is_empty() {
             return Err(Status::not_found(
-                "the FlightInfo names no query of this server",
+                "the FlightInfo names no live ticket this server issued to this client",
             ));
         }
         let mut outcome = CancelStatus::NotCancellable;
-        for ticket in tickets {
-            // A statement whose result is in its ticket has run already.
-            if !ticket.ran() {
+        for ticket in issued {
+            // A statement that has run is done; one running holds its outcome's lock.
+            let ran = match &ticket.work {
+                Work::Query { .. } => false,
+                Work::Statement { outcome, .. } => {
+                    outcome.try_lock().is_ok_and(|done| done.is_some())
+                }
+            };
+            if !ran {
                 self.inner.running.cancel(&ticket.id);
                 outcome = CancelStatus::Cancelled;
             }
@@ -327,9 +442,8 @@ fn no_keys(schema: &SchemaRef) -> Result<Response<DoGetStream>, Status> {
 /// The schema of a query's rows: that of its plan after analysis and optimization. The plan
 /// as the SQL planner leaves it types a CASE or a UNION by its first branch, before type
 /// coercion: an integer where the rows hold decimals, which clients then read as integers.
-fn query_schema(df: datafusion::dataframe::DataFrame) -> Result<SchemaRef, Status> {
-    let plan = df.into_optimized_plan().map_err(datafusion_status)?;
-    Ok(Arc::new(plan.schema().as_arrow().clone()))
+fn plan_schema(plan: &LogicalPlan) -> SchemaRef {
+    Arc::new(plan.schema().as_arrow().clone())
 }
 
 /// The rows a statement changed, from its result: the `count` strata's writes return, or
@@ -384,14 +498,23 @@ impl FlightSqlService for StrataFlightSql {
         self.inner.auth.handshake(request.metadata())
     }
 
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        _message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Err(unknown_ticket())
+    }
+
     async fn get_flight_info_statement(
         &self,
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let client = client(&request)?;
         let kind = classify(&query.query)?;
         let info = self
-            .flight_info(kind, vec![query.query], request.into_inner())
+            .flight_info(&client, kind, vec![query.query], request.into_inner())
             .await?;
         Ok(Response::new(info))
     }
@@ -401,10 +524,11 @@ impl FlightSqlService for StrataFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let prepared = self.inner.prepared.get(&cmd.prepared_statement_handle)?;
+        let client = client(&request)?;
+        let prepared = client.prepared.get(&cmd.prepared_statement_handle)?;
         let statements = bind(&prepared.sql, prepared.bound().as_ref())?;
         let info = self
-            .flight_info(prepared.kind, statements, request.into_inner())
+            .flight_info(&client, prepared.kind, statements, request.into_inner())
             .await?;
         Ok(Response::new(info))
     }
@@ -514,34 +638,25 @@ impl FlightSqlService for StrataFlightSql {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let ticket = TicketData::decode(&ticket.statement_handle)?;
-        self.serve_ticket(ticket).await
+        let client = client(&request)?;
+        let issued = client.tickets.get(&ticket.statement_handle)?;
+        self.serve(client, issued).await
     }
 
     async fn do_get_prepared_statement(
         &self,
         query: CommandPreparedStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        // Some clients fetch a prepared statement's command as the ticket itself.
-        let prepared = self.inner.prepared.get(&query.prepared_statement_handle)?;
+        // Some clients fetch a prepared statement's command as the ticket itself: it runs
+        // as if GetFlightInfo had been asked first.
+        let client = client(&request)?;
+        let prepared = client.prepared.get(&query.prepared_statement_handle)?;
         let statements = bind(&prepared.sql, prepared.bound().as_ref())?;
-        if prepared.kind == Kind::Query {
-            self.check(prepared.kind)?;
-            return self.serve_ticket(TicketData::queries(statements)).await;
-        }
-        let info = self
-            .flight_info(prepared.kind, statements, FlightDescriptor::default())
-            .await?;
-        let ticket = info
-            .endpoint
-            .first()
-            .and_then(|e| e.ticket.as_ref())
-            .and_then(TicketData::from_ticket)
-            .ok_or_else(|| Status::internal("no result for the statement"))?;
-        self.serve_ticket(ticket).await
+        let (issued, _) = self.issue(&client, prepared.kind, statements).await?;
+        self.serve(client, issued).await
     }
 
     async fn do_get_catalogs(
@@ -557,11 +672,12 @@ impl FlightSqlService for StrataFlightSql {
     async fn do_get_schemas(
         &self,
         query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let client = client(&request)?;
         self.refresh().await?;
         let mut builder = query.into_builder();
-        for zone in metadata::zones(self.session()) {
+        for zone in metadata::zones(&client.session) {
             builder.append(CATALOG_NAME, zone);
         }
         one_batch(builder.build())
@@ -570,10 +686,11 @@ impl FlightSqlService for StrataFlightSql {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let client = client(&request)?;
         self.refresh().await?;
-        let batch = metadata::tables(self.session(), query).await?;
+        let batch = metadata::tables(&client.session, query).await?;
         one_batch(Ok::<_, Status>(batch))
     }
 
@@ -639,11 +756,13 @@ impl FlightSqlService for StrataFlightSql {
     async fn do_put_statement_update(
         &self,
         ticket: CommandStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        let client = client(&request)?;
         let kind = classify(&ticket.query)?;
         self.check(kind)?;
-        self.update(&ticket.query, kind).await
+        self.updates(&client.session, vec![ticket.query], kind)
+            .await
     }
 
     async fn do_put_statement_ingest(
@@ -661,7 +780,8 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let prepared = self.inner.prepared.get(&query.prepared_statement_handle)?;
+        let client = client(&request)?;
+        let prepared = client.prepared.get(&query.prepared_statement_handle)?;
         let parameters = read_parameters(request.into_inner()).await?;
         prepared.bind(parameters);
         Ok(DoPutPreparedStatementResult {
@@ -674,31 +794,31 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let prepared = self.inner.prepared.get(&query.prepared_statement_handle)?;
+        let client = client(&request)?;
+        let prepared = client.prepared.get(&query.prepared_statement_handle)?;
         self.check(prepared.kind)?;
         // Parameters come with the update (ADBC), or were bound before (arrow-flight's client).
         let parameters = match read_parameters(request.into_inner()).await? {
             Some(p) => Some(p),
             None => prepared.bound(),
         };
-        let mut total = 0;
-        for sql in bind(&prepared.sql, parameters.as_ref())? {
-            total += self.update(&sql, prepared.kind).await?;
-        }
-        Ok(total)
+        let statements = bind(&prepared.sql, parameters.as_ref())?;
+        self.updates(&client.session, statements, prepared.kind)
+            .await
     }
 
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let client = client(&request)?;
         let kind = classify(&query.query)?;
         self.check(kind)?;
         let (sql, count) = number_placeholders(&query.query)?;
         let mut parameter_types = std::collections::HashMap::new();
         let dataset_schema = if kind == Kind::Query {
-            let df = self.plan(&sql).await?;
+            let df = self.plan(&client.session, &sql).await?;
             parameter_types = df
                 .logical_plan()
                 .get_parameter_types()
@@ -706,7 +826,9 @@ impl FlightSqlService for StrataFlightSql {
             // With parameters of unknown types the plan may not get through the optimizer;
             // the schema before it is the best known then.
             let before = Arc::new(df.schema().as_arrow().clone());
-            query_schema(df).unwrap_or(before)
+            df.into_optimized_plan()
+                .map(|plan| plan_schema(&plan))
+                .unwrap_or(before)
         } else {
             empty_schema()
         };
@@ -728,7 +850,7 @@ impl FlightSqlService for StrataFlightSql {
             dataset_schema: schema_bytes(&dataset_schema)?,
             parameter_schema: schema_bytes(&parameter_schema)?,
         };
-        let handle = self.inner.prepared.insert(Prepared::new(sql, kind));
+        let handle = client.prepared.insert(Prepared::new(sql, kind));
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle,
             ..result
@@ -738,21 +860,24 @@ impl FlightSqlService for StrataFlightSql {
     async fn do_action_close_prepared_statement(
         &self,
         query: ActionClosePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<(), Status> {
-        self.inner.prepared.remove(&query.prepared_statement_handle)
+        client(&request)?
+            .prepared
+            .remove(&query.prepared_statement_handle)
     }
 
     async fn do_action_cancel_query(
         &self,
         query: ActionCancelQueryRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
+        let client = client(&request)?;
         let info = FlightInfo::decode(query.info.as_ref())
             .map_err(|e| Status::invalid_argument(format!("not a FlightInfo: {e}")))?;
         // CancelQuery's results have the numbers of CancelFlightInfo's.
         Ok(ActionCancelQueryResult {
-            result: self.cancel(&info)? as i32,
+            result: self.cancel(&client, &info)? as i32,
         })
     }
 
@@ -760,7 +885,16 @@ impl FlightSqlService for StrataFlightSql {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let client = client(&request)?;
         let action = request.into_inner();
+        if action.r#type == CLOSE_SESSION {
+            self.inner.sessions.close(&client);
+            let result = CloseSessionResult { status: 1 };
+            let body = arrow_flight::Result {
+                body: result.encode_to_vec().into(),
+            };
+            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(body)]))));
+        }
         if action.r#type != CANCEL_FLIGHT_INFO {
             return Err(Status::invalid_argument(format!(
                 "unknown action '{}'",
@@ -773,7 +907,7 @@ impl FlightSqlService for StrataFlightSql {
             .info
             .ok_or_else(|| Status::invalid_argument("the request holds no FlightInfo"))?;
         let result = CancelFlightInfoResult {
-            status: self.cancel(&info)? as i32,
+            status: self.cancel(&client, &info)? as i32,
         };
         let body = arrow_flight::Result {
             body: result.encode_to_vec().into(),
@@ -782,13 +916,23 @@ impl FlightSqlService for StrataFlightSql {
     }
 
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
-        Some(vec![Ok(ActionType {
-            r#type: CANCEL_FLIGHT_INFO.into(),
-            description: "Cancels the running query of a FlightInfo.\n
+        Some(vec![
+            Ok(ActionType {
+                r#type: CANCEL_FLIGHT_INFO.into(),
+                description: "Cancels the running query of a FlightInfo.\n
                 Request Message: CancelFlightInfoRequest\n
                 Response Message: CancelFlightInfoResult"
-                .into(),
-        })])
+                    .into(),
+            }),
+            Ok(ActionType {
+                r#type: CLOSE_SESSION.into(),
+                description:
+                    "Ends the client's session, with its tickets and prepared statements.\n
+                Request Message: CloseSessionRequest\n
+                Response Message: CloseSessionResult"
+                        .into(),
+            }),
+        ])
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -1,6 +1,6 @@
 //! What a statement is, seen from the server (a query that streams, a statement that runs
-//! at once, or one that would change the session every client shares), from the engine's
-//! parser; and the parameters of prepared statements, bound into the statement's text.
+//! once, or one that changes the client's session), from the engine's parser; and the
+//! parameters of prepared statements, bound into the statement's text.
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
@@ -11,28 +11,28 @@ use tonic::Status;
 /// How the server runs a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A query DataFusion plans: GetFlightInfo plans it for its schema, DoGet streams it.
+    /// A query DataFusion plans: GetFlightInfo plans it, DoGet streams the plan.
     Query,
     /// A statement that only reads but that strata runs itself (SHOW ZONES, SHOW LINEAGE,
-    /// DESCRIBE HISTORY, CHECK, EXPLAIN ANALYZE of a query): run at once, its small result
-    /// kept in the ticket.
+    /// DESCRIBE HISTORY, CHECK, EXPLAIN ANALYZE of a query): run once by DoGet, its small
+    /// result kept under the ticket.
     Read,
     /// A statement that changes tables or the catalog (DDL, DML, REFRESH, OPTIMIZE, …).
     Write,
-    /// USE, SET and RESET: they would change the zone or settings of every client, since
-    /// all clients share one session.
+    /// USE, SET and RESET: they change the client's own session only.
     SessionState,
 }
 
 impl Kind {
     /// Whether a read-only server runs it.
     pub fn reads_only(self) -> bool {
-        matches!(self, Kind::Query | Kind::Read)
+        matches!(self, Kind::Query | Kind::Read | Kind::SessionState)
     }
 }
 
 /// Classifies one statement with the engine's parser. Text holding several statements, or
-/// none, or one that does not parse, is refused.
+/// none, or one that does not parse, is refused; so are settings of the runtime every
+/// client shares.
 pub(crate) fn classify(sql: &str) -> Result<Kind, Status> {
     let parsed =
         strata_engine::sql::parse(sql).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -41,7 +41,10 @@ pub(crate) fn classify(sql: &str) -> Result<Kind, Status> {
             Effect::Query => Kind::Query,
             Effect::Read => Kind::Read,
             Effect::Write => Kind::Write,
-            Effect::Session => Kind::SessionState,
+            Effect::Session => {
+                refuse_runtime_settings(&one.statement)?;
+                Kind::SessionState
+            }
         }),
         [] => Err(Status::invalid_argument("the statement is empty")),
         many => Err(Status::invalid_argument(format!(
@@ -49,6 +52,23 @@ pub(crate) fn classify(sql: &str) -> Result<Kind, Status> {
             many.len()
         ))),
     }
+}
+
+/// Refuses `SET` and `RESET` of `datafusion.runtime.*` (memory limit, spill folder, …): a
+/// client's session shares the server's runtime, which the statement would replace.
+fn refuse_runtime_settings(statement: &strata_engine::sql::Statement) -> Result<(), Status> {
+    // The statement as the parser prints it back: without comments, whatever its quoting.
+    let text = match statement {
+        strata_engine::sql::Statement::DataFusion(statement) => statement.to_string(),
+        _ => return Ok(()),
+    };
+    let text = text.to_ascii_lowercase().replace(['"', '`', ' '], "");
+    if text.contains("datafusion.runtime.") {
+        return Err(Status::permission_denied(
+            "datafusion.runtime settings (memory limit, spill folder, caches) belong to the server and every client shares them; set them where the server starts (strata serve --memory-limit, its config file), not per session",
+        ));
+    }
+    Ok(())
 }
 
 fn placeholders(sql: &str) -> Result<Placeholders, Status> {
@@ -219,6 +239,18 @@ mod tests {
             kind("SET datafusion.execution.batch_size = 1"),
             Kind::SessionState
         );
+        assert_eq!(
+            kind("RESET datafusion.execution.batch_size"),
+            Kind::SessionState
+        );
+        for shared in [
+            "SET datafusion.runtime.memory_limit = '1G'",
+            "set /* x */ datafusion.runtime.temp_directory = '/tmp'",
+            "RESET datafusion.runtime.memory_limit",
+        ] {
+            let err = classify(shared).expect_err(shared);
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{shared}");
+        }
         assert!(classify("SELECT 1; DROP TABLE t").is_err());
         assert!(classify("SELEC 1").is_err());
     }

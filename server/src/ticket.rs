@@ -1,200 +1,172 @@
-//! Tickets: what a DoGet runs, carried whole in the ticket, so that any server on the same
-//! warehouse can answer it and nothing is held between GetFlightInfo and DoGet.
+//! Tickets are handles. GetFlightInfo plans a query (or classifies and checks a statement)
+//! and keeps the work server-side, in the client's session, under an id of 128 random
+//! bits; the ticket (`TicketStatementQuery.statement_handle`, so Flight SQL clients take
+//! it) holds only that id. DoGet runs only tickets this server issued to the same client
+//! and that have not expired; anything else is NOT_FOUND, and nothing in a ticket is ever
+//! read as SQL or Arrow data.
 //!
-//! A ticket holds either the SQL of queries to stream (one per row of bound parameters),
-//! or the result of a statement that already ran when GetFlightInfo was asked (DDL, DML:
-//! they run exactly once, however often the ticket is fetched). Each has its own id, by
-//! which CancelFlightInfo finds the query. A result too large to travel in a ticket (gRPC
-//! clients take messages of 4 MiB) is kept by the server that ran the statement instead.
+//! - A query's ticket may be fetched any number of times until it expires: each fetch runs
+//!   the plan GetFlightInfo made.
+//! - A statement's ticket (DDL, DML, SHOW ZONES, …) runs the statement once, at its first
+//!   fetch; its result is kept under the ticket, and later fetches get it again.
+//!
+//! A client holds at most [`MAX_TICKETS`] tickets; past that the oldest are forgotten.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
 use arrow_flight::sql::{Any, ProstMessageExt, TicketStatementQuery};
-use arrow_flight::{FlightEndpoint, FlightInfo, Ticket};
-use bytes::Bytes;
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use datafusion::logical_expr::LogicalPlan;
 use prost::Message;
 use tonic::Status;
 
-/// The contents of a ticket, inside `TicketStatementQuery.statement_handle`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct TicketData {
-    /// Tells strata's tickets from others.
-    #[prost(string, tag = "1")]
-    pub magic: String,
-    /// Unique per GetFlightInfo: the key for cancelling.
-    #[prost(string, tag = "2")]
-    pub id: String,
-    /// Queries to stream, one after the other.
-    #[prost(string, repeated, tag = "3")]
-    pub queries: Vec<String>,
-    /// The result of a statement that already ran, as an Arrow IPC stream.
-    #[prost(bytes = "bytes", optional, tag = "4")]
-    pub result: Option<Bytes>,
-    /// The statement already ran, and its result is kept by the server under the id.
-    #[prost(bool, tag = "5")]
-    pub kept: bool,
+use crate::sessions::random_id;
+
+/// Tickets a client holds at most; past this the oldest are forgotten.
+pub(crate) const MAX_TICKETS: usize = 4096;
+
+/// What a ticket runs.
+pub(crate) enum Work {
+    /// Queries: the first one planned and optimized; the others (one per further row of
+    /// bound parameters) are planned when the first has streamed.
+    Query {
+        plan: LogicalPlan,
+        rest: Vec<String>,
+    },
+    /// A statement that is not a query (one per row of bound parameters): run once, by the
+    /// first fetch, which keeps its outcome here.
+    Statement {
+        statements: Vec<String>,
+        outcome: tokio::sync::Mutex<Option<Result<Ran, Status>>>,
+    },
 }
 
-/// Results larger than this are kept by the server rather than put in the ticket.
-const MAX_RESULT_IN_TICKET: usize = 1 << 20;
+/// What a statement gave: its rows (a count, a listing), collected.
+#[derive(Debug, Clone)]
+pub(crate) struct Ran {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
 
-/// Results kept past this total size are dropped, oldest first.
-const MAX_KEPT_BYTES: usize = 256 << 20;
+/// A ticket this server issued.
+pub(crate) struct Issued {
+    pub id: String,
+    pub work: Work,
+    expires: Instant,
+}
 
-const MAGIC: &str = "strata/1";
-
-impl TicketData {
-    /// A ticket that streams these queries.
-    pub fn queries(queries: Vec<String>) -> Self {
-        Self {
-            magic: MAGIC.into(),
-            id: new_id(),
-            queries,
-            result: None,
-            kept: false,
+impl Work {
+    /// Statements to run once.
+    pub fn statement(statements: Vec<String>) -> Self {
+        Self::Statement {
+            statements,
+            outcome: tokio::sync::Mutex::new(None),
         }
     }
+}
 
-    /// A ticket for a statement's result: in the ticket, or kept in `kept` if large.
-    pub fn holding(
-        schema: &Schema,
-        batches: &[RecordBatch],
-        kept: &KeptResults,
-    ) -> Result<Self, Status> {
-        let mut bytes = vec![];
-        {
-            let mut writer = StreamWriter::try_new(&mut bytes, schema).map_err(internal)?;
-            for batch in batches {
-                writer.write(batch).map_err(internal)?;
-            }
-            writer.finish().map_err(internal)?;
-        }
-        let id = new_id();
-        if bytes.len() > MAX_RESULT_IN_TICKET {
-            kept.keep(&id, bytes.into());
-            return Ok(Self {
-                magic: MAGIC.into(),
-                id,
-                queries: vec![],
-                result: None,
-                kept: true,
-            });
-        }
-        Ok(Self {
-            magic: MAGIC.into(),
-            id,
-            queries: vec![],
-            result: Some(bytes.into()),
-            kept: false,
-        })
-    }
-
-    /// Whether the statement has run already (its result is held or kept).
-    pub fn ran(&self) -> bool {
-        self.result.is_some() || self.kept
-    }
-
-    /// Reads a ticket's `statement_handle`.
-    pub fn decode(handle: &[u8]) -> Result<Self, Status> {
-        match Self::decode_bytes(handle) {
-            Some(data) if data.magic == MAGIC => Ok(data),
-            _ => Err(Status::not_found(
-                "unknown ticket: it was not made by this strata server; ask for a new one with GetFlightInfo",
-            )),
-        }
-    }
-
-    fn decode_bytes(handle: &[u8]) -> Option<Self> {
-        <Self as Message>::decode(handle).ok()
-    }
-
-    /// The ticket of a FlightInfo's endpoint, if it is one of strata's.
-    pub fn from_ticket(ticket: &Ticket) -> Option<Self> {
-        let any = Any::decode(ticket.ticket.as_ref()).ok()?;
-        let statement: TicketStatementQuery = any.unpack().ok()??;
-        Self::decode(&statement.statement_handle).ok()
-    }
-
-    /// The result held, as a schema and batches.
-    pub fn stored_result(bytes: &Bytes) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
-        let reader =
-            StreamReader::try_new(std::io::Cursor::new(bytes.as_ref()), None).map_err(internal)?;
-        let schema = reader.schema();
-        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(internal)?;
-        Ok((schema, batches))
-    }
-
-    /// A FlightInfo with one endpoint whose ticket is this.
+impl Issued {
+    /// A FlightInfo with one endpoint whose ticket is this one's handle. `schema` is `None`
+    /// when it is known only once the statement has run: the FlightInfo then holds none,
+    /// and clients take the stream's.
     pub fn flight_info(
         &self,
-        schema: &Schema,
-        descriptor: arrow_flight::FlightDescriptor,
-        total_records: i64,
+        schema: Option<&Schema>,
+        descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
         let statement = TicketStatementQuery {
-            statement_handle: self.encode_to_vec().into(),
+            statement_handle: self.id.clone().into_bytes().into(),
         };
         let ticket = Ticket::new(statement.as_any().encode_to_vec());
-        Ok(FlightInfo::new()
-            .try_with_schema(schema)
-            .map_err(internal)?
+        let mut info = FlightInfo::new();
+        if let Some(schema) = schema {
+            info = info
+                .try_with_schema(schema)
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        Ok(info
             .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
             .with_descriptor(descriptor)
-            .with_total_records(total_records)
+            .with_total_records(-1)
             .with_ordered(true))
     }
 }
 
-fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+/// The handle in a Flight ticket, if it is a `TicketStatementQuery`.
+pub(crate) fn handle_of(ticket: &Ticket) -> Option<Vec<u8>> {
+    let any = Any::decode(ticket.ticket.as_ref()).ok()?;
+    let statement: TicketStatementQuery = any.unpack().ok()??;
+    Some(statement.statement_handle.to_vec())
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
-    Status::internal(e.to_string())
+/// The answer to a ticket that is not one of this client's live ones.
+pub(crate) fn unknown_ticket() -> Status {
+    Status::not_found(
+        "unknown ticket: this server did not issue it to this client, or it expired; ask for a new one with GetFlightInfo",
+    )
 }
 
-/// Results of statements too large for their tickets, by ticket id.
-#[derive(Debug, Default)]
-pub(crate) struct KeptResults {
-    state: Mutex<Kept>,
+/// The tickets of one client.
+pub(crate) struct Tickets {
+    expiry: Duration,
+    state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
-struct Kept {
-    by_id: HashMap<String, Bytes>,
+#[derive(Default)]
+struct State {
+    by_id: HashMap<String, Arc<Issued>>,
     order: VecDeque<String>,
-    bytes: usize,
 }
 
-impl KeptResults {
-    fn keep(&self, id: &str, result: Bytes) {
-        let mut kept = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        kept.bytes += result.len();
-        kept.by_id.insert(id.to_string(), result);
-        kept.order.push_back(id.to_string());
-        while kept.bytes > MAX_KEPT_BYTES && kept.order.len() > 1 {
-            let Some(oldest) = kept.order.pop_front() else {
-                break;
-            };
-            if let Some(dropped) = kept.by_id.remove(&oldest) {
-                kept.bytes -= dropped.len();
-            }
+impl Tickets {
+    pub fn new(expiry: Duration) -> Self {
+        Self {
+            expiry,
+            state: Mutex::default(),
         }
     }
 
-    /// A kept result, as an Arrow IPC stream.
-    pub fn get(&self, id: &str) -> Result<Bytes, Status> {
-        let kept = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        kept.by_id.get(id).cloned().ok_or_else(|| {
-            Status::not_found(
-                "the result of this statement is no longer kept (or another server ran it); run the statement again",
-            )
-        })
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps work under a new id.
+    pub fn issue(&self, work: Work) -> Arc<Issued> {
+        let now = Instant::now();
+        let issued = Arc::new(Issued {
+            id: random_id(),
+            work,
+            expires: now + self.expiry,
+        });
+        let mut state = self.state();
+        // Tickets are issued in order and expire after the same time: the expired ones
+        // are at the front.
+        while let Some(oldest) = state.order.front() {
+            let expired = state.by_id.get(oldest).is_none_or(|t| t.expires <= now);
+            if !expired && state.order.len() < MAX_TICKETS {
+                break;
+            }
+            if let Some(oldest) = state.order.pop_front() {
+                state.by_id.remove(&oldest);
+            }
+        }
+        state.by_id.insert(issued.id.clone(), Arc::clone(&issued));
+        state.order.push_back(issued.id.clone());
+        issued
+    }
+
+    /// The live ticket of a handle, or NOT_FOUND.
+    pub fn get(&self, handle: &[u8]) -> Result<Arc<Issued>, Status> {
+        let id = std::str::from_utf8(handle).map_err(|_| unknown_ticket())?;
+        let state = self.state();
+        match state.by_id.get(id) {
+            Some(issued) if issued.expires > Instant::now() => Ok(Arc::clone(issued)),
+            _ => Err(unknown_ticket()),
+        }
     }
 }
 
@@ -205,37 +177,49 @@ pub(crate) fn empty_schema() -> SchemaRef {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::StringArray;
-    use arrow::datatypes::{DataType, Field};
-
     use super::*;
 
-    fn batch(text: &str) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Utf8, false)]));
-        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![text]))]).expect("batch")
+    fn statement() -> Work {
+        Work::statement(vec!["DROP TABLE t".into()])
     }
 
     #[test]
-    fn small_results_travel_in_the_ticket_large_ones_are_kept() {
-        let kept = KeptResults::default();
-        let small = batch("ok");
-        let ticket = TicketData::holding(&small.schema(), std::slice::from_ref(&small), &kept)
-            .expect("small");
-        assert!(ticket.result.is_some() && !ticket.kept && ticket.ran());
-        let decoded = TicketData::decode(&ticket.encode_to_vec()).expect("decode");
-        assert_eq!(decoded, ticket);
+    fn only_issued_live_tickets_are_found() {
+        let tickets = Tickets::new(Duration::from_secs(60));
+        let issued = tickets.issue(statement());
+        assert_eq!(issued.id.len(), 32);
+        let found = tickets.get(issued.id.as_bytes()).expect("issued");
+        assert!(Arc::ptr_eq(&found, &issued));
+        for forged in [
+            &b"SELECT 1"[..],
+            &[0xff, 0xfe][..],
+            random_id().as_bytes(),
+            b"",
+        ] {
+            let err = tickets.get(forged).err().expect("forged");
+            assert_eq!(err.code(), tonic::Code::NotFound);
+        }
+        let info = issued
+            .flight_info(None, FlightDescriptor::default())
+            .expect("info");
+        let ticket = info.endpoint[0].ticket.as_ref().expect("ticket");
+        assert_eq!(handle_of(ticket), Some(issued.id.clone().into_bytes()));
+        assert!(info.schema.is_empty());
+        assert_eq!(info.total_records, -1);
+    }
 
-        let large = batch(&"x".repeat(MAX_RESULT_IN_TICKET + 1));
-        let ticket = TicketData::holding(&large.schema(), std::slice::from_ref(&large), &kept)
-            .expect("large");
-        assert!(ticket.result.is_none() && ticket.kept && ticket.ran());
-        assert!(ticket.encode_to_vec().len() < 1024);
-        let (_, batches) =
-            TicketData::stored_result(&kept.get(&ticket.id).expect("kept")).expect("read back");
-        assert_eq!(batches, vec![large]);
-        assert_eq!(
-            kept.get("unknown").expect_err("not kept").code(),
-            tonic::Code::NotFound
-        );
+    #[test]
+    fn tickets_expire_and_are_bounded() {
+        let expired = Tickets::new(Duration::ZERO);
+        let issued = expired.issue(statement());
+        assert!(expired.get(issued.id.as_bytes()).is_err());
+
+        let tickets = Tickets::new(Duration::from_secs(60));
+        let first = tickets.issue(statement());
+        for _ in 0..MAX_TICKETS {
+            tickets.issue(statement());
+        }
+        assert!(tickets.get(first.id.as_bytes()).is_err());
+        assert_eq!(tickets.state().by_id.len(), MAX_TICKETS);
     }
 }

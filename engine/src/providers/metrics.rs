@@ -268,6 +268,17 @@ impl CountingStore {
         }
     }
 
+    /// The same store, counting into other counters; the listing cache is shared, so a
+    /// write through either drops the listings both see.
+    pub fn with_counters(&self, counters: Arc<ScanCounters>) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            counters,
+            remote: self.remote,
+            cache: self.cache.clone(),
+        }
+    }
+
     /// Forgets every cached listing (REFRESH).
     pub fn invalidate(&self) {
         if let Some(cache) = &self.cache {

@@ -26,8 +26,9 @@ pub struct StoreRegistry {
     counters: Arc<ScanCounters>,
     listing_ttl: Duration,
     stores: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
-    /// The counting wrappers strata made, to drop their listings on REFRESH.
-    counting: RwLock<Vec<Arc<CountingStore>>>,
+    /// The counting wrappers strata made, by store key, to drop their listings on REFRESH
+    /// and to count a forked session's requests apart.
+    counting: RwLock<Vec<(String, Arc<CountingStore>)>>,
 }
 
 impl std::fmt::Debug for StoreRegistry {
@@ -87,13 +88,35 @@ impl StoreRegistry {
         } else {
             CountingStore::new(store, Arc::clone(&self.counters))
         });
-        write(&self.counting).push(Arc::clone(&counting));
+        write(&self.counting).push((store_key(url), Arc::clone(&counting)));
         counting
+    }
+
+    /// The same stores counting into other counters, for a forked session: each store is
+    /// shared (with its listing cache), only what is counted is apart. Buckets first used
+    /// after the fork get stores of their own.
+    pub fn fork(&self, counters: Arc<ScanCounters>) -> Self {
+        let mut stores = read(&self.stores).clone();
+        let mut counting = Vec::new();
+        for (key, store) in read(&self.counting).iter() {
+            let store = Arc::new(store.with_counters(Arc::clone(&counters)));
+            stores.insert(key.clone(), Arc::clone(&store) as Arc<dyn ObjectStore>);
+            counting.push((key.clone(), store));
+        }
+        // File sets wrap a store of this registry: they are made again, over the fork's.
+        stores.retain(|key, _| !key.starts_with(crate::providers::fileset::SCHEME));
+        Self {
+            s3: self.s3.clone(),
+            counters,
+            listing_ttl: self.listing_ttl,
+            stores: RwLock::new(stores),
+            counting: RwLock::new(counting),
+        }
     }
 
     /// Drops every cached listing.
     pub fn invalidate_listings(&self) {
-        for store in read(&self.counting).iter() {
+        for (_, store) in read(&self.counting).iter() {
             store.invalidate();
         }
     }

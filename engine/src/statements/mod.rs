@@ -143,6 +143,23 @@ impl Session {
         ))
     }
 
+    /// Runs a query plan that is already optimized (`DataFrame::into_optimized_plan`): it is
+    /// made physical as it is, with this session's current settings, so its rows have
+    /// exactly the optimized plan's schema and it is not planned a second time.
+    pub async fn execute_optimized(
+        &self,
+        plan: &LogicalPlan,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        let state = self.context().state();
+        let tables = file_errors::parquet_tables(self, plan);
+        let physical = state
+            .query_planner()
+            .create_physical_plan(plan, &state)
+            .await?;
+        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
+        Ok(file_errors::name_damaged_files(tables, stream))
+    }
+
     /// The error for an INSERT whose values do not match its table's columns, naming the
     /// table and its columns.
     async fn insert_column_count(&self, target: &str) -> Error {

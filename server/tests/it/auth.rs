@@ -16,7 +16,8 @@ fn options(token: Option<&str>, read_only: bool) -> strata_server::Options {
 }
 
 /// With a token, calls without `authorization: Bearer <token>` are UNAUTHENTICATED; a
-/// handshake with the token as password (any user) hands out the bearer token.
+/// handshake with the token as password (any user) hands out a session token that
+/// authorizes later calls.
 #[tokio::test]
 async fn a_configured_token_is_required() {
     let server = TestServer::start_with(options(Some("s3cret"), false), Default::default()).await;
@@ -48,7 +49,10 @@ async fn a_configured_token_is_required() {
         .handshake("alice", "s3cret")
         .await
         .expect("handshake");
-    assert_eq!(client.token().map(String::as_str), Some("s3cret"));
+    // The handshake hands out a session token of its own, not the server's token.
+    let session_token = client.token().cloned().expect("a session token");
+    assert_ne!(session_token, "s3cret");
+    assert_eq!(session_token.len(), 32);
     query(&mut client, "SELECT 1").await.expect("authenticated");
     // A client may also send the configured token without a handshake.
     let mut direct = server.client().await;

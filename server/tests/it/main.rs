@@ -11,6 +11,7 @@ mod metadata;
 mod policy;
 mod prepared;
 mod queries;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! affected rows, and statements that run once whatever the fetches.
 
 use arrow::array::{Array, Int64Array};
+use arrow::datatypes::DataType;
 use arrow_flight::sql::CommandStatementUpdate;
 use futures::StreamExt;
 
@@ -133,8 +134,8 @@ async fn updates_return_affected_rows() {
 }
 
 /// A statement that is not a query, sent the way ADBC sends everything (GetFlightInfo,
-/// then DoGet), runs once when its FlightInfo is made, however often its ticket is fetched,
-/// and its FlightInfo counts the rows it changed.
+/// then DoGet), runs when its ticket is first fetched, and once, however often the ticket
+/// is fetched; its result says how many rows it changed.
 #[tokio::test]
 async fn statements_sent_as_queries_run_once() {
     let server = TestServer::start().await;
@@ -145,6 +146,7 @@ async fn statements_sent_as_queries_run_once() {
     )
     .await
     .expect("create");
+    let stores = count(&server, "SELECT count(*) FROM raw.stores").await;
     let info = client
         .execute(
             "INSERT INTO curated.t SELECT * FROM raw.stores WHERE region = 'north'".into(),
@@ -152,17 +154,27 @@ async fn statements_sent_as_queries_run_once() {
         )
         .await
         .expect("insert");
+    assert_eq!(info.total_records, -1);
+    // Nothing ran yet.
+    assert_eq!(
+        count(&server, "SELECT count(*) FROM curated.t").await,
+        stores
+    );
     let north = count(
         &server,
         "SELECT count(*) FROM raw.stores WHERE region = 'north'",
     )
     .await;
-    assert_eq!(info.total_records, north);
     for _ in 0..2 {
         let batches = crate::fetch(&mut client, &info).await.expect("fetch");
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        let changed = arrow::compute::cast(batches[0].column(0), &DataType::Int64).expect("cast");
+        let changed = changed
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("int64");
+        assert_eq!(changed.value(0), north);
     }
-    let stores = count(&server, "SELECT count(*) FROM raw.stores").await;
     assert_eq!(
         count(&server, "SELECT count(*) FROM curated.t").await,
         stores + north
@@ -173,24 +185,25 @@ async fn statements_sent_as_queries_run_once() {
     server.stop().await;
 }
 
-/// USE would change the zone of every client of the shared session: it is refused, and
-/// the error says what to do instead.
+/// Settings of the runtime every client shares (memory limit, spill folder) cannot be
+/// changed from a session, however the statement is sent.
 #[tokio::test]
-async fn use_is_refused() {
+async fn runtime_settings_are_refused() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let err = query(&mut client, "USE raw").await.expect_err("refused");
-    assert_eq!(code(&err), tonic::Code::InvalidArgument);
-    assert!(message(&err).contains("zone"), "{}", message(&err));
+    let sql = "SET datafusion.runtime.memory_limit = '1K'";
+    let err = query(&mut client, sql).await.expect_err("refused");
+    assert_eq!(code(&err), tonic::Code::PermissionDenied);
+    assert!(message(&err).contains("server"), "{}", message(&err));
     let update = CommandStatementUpdate {
-        query: "SET datafusion.execution.batch_size = 10".into(),
+        query: sql.into(),
         transaction_id: None,
     };
     let err = client
         .execute_update(update.query, None)
         .await
         .expect_err("refused");
-    assert_eq!(code(&err), tonic::Code::InvalidArgument);
+    assert_eq!(code(&err), tonic::Code::PermissionDenied);
     server.stop().await;
 }
 
