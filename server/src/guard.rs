@@ -185,7 +185,12 @@ fn check_command(bytes: &[u8], call: Call) -> Result<(), Status> {
         return Ok(());
     }
     if let Command::Unknown(_) = command {
-        return Err(unknown_command(&type_url));
+        return Err(match call {
+            Call::GetFlightInfo => unknown_command(&type_url),
+            Call::DoGet => Status::invalid_argument(format!(
+                "unknown ticket '{type_url}': DoGet takes the tickets of FlightInfos this server gave; ask GetFlightInfo for one"
+            )),
+        });
     }
     Err(match call {
         Call::GetFlightInfo => misplaced(&type_url, "GetFlightInfo"),
