@@ -28,6 +28,10 @@ pub(crate) const COOKIE: &str = "strata_session";
 /// Idle sessions are looked for at most this often.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
+/// Sessions kept at most; past this, opening one ends the least recently used, so that
+/// clients opening sessions in a loop cannot grow the server without bound.
+const MAX_CLIENTS: usize = 4096;
+
 /// 128 random bits as hex: session tokens, cookies and ticket ids.
 pub(crate) fn random_id() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -167,6 +171,23 @@ impl Sessions {
         Some(Arc::clone(client))
     }
 
+    /// Makes room for one more client: ends the least recently used while there are
+    /// [`MAX_CLIENTS`] or more.
+    fn make_room(state: &mut State, now: Instant) {
+        loop {
+            let mut clients: Vec<&Arc<Client>> = state.by_key.values().collect();
+            clients.sort_by_key(|c| Arc::as_ptr(c) as usize);
+            clients.dedup_by(|a, b| Arc::ptr_eq(a, b));
+            if clients.len() < MAX_CLIENTS {
+                return;
+            }
+            let Some(oldest) = clients.into_iter().max_by_key(|c| c.idle_for(now)).cloned() else {
+                return;
+            };
+            state.by_key.retain(|_, c| !Arc::ptr_eq(c, &oldest));
+        }
+    }
+
     /// Drops the sessions idle for too long, now and then.
     fn sweep(&self, state: &mut State, now: Instant) {
         if now.saturating_duration_since(state.last_sweep) < SWEEP_EVERY.min(self.idle) {
@@ -180,7 +201,9 @@ impl Sessions {
     pub fn open_with_token(&self) -> Result<String, Status> {
         let client = self.new_client()?;
         let token = random_id();
-        self.state().by_key.insert(token_key(&token), client);
+        let mut state = self.state();
+        Self::make_room(&mut state, Instant::now());
+        state.by_key.insert(token_key(&token), client);
         Ok(token)
     }
 
@@ -216,6 +239,7 @@ impl Sessions {
             Some(client) => client,
             None => {
                 let client = self.new_client()?;
+                Self::make_room(&mut state, now);
                 state.by_key.insert(key, Arc::clone(&client));
                 state
                     .by_key
