@@ -29,6 +29,7 @@
 //! ```
 
 mod auth;
+mod encode;
 mod error;
 mod metadata;
 mod prepared;
@@ -50,6 +51,9 @@ use tonic::transport::{Identity, ServerTlsConfig};
 
 pub use error::{Error, Result};
 pub use running::RunningQueries;
+
+/// The largest message a client may send (a batch of DoPut), against tonic's 4 MiB.
+const MAX_DECODING_MESSAGE_SIZE: usize = 64 << 20;
 
 /// How long a shutdown waits for cancelled queries and open calls to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -170,7 +174,10 @@ impl Server {
         };
         let serve = builder
             .layer(self.auth.layer())
-            .add_service(FlightServiceServer::new(self.service))
+            .add_service(
+                FlightServiceServer::new(self.service)
+                    .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
+            )
             .serve_with_incoming_shutdown(incoming, signal);
         let deadline = async {
             match stopping_rx.await {

@@ -83,9 +83,10 @@ impl PhysicalOptimizerRule for CompactMergeInputs {
 }
 
 fn has_views(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.schema().fields().iter().any(|f| {
-        matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView)
-    })
+    plan.schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView))
 }
 
 /// Its input's batches, with each view column whose buffers are mostly unused copied into

@@ -5,6 +5,7 @@
 
 mod auth;
 mod cancel;
+mod encoding;
 mod errors;
 mod metadata;
 mod prepared;
