@@ -8,13 +8,16 @@ Run from the repository root after `cargo build --release -p strata-cli`:
     .venv/bin/pip install adbc-driver-flightsql adbc-driver-manager pyarrow
     .venv/bin/python benches/flight.py [--strata target/release/strata] [--sf 1] [--warehouse DIR]
 
-Generates TPC-H lineitem at the scale factor (6 million rows at SF 1) unless the warehouse
-has it, then prints a markdown report: best of `--runs` warm runs, rows per second, and
-Flight's time against in-process. The server's peak memory is shown against the size of
-the result, which it streams rather than holds.
+Generates TPC-H at the scale factor with `strata tpch gen` (Parquet; lineitem has 6 million
+rows at SF 1) unless the warehouse has it, then prints a markdown report. Each round runs
+in-process, ADBC and pyarrow.flight once each, one after the other, so that all three see
+the same machine load; the report gives the median of `--runs` warm rounds, rows per
+second, and each client's time against in-process. The server's peak memory is shown
+against the size of the result, which it streams rather than holds.
 """
 import argparse
 import os
+import statistics
 import re
 import subprocess
 import sys
@@ -23,6 +26,7 @@ import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
@@ -41,27 +45,32 @@ def strata_run(strata, warehouse, *args):
     return out.stdout
 
 
-def in_process(strata, warehouse, sql, runs):
-    """Best time of EXPLAIN ANALYZE, as the footer of strata's table output says it."""
-    best = None
-    for _ in range(runs):
-        out = strata_run(strata, warehouse, "-c", f"EXPLAIN ANALYZE {sql}")
-        m = re.search(r"rows? in ([0-9.]+)s", out)
-        if not m:
-            raise SystemExit(f"no timing in the EXPLAIN ANALYZE output:\n{out[-2000:]}")
-        t = float(m.group(1))
-        best = t if best is None else min(best, t)
-    return best
+def in_process(strata, warehouse, sql):
+    """The time of EXPLAIN ANALYZE, as the footer of strata's table output says it."""
+    out = strata_run(strata, warehouse, "-c", f"EXPLAIN ANALYZE {sql}")
+    m = re.search(r"rows? in ([0-9.]+)s", out)
+    if not m:
+        raise SystemExit(f"no timing in the EXPLAIN ANALYZE output:\n{out[-2000:]}")
+    return float(m.group(1))
 
 
-def timed_best(fn, runs):
-    best, result = None, None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        t = time.perf_counter() - start
-        best = t if best is None else min(best, t)
-    return best, result
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def fingerprint(table):
+    """What two fetches of one result agree on whatever their row order: the schema, and
+    per column the nulls and a sum (of values, or of string lengths)."""
+    sums = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_string_view(column.type):
+            column = pc.utf8_length(column)
+        elif pa.types.is_date(column.type):
+            column = column.cast(pa.int32())
+        sums.append((column.null_count, pc.sum(column).as_py()))
+    return table.schema, table.num_rows, sums
 
 
 def peak_rss_mib(pid):
@@ -77,7 +86,7 @@ def main():
     parser.add_argument("--strata", default="target/release/strata")
     parser.add_argument("--sf", default="1")
     parser.add_argument("--warehouse", help="reuse this warehouse (lineitem is made if missing)")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     strata = os.path.abspath(args.strata)
     work = None
@@ -112,11 +121,26 @@ def main():
 
         rows_out = []
         for name, sql in QUERIES.items():
-            local = in_process(strata, warehouse, sql, args.runs)
-            t_adbc, table = timed_best(lambda: adbc(sql), args.runs)
-            t_pa, table_pa = timed_best(lambda: pyarrow_flight(sql), args.runs)
-            assert table.num_rows == table_pa.num_rows
-            rows_out.append((name, table.num_rows, table.nbytes, local, t_adbc, t_pa))
+            # A warm-up round, not counted: files in the page cache, the server's code paged in.
+            adbc(sql)
+            pyarrow_flight(sql)
+            times = {"local": [], "adbc": [], "pyarrow": []}
+            table = table_pa = None
+            for _ in range(args.runs):
+                times["local"].append(in_process(strata, warehouse, sql))
+                t, table = timed(lambda: adbc(sql))
+                times["adbc"].append(t)
+                t, table_pa = timed(lambda: pyarrow_flight(sql))
+                times["pyarrow"].append(t)
+            if fingerprint(table) != fingerprint(table_pa):
+                raise SystemExit(f"{name}: ADBC and pyarrow.flight results differ")
+            med = {k: statistics.median(v) for k, v in times.items()}
+            rows_out.append((name, table.num_rows, table.nbytes, med["local"], med["adbc"], med["pyarrow"]))
+            types = sorted({str(f.type) for f in table.schema if pa.types.is_string(f.type)
+                            or pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)})
+            strings = f"; strings arrive as {', '.join(types)}" if types else ""
+            print(f"{name}: " + ", ".join(f"{k} {' '.join(f'{t:.2f}' for t in v)}" for k, v in times.items())
+                  + strings, file=sys.stderr)
         peak = peak_rss_mib(server.pid)
         conn.close()
     finally:
@@ -124,6 +148,7 @@ def main():
         server.wait(timeout=60)
 
     print(f"## Flight SQL fetch against in-process, TPC-H SF {args.sf} lineitem\n")
+    print(f"Data: TPC-H SF {args.sf} generated by `strata tpch gen` (Parquet).\n")
     print("| result | rows | Arrow size | in-process | ADBC into pyarrow | ratio | pyarrow.flight | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, rows, nbytes, local, t_adbc, t_pa in rows_out:
@@ -136,8 +161,8 @@ def main():
     print(f"\nServer peak memory (VmHWM) over all runs: {peak:,.0f} MiB.")
     print(
         "\nIn-process: EXPLAIN ANALYZE in the strata process (every row produced, none kept). "
-        "Flight: GetFlightInfo + DoGet over loopback into one pyarrow Table, best of "
-        f"{args.runs} warm runs."
+        "Flight: GetFlightInfo + DoGet over loopback into one pyarrow Table. Median of "
+        f"{args.runs} warm rounds, each running the three one after the other."
     )
     if work:
         work.cleanup()

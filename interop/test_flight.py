@@ -325,3 +325,54 @@ def test_notebook_example(server):
     )
     assert out.returncode == 0, out.stderr
     assert "revenue" in out.stdout and "coffee" in out.stdout
+
+
+MIXED_QUERY = """
+SELECT value,
+       arrow_cast(CASE WHEN value % 7 = 0 THEN NULL
+                  ELSE concat('row number ', value, repeat('-', value % 30)) END, 'Utf8View') AS long_or_null,
+       arrow_cast(concat('r', value % 10), 'Utf8View') AS short,
+       arrow_cast(concat('category ', value % 5), 'Dictionary(Int32, Utf8)') AS category,
+       concat('plain ', value) AS plain
+FROM generate_series(1, 100000)
+ORDER BY long_or_null DESC NULLS LAST, value
+"""
+
+
+def expected_mixed_rows():
+    rows = [
+        (
+            v,
+            None if v % 7 == 0 else f"row number {v}" + "-" * (v % 30),
+            f"r{v % 10}",
+            f"category {v % 5}",
+            f"plain {v}",
+        )
+        for v in range(1, 100001)
+    ]
+    with_long = sorted((r for r in rows if r[1] is not None), key=lambda r: (r[1], -r[0]), reverse=True)
+    return with_long + [r for r in rows if r[1] is None]
+
+
+def test_strings_views_dictionaries_nulls_and_empty_results(server):
+    """Both clients read every kind of string column, nulls and dictionaries (sent anew
+    with each batch) as the engine computed them; views arrive as plain strings."""
+    client = flight.FlightClient(server.uri)
+    expected = expected_mixed_rows()
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(MIXED_QUERY)
+        via_adbc = cur.fetch_arrow_table()
+        cur.execute(f"SELECT * FROM ({MIXED_QUERY}) WHERE value < 0")
+        empty_adbc = cur.fetch_arrow_table()
+    via_pyarrow = pyarrow_query(client, MIXED_QUERY)
+    empty_pyarrow = pyarrow_query(client, f"SELECT * FROM ({MIXED_QUERY}) WHERE value < 0")
+    for table in (via_adbc, via_pyarrow):
+        assert table.schema.field("long_or_null").type == pa.string()
+        assert table.schema.field("category").type == pa.dictionary(pa.int32(), pa.string())
+        assert table.column("category").num_chunks > 1
+        assert table.column("long_or_null").null_count == 100000 // 7
+        got = list(zip(*(table.column(c).to_pylist() for c in table.column_names)))
+        assert got == expected
+    for table in (empty_adbc, empty_pyarrow):
+        assert table.num_rows == 0
+        assert table.schema == via_pyarrow.schema

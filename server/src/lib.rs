@@ -37,6 +37,7 @@
 //! ```
 
 mod auth;
+mod encode;
 mod error;
 mod guard;
 mod ipc;

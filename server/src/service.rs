@@ -11,7 +11,6 @@ use std::sync::Arc;
 use arrow::array::{Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
@@ -414,12 +413,7 @@ impl StrataFlightSql {
 
 /// The stream of a result: its schema first, then its batches as they come.
 fn encode(schema: SchemaRef, batches: Batches) -> DoGetStream {
-    Box::pin(
-        FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(batches)
-            .map_err(Status::from),
-    )
+    crate::encode::encode(schema, batches)
 }
 
 /// One batch of metadata as a DoGet stream.
@@ -442,8 +436,10 @@ fn no_keys(schema: &SchemaRef) -> Result<Response<DoGetStream>, Status> {
 /// The schema of a query's rows: that of its plan after analysis and optimization. The plan
 /// as the SQL planner leaves it types a CASE or a UNION by its first branch, before type
 /// coercion: an integer where the rows hold decimals, which clients then read as integers.
+/// The schema a plan's rows travel with: views are announced as the plain strings they
+/// travel as (see `encode`).
 fn plan_schema(plan: &LogicalPlan) -> SchemaRef {
-    Arc::new(plan.schema().as_arrow().clone())
+    Arc::new(crate::encode::wire_schema(plan.schema().as_arrow()))
 }
 
 /// The rows a statement changed, from its result: the `count` strata's writes return, or
@@ -825,7 +821,7 @@ impl FlightSqlService for StrataFlightSql {
                 .map_err(datafusion_status)?;
             // With parameters of unknown types the plan may not get through the optimizer;
             // the schema before it is the best known then.
-            let before = Arc::new(df.schema().as_arrow().clone());
+            let before = Arc::new(crate::encode::wire_schema(df.schema().as_arrow()));
             df.into_optimized_plan()
                 .map(|plan| plan_schema(&plan))
                 .unwrap_or(before)

@@ -5,6 +5,7 @@
 
 mod auth;
 mod cancel;
+mod encoding;
 mod errors;
 mod malformed;
 mod metadata;
