@@ -279,7 +279,11 @@ async fn run_file(
     }
     let session = Arc::new(session);
     let server = match storage {
-        Storage::Flight => Some(FlightServer::start(Arc::clone(&session)).await?),
+        // Statements name `$TESTDATA`, outside the warehouse: the server allows it, as an
+        // operator allows a landing folder.
+        Storage::Flight => {
+            Some(FlightServer::start(Arc::clone(&session), vec![testdata.clone()]).await?)
+        }
         _ => None,
     };
     let endpoint = server.as_ref().map(|s| format!("http://{}", s.addr));
@@ -344,13 +348,16 @@ struct FlightServer {
 }
 
 impl FlightServer {
-    async fn start(session: Arc<Session>) -> Result<Self, String> {
+    async fn start(session: Arc<Session>, allow_paths: Vec<String>) -> Result<Self, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let server = strata_server::Server::new(session, strata_server::Options::default())
-            .map_err(|e| e.to_string())?;
+        let options = strata_server::Options {
+            allow_paths,
+            ..Default::default()
+        };
+        let server = strata_server::Server::new(session, options).map_err(|e| e.to_string())?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = stopped.await;
