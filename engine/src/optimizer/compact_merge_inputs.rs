@@ -239,14 +239,14 @@ mod tests {
         let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
             datafusion::arrow::datatypes::Field::new("s", DataType::Utf8View, false),
         ]));
-        let whole = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(run)]).unwrap();
+        let whole = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(run)]).expect("batch");
         // The whole run uses its buffers: left as it is.
-        let same = compact(whole.clone()).unwrap();
+        let same = compact(whole.clone()).expect("compacted");
         assert!(Arc::ptr_eq(same.column(0), whole.column(0)));
         // A slice of 8,192 rows points into 3.2 MB of buffers for 262 KB of strings.
         let slice = whole.slice(0, 8_192);
         let before = slice.get_array_memory_size();
-        let copied = compact(slice.clone()).unwrap();
+        let copied = compact(slice.clone()).expect("compacted");
         let after = copied.get_array_memory_size();
         assert!(after * 4 < before, "{after} vs {before}");
         assert_eq!(
