@@ -211,8 +211,8 @@ def duckdb_answer(con, sql):
 
 def strata_rows(binary, warehouse, zone, query_file, names):
     """Normalized rows of a query file run by the strata CLI, columns in the order of `names`
-    (JSON output leaves NULL fields out, so columns are looked up by name; when the names
-    differ from `names`, by position)."""
+    (looked up by name; when the names differ from `names`, by position: each JSON object
+    holds every column, NULL ones included)."""
     out = subprocess.run([binary, "--warehouse", warehouse, "--zone", zone, "--format", "ndjson",
                           "-f", query_file], capture_output=True, text=True)
     if out.returncode != 0:

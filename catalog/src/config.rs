@@ -20,7 +20,8 @@
 //!
 //! and at the top level `memory_limit = "4GiB"` bounds the memory of a session's queries, and
 //! `spill_dir = "/data/spill"` says where queries over it spill (the system's
-//! temporary folder by default).
+//! temporary folder by default), and `cluster = "10.0.0.5:50050"` runs queries on the
+//! cluster of that scheduler.
 //!
 //! The file is found at `--config`, else `$STRATA_CONFIG`, else `./strata.toml` when there is
 //! one.
@@ -60,6 +61,9 @@ pub struct Config {
     /// The folder sorts, aggregations and joins spill to when they outgrow the memory limit
     /// (created if missing). The system's temporary folder when unset.
     pub spill_dir: Option<String>,
+    /// The scheduler (`HOST:PORT`) of a cluster to run queries on, when `--cluster` is not
+    /// given.
+    pub cluster: Option<String>,
 }
 
 /// Parses a size such as `4GiB`, `512MB`, `1.5G` or `1048576` (bytes) into bytes.

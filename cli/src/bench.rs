@@ -243,7 +243,7 @@ async fn ensure_tables(session: &Session, options: &Options) -> anyhow::Result<O
         .partitioned
         .or(made.as_ref().map(|m| m.partitioned))
         .unwrap_or(suite.partitioned_by_default());
-    eprintln!(
+    say_err!(
         "generating {} at scale factor {sf} as {format} into {zone}",
         suite.title()
     );
@@ -326,7 +326,7 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
         let (cold_ms, rows) = match run_once(session, query.sql).await {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("{}: error: {}", query.label, crate::exec::describe(&e));
+                say_err!("{}: error: {}", query.label, crate::exec::describe(&e));
                 failed += 1;
                 continue;
             }
@@ -338,7 +338,7 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
             match run_once(session, query.sql).await {
                 Ok((ms, _)) => warm_ms.push(ms),
                 Err(e) => {
-                    eprintln!(
+                    say_err!(
                         "{}: error in a warm run: {}",
                         query.label,
                         crate::exec::describe(&e)
@@ -381,9 +381,11 @@ pub async fn run(session: &Session, options: &Options) -> anyhow::Result<usize> 
             files_read,
             peak_memory,
         };
-        eprintln!(
+        say_err!(
             "{}: {:.1} ms cold, {} rows",
-            m.query.label, m.cold_ms, m.rows
+            m.query.label,
+            m.cold_ms,
+            m.rows
         );
         results.push(m);
     }
@@ -462,7 +464,7 @@ pub fn build_description() -> String {
 
 fn print_table(suite: Suite, zone: &str, made: Option<&Generated>, results: &[Measured]) {
     match made {
-        Some(g) => println!(
+        Some(g) => say!(
             "{} at scale factor {} ({}{}) in {zone}",
             suite.title(),
             g.sf,
@@ -473,24 +475,24 @@ fn print_table(suite: Suite, zone: &str, made: Option<&Generated>, results: &[Me
                 ""
             }
         ),
-        None => println!("{} in {zone}", suite.title()),
+        None => say!("{} in {zone}", suite.title()),
     }
-    println!(
+    say!(
         "strata {}: {}",
         env!("CARGO_PKG_VERSION"),
         build_description()
     );
-    println!();
-    println!(
+    say!();
+    say!(
         "| query | cold ms | warm ms (best) | rows | files read | files pruned | bytes read | peak memory |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    say!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut total_cold = 0.0;
     let mut total_warm = 0.0;
     for m in results {
         total_cold += m.cold_ms;
         total_warm += m.warm_best();
-        println!(
+        say!(
             "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
             m.query.label,
             m.cold_ms,
@@ -502,7 +504,7 @@ fn print_table(suite: Suite, zone: &str, made: Option<&Generated>, results: &[Me
             mebibytes(m.peak_memory)
         );
     }
-    println!("| total | {total_cold:.1} | {total_warm:.1} | | | | | |");
+    say!("| total | {total_cold:.1} | {total_warm:.1} | | | | | |");
 }
 
 fn mebibytes(bytes: u64) -> String {

@@ -1,6 +1,25 @@
 //! `strata`: the lakehouse SQL engine's command line. Arguments only; the loops live in
 //! `exec.rs`.
 
+/// Prints a line on stdout. A closed stdout (its reader, such as `head`, has had enough)
+/// ends the process quietly with success, as it does for the usual command-line tools.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(crate::exec::Stdout, $($arg)*) {
+            crate::exec::exit_if_closed(&e.into());
+        }
+    }};
+}
+
+/// Prints a line on stderr; a closed stderr is ignored, never a panic.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod command;
 mod demo;
@@ -33,7 +52,13 @@ struct Args {
     /// Warehouse folder, file:// URL or s3://bucket/prefix [default: $STRATA_WAREHOUSE, else
     /// `warehouse` in the config file, else a folder in the user's data directory]. Created
     /// with its zones on first use (a bucket must exist).
-    #[arg(long, short = 'w', env = "STRATA_WAREHOUSE", global = true)]
+    #[arg(
+        long,
+        short = 'w',
+        env = "STRATA_WAREHOUSE",
+        hide_env = true,
+        global = true
+    )]
     warehouse: Option<String>,
 
     /// Config file [default: $STRATA_CONFIG, else ./strata.toml if there is one]: S3
@@ -52,6 +77,12 @@ struct Args {
     #[arg(long, value_name = "DIR", global = true)]
     spill_dir: Option<PathBuf>,
 
+    /// Run queries on the cluster whose scheduler is at HOST:PORT (see `strata scheduler`):
+    /// the scans and compute run on its executors; catalog reads and commits stay here
+    /// [default: `cluster` in the config file].
+    #[arg(long, value_name = "HOST:PORT", env = "STRATA_CLUSTER", global = true)]
+    cluster: Option<String>,
+
     #[command(flatten)]
     s3: S3Flags,
 
@@ -66,6 +97,11 @@ struct Args {
     /// How results are printed.
     #[arg(long, value_enum, default_value = "table")]
     format: PrintFormat,
+
+    /// Rows a table shows at most, its first and last ones; 0 shows all. Only the table
+    /// format is cut: csv, tsv, json and ndjson print every row.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    maxrows: usize,
 
     /// Zone that unqualified table names resolve to [default: curated].
     #[arg(long)]
@@ -181,6 +217,26 @@ enum Commands {
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
+    /// Start a cluster's scheduler: it cuts queries into stages and hands their tasks to
+    /// executors. Prints the address it listens on.
+    Scheduler {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50050")]
+        listen: std::net::SocketAddr,
+    },
+    /// Start a cluster's executor: it registers with a scheduler and runs the tasks it is
+    /// given. Prints the address it serves results on.
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        scheduler: String,
+        /// Address to serve results and shuffle data on; port 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Tasks to run at once [default: the machine's cores].
+        #[arg(long, value_name = "N")]
+        cores: Option<usize>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -295,7 +351,7 @@ fn main() -> ExitCode {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: cannot start: {e}");
+            say_err!("error: cannot start: {e}");
             ExitCode::FAILURE
         }
     }
@@ -309,7 +365,7 @@ fn run_main(args: Args) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start: {e}");
+            say_err!("error: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -317,7 +373,8 @@ fn run_main(args: Args) -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {}", crate::exec::describe(&e));
+            crate::exec::exit_if_closed(&e);
+            say_err!("error: {}", crate::exec::describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -356,18 +413,73 @@ async fn generate(
         format: data.format.parse()?,
         partitioned,
     };
-    bench::generate_tables(session, suite, generation, &mut std::io::stdout()).await
+    bench::generate_tables(session, suite, generation, &mut exec::Stdout).await
+}
+
+/// Gives each zone rooted in a local folder that folder, so a new warehouse shows its
+/// three zones (raw/, processed/, curated/) before anything is written to them. Object
+/// stores have no folders and need nothing.
+fn make_zone_folders(session: &Session) {
+    let snapshot = session.catalog().snapshot();
+    for zone in snapshot.zone_names() {
+        let Ok(entry) = snapshot.zone(&zone) else {
+            continue;
+        };
+        let folder = url::Url::parse(&entry.root)
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok());
+        if let Some(folder) = folder
+            && let Err(e) = std::fs::create_dir_all(&folder)
+        {
+            say_err!(
+                "warning: cannot create the folder of zone {zone}, {}: {e}",
+                folder.display()
+            );
+        }
+    }
 }
 
 /// Runs what the arguments ask; returns the number of failed statements.
 async fn run(args: Args) -> anyhow::Result<usize> {
+    match &args.command {
+        Some(Commands::Scheduler { listen }) => {
+            strata_cluster::scheduler::run(*listen, |address| {
+                println!("strata scheduler: listening on {address}");
+            })
+            .await?;
+            return Ok(0);
+        }
+        Some(Commands::Executor {
+            scheduler,
+            listen,
+            cores,
+        }) => {
+            let options = strata_cluster::executor::Options {
+                scheduler: scheduler.clone(),
+                listen: *listen,
+                cores: *cores,
+            };
+            strata_cluster::executor::run(options, |address| {
+                println!("strata executor: listening on {address}");
+            })
+            .await?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     let config = load_config(&args)?;
     let location = match (&args.warehouse, &config.warehouse, args.demo) {
         (Some(w), _, _) | (None, Some(w), _) => w.clone(),
         (None, None, true) => demo::default_location().to_string_lossy().to_string(),
         (None, None, false) => data_dir().join("warehouse").to_string_lossy().to_string(),
     };
-    let session = Arc::new(Session::open_with(&location, &config).await?);
+    let mut session = Session::open_with(&location, &config).await?;
+    if let Some(scheduler) = args.cluster.as_ref().or(config.cluster.as_ref()) {
+        session = session.with_remote(Arc::new(strata_cluster::Cluster::new(scheduler)?))?;
+    }
+    let session = Arc::new(session);
+    make_zone_folders(&session);
     if args.demo {
         demo::seed(&session).await?;
     }
@@ -442,6 +554,12 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         footer: args.format == PrintFormat::Table,
         timing: true,
         progress: std::io::stderr().is_terminal(),
+        style: print_format::TableStyle {
+            max_rows: args.maxrows,
+            ..Default::default()
+        },
+        output: None,
+        pager: false,
     };
     if batch {
         let mut failed = 0;

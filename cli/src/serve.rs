@@ -31,9 +31,9 @@ pub async fn serve(
     let mut stdout = std::io::stdout();
     writeln!(stdout, "strata serve: listening on {address}")?;
     stdout.flush()?;
-    eprintln!("strata serve: Flight SQL at {scheme}://{address}{notes}");
+    say_err!("strata serve: Flight SQL at {scheme}://{address}{notes}");
     server.serve(listener, shutdown).await?;
-    eprintln!("strata serve: stopped");
+    say_err!("strata serve: stopped");
     Ok(())
 }
 
@@ -67,7 +67,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        eprintln!("strata serve: shutting down");
+        say_err!("strata serve: shutting down");
     })
 }
 
@@ -75,6 +75,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("strata serve: shutting down");
+        say_err!("strata serve: shutting down");
     })
 }

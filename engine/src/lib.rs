@@ -29,21 +29,26 @@
 //! ```
 
 mod arithmetic;
+mod array_agg;
 pub mod datagen;
 mod error;
 pub mod failpoint;
 pub mod formats;
 #[cfg(test)]
 mod layout_tests;
+#[cfg(test)]
+mod limits_tests;
 pub mod optimizer;
 pub mod pipeline;
 mod policy;
 pub mod providers;
+pub mod remote;
 mod session;
 pub mod sql;
 mod statements;
 #[cfg(test)]
 mod test_support;
+pub mod types;
 
 pub use error::{Error, Result};
 pub use policy::{PathPolicy, Policy};
@@ -51,3 +56,4 @@ pub use providers::metrics::{RequestCounts, ScanCounters, ScanSummary};
 pub use session::{CATALOG_NAME, Output, Session};
 pub use statements::lineage;
 pub use strata_catalog as catalog;
+pub use types::{sql_type_name, sql_type_name_of};

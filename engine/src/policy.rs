@@ -610,6 +610,48 @@ mod tests {
         assert!(e.to_string().contains("catalog folder"), "{e}");
     }
 
+    /// Files read by path are under the policy as LOCATION is: `read_csv('/etc/passwd')`
+    /// and `FROM '/etc/passwd'` are refused, by name, whatever way the path is spelled; the
+    /// warehouse and allowed prefixes read.
+    #[tokio::test]
+    async fn a_restricted_session_reads_files_by_path_only_in_allowed_places() {
+        let (dir, session) = scratch_session().await;
+        let data = folder_with_csv(&dir.path().join("data"));
+        let outside = folder_with_csv(&dir.path().join("outside"));
+        let inside = folder_with_csv(&dir.path().join("wh/raw/inside"));
+        let session = restricted(session, std::slice::from_ref(&data));
+        for sql in [
+            "SELECT * FROM read_csv('/etc/passwd')".to_string(),
+            "SELECT * FROM '/etc/passwd'".to_string(),
+            "SELECT * FROM read_csv('/etc/*')".to_string(),
+            "SELECT * FROM read_json('file:///etc/passwd')".to_string(),
+            "SUMMARIZE '/etc/passwd'".to_string(),
+            format!("SELECT * FROM '{outside}/a.csv'"),
+            format!("SELECT * FROM read_csv('{data}/../outside/*.csv')"),
+            format!("SELECT * FROM read_csv(['{data}/a.csv', '{outside}/a.csv'])"),
+        ] {
+            // Refused by the policy, as it arrives from a zone schema or a table function.
+            let message = session.sql(&sql).await.expect_err(&sql).to_string();
+            assert!(
+                message.contains("is outside the warehouse") && message.contains("--allow-path"),
+                "{sql}: {message}"
+            );
+            assert!(session.plan_query(&sql).await.is_err(), "planned: {sql}");
+        }
+        for sql in [
+            format!("SELECT * FROM '{data}/a.csv'"),
+            format!("SELECT * FROM read_csv('{data}/*.csv')"),
+            format!("SELECT * FROM read_csv('{inside}/a.csv', header = true)"),
+        ] {
+            let batches = session.sql(&sql).await.expect(&sql);
+            assert_eq!(
+                batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                1,
+                "{sql}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn an_unrestricted_session_names_any_location() {
         let (dir, session) = scratch_session().await;

@@ -62,6 +62,10 @@ impl Output {
 pub struct Session {
     ctx: SessionContext,
     shared: Arc<Shared>,
+    /// Where queries that read files run, when not here (see [`crate::remote`]).
+    remote: Option<Arc<dyn crate::remote::Remote>>,
+    /// Whether the last query ran on the remote.
+    ran_remotely: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -208,12 +212,76 @@ impl Session {
         let ctx = SessionContext::new_with_state(state);
         // Integer sums that fail rather than wrap (see `arithmetic`).
         ctx.register_udaf(crate::arithmetic::sum::udaf());
+        if memory_limit.is_some() {
+            // `array_agg` counted at the strings it holds, so the limit bounds it (see
+            // `array_agg`).
+            ctx.register_udaf(crate::array_agg::udaf());
+        }
         let shared = Shared::new(catalog, counters, stores);
         ctx.register_catalog(
             CATALOG_NAME,
             Arc::new(WarehouseCatalog::new(Arc::clone(&shared))),
         );
-        Ok(Self { ctx, shared })
+        attach_file_reads(&ctx, &shared);
+        Ok(Self {
+            ctx,
+            shared,
+            remote: None,
+            ran_remotely: Default::default(),
+        })
+    }
+
+    /// The session with its queries run by `remote` (a cluster): the rules whose nodes
+    /// cannot travel yet are switched off (see [`crate::remote::CLUSTER_OFF_RULES`]).
+    pub fn with_remote(mut self, remote: Arc<dyn crate::remote::Remote>) -> Result<Self> {
+        {
+            let shared_state = self.ctx.state_ref();
+            let mut state = shared_state.write();
+            let options = state.config_mut().options_mut();
+            for rule in crate::remote::CLUSTER_OFF_RULES {
+                options.set(&format!("strata.optimizer.{rule}"), "false")?;
+            }
+            // A dynamic filter is filled by a join or a TopK and read by scans; a cluster
+            // cuts them into different stages, where scans would wait for a filter nothing
+            // fills.
+            for filter in ["topk", "join", "aggregate"] {
+                options.set(
+                    &format!("datafusion.optimizer.enable_{filter}_dynamic_filter_pushdown"),
+                    "false",
+                )?;
+            }
+            options.optimizer.enable_dynamic_filter_pushdown = false;
+            // An uncorrelated scalar subquery runs in a node that hands its value to an
+            // expression above it; a cluster cuts the two apart. Planned as a join instead,
+            // as Ballista's own sessions plan it (a subquery of more than one row then gives
+            // a row rather than the error).
+            options
+                .optimizer
+                .enable_physical_uncorrelated_scalar_subquery = false;
+        }
+        self.remote = Some(remote);
+        Ok(self)
+    }
+
+    /// The remote that runs this session's queries, if any.
+    pub fn remote(&self) -> Option<&Arc<dyn crate::remote::Remote>> {
+        self.remote.as_ref()
+    }
+
+    /// Where the last query ran, in a session with a remote: "on the cluster at … (2
+    /// executors)", or "in this process" for one that read no files.
+    pub fn last_placement(&self) -> Option<String> {
+        let remote = self.remote.as_ref()?;
+        if self.ran_remotely.load(std::sync::atomic::Ordering::Relaxed) {
+            remote.last_run()
+        } else {
+            Some("in this process (it reads no files)".into())
+        }
+    }
+
+    pub(crate) fn set_ran_remotely(&self, remotely: bool) {
+        self.ran_remotely
+            .store(remotely, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The session under a policy: read-only, or restricted to locations inside the
@@ -256,16 +324,7 @@ impl Session {
     /// The warehouse's root and the zones' roots: the places a restricted session may
     /// always name.
     fn roots(&self) -> Vec<Url> {
-        let mut roots = vec![self.shared.catalog.warehouse().url().clone()];
-        roots.extend(
-            self.shared
-                .catalog
-                .snapshot()
-                .zones
-                .values()
-                .filter_map(|zone| Url::parse(&zone.root).ok()),
-        );
-        roots
+        self.shared.roots()
     }
 
     /// A new session on the same warehouse: it shares the catalog, the object stores (and
@@ -297,9 +356,15 @@ impl Session {
             CATALOG_NAME,
             Arc::new(WarehouseCatalog::new(Arc::clone(&shared))),
         );
+        attach_file_reads(&ctx, &shared);
         // The fork is under the same policy as this session.
         shared.set_policy((*self.policy()).clone());
-        Ok(Self { ctx, shared })
+        Ok(Self {
+            ctx,
+            shared,
+            remote: self.remote.clone(),
+            ran_remotely: Default::default(),
+        })
     }
 
     /// Keeps a staged Parquet write until the audit of its table ends.
@@ -400,16 +465,36 @@ impl Session {
     /// Plans a parsed DataFusion statement (checking that its tables exist).
     pub async fn plan_statement(
         &self,
-        statement: DFStatement,
+        mut statement: DFStatement,
     ) -> Result<datafusion::dataframe::DataFrame> {
         self.policy().admit_datafusion(&statement)?;
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
             self.check_reference(&reference)?;
         }
-        let plan = crate::sql::retype_literals(state.statement_to_plan(statement).await?)?;
+        let calls = self.prepare_file_reads(&state, &mut statement).await?;
+        let plan = crate::types::describe_with_sql_types(crate::sql::retype_literals(
+            crate::sql::cast_names::statement_to_plan(&state, statement).await?,
+        )?)?;
+        drop(calls);
         self.admit_plan(&plan)?;
         Ok(datafusion::dataframe::DataFrame::new(state, plan))
+    }
+
+    /// Resolves the `read_*(…)` calls of a statement before it is planned (see
+    /// `providers::paths`); their tables are kept until the guard drops.
+    pub(crate) async fn prepare_file_reads(
+        &self,
+        state: &datafusion::execution::SessionState,
+        statement: &mut DFStatement,
+    ) -> Result<crate::providers::paths::PreparedCalls> {
+        crate::providers::paths::prepare_calls(
+            &self.shared.read_context(),
+            state,
+            &self.shared.prepared,
+            statement,
+        )
+        .await
     }
 
     /// Zone and table name of a reference, with the current zone for unqualified names.
@@ -445,6 +530,12 @@ impl Session {
         {
             return Ok(());
         }
+        // Files read by path (`FROM 'data/x.parquet'`): the zone schema reads them.
+        if reference.schema().is_none()
+            && crate::providers::paths::looks_like_path(reference.table())
+        {
+            return Ok(());
+        }
         let (zone, name) = self.resolve(reference)?;
         let snapshot = self.shared.catalog.snapshot();
         snapshot.zone(&zone)?;
@@ -476,10 +567,16 @@ impl Session {
 /// A result set built in memory from named columns of equal length. A column is nullable
 /// when it holds a NULL.
 /// DataFusion's analyzer rules, then strata's check of constant integer arithmetic, which
-/// must see the statement before DataFusion's optimizer folds its constants.
+/// must see the statement before DataFusion's optimizer folds its constants, and its move of
+/// window functions' arithmetic below the window, where it is checked, and the rewrite of
+/// subqueries DataFusion cannot plan as written.
 fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     rules.push(Arc::new(crate::arithmetic::ConstantOverflow));
+    rules.push(Arc::new(crate::arithmetic::window::WindowArithmetic));
+    rules.push(Arc::new(
+        crate::optimizer::plannable_subqueries::PlannableSubqueries,
+    ));
     rules
 }
 
@@ -567,6 +664,18 @@ async fn apply_zone_roots(catalog: &Catalog, zones: &BTreeMap<String, String>) -
         })
         .await?;
     Ok(())
+}
+
+/// Files read by path: the `read_*` table functions, and the state the zone schemas infer
+/// the schemas of files read by path with.
+fn attach_file_reads(ctx: &SessionContext, shared: &Arc<Shared>) {
+    for (name, function) in crate::providers::paths::functions(&shared.prepared) {
+        ctx.register_udtf(name, function);
+    }
+    let state = ctx.state_weak_ref();
+    shared.set_state_source(crate::providers::schema::StateSource(Box::new(move || {
+        state.upgrade().map(|s| s.read().clone())
+    })));
 }
 
 /// A number for each forked session, to tell their DataFusion session ids apart.

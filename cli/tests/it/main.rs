@@ -5,11 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod bench;
+mod cluster;
 mod crash;
 mod faults;
 mod limits;
+mod output;
 mod pipeline;
 mod portable;
+mod repl;
 mod s3;
 mod serve;
 
@@ -19,6 +22,7 @@ fn strata(warehouse: &Path, args: &[&str]) -> Output {
         .arg(warehouse)
         .args(args)
         .env_remove("STRATA_WAREHOUSE")
+        .env_remove("COLUMNS")
         .output()
         .expect("strata runs")
 }
@@ -30,6 +34,7 @@ fn spawn_strata(warehouse: &Path, args: &[&str]) -> std::process::Child {
         .arg(warehouse)
         .args(args)
         .env_remove("STRATA_WAREHOUSE")
+        .env_remove("COLUMNS")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -130,7 +135,7 @@ fn table_footer_counts_files_scanned() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("| 20 "), "{out}");
+    assert!(out.contains(" 20 |"), "{out}");
     assert!(out.contains("1 row in "), "{out}");
     assert!(out.contains("; 1 file, "), "{out}");
     let o = strata(dir.path(), &["-c", "SELECT count(*) FROM raw.sales"]);

@@ -3,11 +3,11 @@
 //! DataFusion computes integer `+`, `-`, `*` and unary `-` with wrapping kernels, folds
 //! constant expressions with the same kernels, and sums integers with wrapping adds, so
 //! `9223372036854775807 + 1` is `-9223372036854775808`. DuckDB and PostgreSQL raise an
-//! error instead, and so does strata, in three places:
+//! error instead, and so does strata, in four places:
 //!
 //! - [`CheckedArithmetic`], a physical rule that runs before DataFusion's, gives every
-//!   integer `+`, `-`, `*` and unary `-` in projections, filters, sorts, window functions
-//!   and aggregates (arguments, FILTER clauses and GROUP BY keys) Arrow's checked kernels ([`Checked`]),
+//!   integer `+`, `-`, `*` and unary `-` in projections, filters, sorts, window functions,
+//!   joins' filters and aggregates (arguments, FILTER clauses and GROUP BY keys) Arrow's checked kernels ([`Checked`]),
 //!   and checks that decimal `+`, `-` and `*` of precision 38 give at most 38 digits (Arrow
 //!   fails only past 128 bits, and DataFusion gives such results precision 38 whatever their
 //!   inputs, so `10^37 * 20` came out as a number ten times too small). Rules after it move
@@ -15,6 +15,8 @@
 //! - [`ConstantOverflow`], an analyzer rule that runs before DataFusion folds constants,
 //!   evaluates each constant integer expression with the checked kernels first, so an
 //!   overflow is an error when the statement is planned rather than a wrapped literal;
+//! - [`window::WindowArithmetic`], an analyzer rule, moves the arithmetic of window functions
+//!   that DataFusion cannot give new expressions into a projection below the window (below);
 //! - [`sum`]'s `sum`, registered in place of DataFusion's, adds integers exactly in 128 bits
 //!   and fails when the total does not fit the result type (`BIGINT` for signed, `BIGINT
 //!   UNSIGNED` for unsigned inputs), and checks decimal sums of precision 38 against it.
@@ -24,10 +26,12 @@
 //! answer wrong. Division already fails on `MIN / -1` and casts already fail on values out
 //! of range in DataFusion; `abs` of the minimum fails too.
 //!
-//! Join keys are computed below joins, in projections. Not covered yet: window functions
-//! over whole frames (`sum(v * 2) OVER ()`, `OVER (PARTITION BY v * 2)`) and ranking
-//! functions, which DataFusion cannot give new expressions, and a join's filter (a
-//! non-equality condition in ON): arithmetic there still wraps.
+//! Join keys are computed below joins, in projections, and a join's filter (the conditions in
+//! ON besides equal keys) is checked in place. Window functions that DataFusion cannot give
+//! new expressions (aggregates over a whole partition, `sum(v * 2) OVER ()`, and ranking and
+//! value functions, `rank() OVER (PARTITION BY v * 2)`) get their arithmetic computed in a
+//! projection below the window by [`window::WindowArithmetic`], where [`CheckedArithmetic`]
+//! checks it.
 //!
 //! The cost: a checked add or multiply is a compare and a branch per value next to the
 //! operation; an exact sum adds the high and low halves of each value in two 64-bit lanes
@@ -38,6 +42,7 @@
 //! other type are DataFusion's own.
 
 pub(crate) mod sum;
+pub(crate) mod window;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -62,6 +67,10 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, PhysicalGroupBy};
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::joins::utils::JoinFilter;
+use datafusion::physical_plan::joins::{
+    HashJoinExec, NestedLoopJoinExec, NestedLoopJoinExecBuilder, SortMergeJoinExec,
+};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
@@ -165,6 +174,37 @@ fn checked_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn Exec
         )?;
         return Ok(Transformed::yes(Arc::new(exec)));
     }
+    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+        let Some(filter) = checked_join_filter(join.filter())? else {
+            return Ok(Transformed::no(node));
+        };
+        let exec = join.builder().with_filter(Some(filter)).build_exec()?;
+        return Ok(Transformed::yes(exec));
+    }
+    if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
+        let Some(filter) = checked_join_filter(join.filter())? else {
+            return Ok(Transformed::no(node));
+        };
+        let exec = NestedLoopJoinExecBuilder::from(join)
+            .with_filter(Some(filter))
+            .build()?;
+        return Ok(Transformed::yes(Arc::new(exec)));
+    }
+    if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
+        let Some(filter) = checked_join_filter(join.filter().as_ref())? else {
+            return Ok(Transformed::no(node));
+        };
+        let exec = SortMergeJoinExec::try_new(
+            Arc::clone(join.left()),
+            Arc::clone(join.right()),
+            join.on().to_vec(),
+            Some(filter),
+            join.join_type(),
+            join.sort_options().to_vec(),
+            join.null_equality(),
+        )?;
+        return Ok(Transformed::yes(Arc::new(exec)));
+    }
     if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
         return checked_aggregate(aggregate).map(|exec| match exec {
             Some(exec) => Transformed::yes(exec),
@@ -209,6 +249,23 @@ fn checked_windows(
         }
     }
     Ok(changed.then_some(out))
+}
+
+/// A join's filter (the conditions in ON other than equalities of keys) checked; `None` if
+/// there is none or it holds no integer arithmetic.
+fn checked_join_filter(filter: Option<&JoinFilter>) -> Result<Option<JoinFilter>> {
+    let Some(filter) = filter else {
+        return Ok(None);
+    };
+    let expr = checked(filter.expression(), filter.schema())?;
+    if !expr.transformed {
+        return Ok(None);
+    }
+    Ok(Some(JoinFilter::new(
+        expr.data,
+        filter.column_indices().to_vec(),
+        Arc::clone(filter.schema()),
+    )))
 }
 
 /// An aggregate with its arguments, FILTER clauses and GROUP BY keys checked; `None` if
@@ -365,6 +422,16 @@ impl fmt::Display for Checked {
 }
 
 impl Checked {
+    /// `inner`, checked: a [`BinaryExpr`] (failing on integer overflow) or a [`NegativeExpr`].
+    pub(crate) fn new(inner: Arc<dyn PhysicalExpr>) -> Self {
+        Self { inner }
+    }
+
+    /// The expression checked.
+    pub(crate) fn inner(&self) -> &Arc<dyn PhysicalExpr> {
+        &self.inner
+    }
+
     /// An overflow error of Arrow's as one naming this expression and its type.
     fn named(&self, error: DataFusionError, schema: &Schema) -> DataFusionError {
         let DataFusionError::ArrowError(arrow, _) = &error else {

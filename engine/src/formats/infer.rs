@@ -130,6 +130,20 @@ pub fn common_extension(files: &[ObjectMeta]) -> String {
     }
 }
 
+/// The schema to record for files under hive folders: the files' columns without those the
+/// folder names give (a column of the same name inside the files would clash with them),
+/// each nullable, since files promise nothing about the files that come after them.
+pub fn file_columns(schema: &Schema, partitions: &[(String, DataType)]) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !partitions.iter().any(|(p, _)| p == f.name()))
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// Hive partition columns from `key=value/` folders, in folder order, with their types:
 /// integers when every value is an integer (leading zeros allowed, as in `month=03`),
 /// strings otherwise.

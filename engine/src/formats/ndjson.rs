@@ -43,6 +43,9 @@ pub struct JsonReadOptions {
     /// Skip (and count) malformed lines instead of failing the query.
     pub skip_malformed: bool,
     pub counters: Arc<ScanCounters>,
+    /// Read by path (`read_json('…')`) rather than as a registered table: `table` is how the
+    /// query named the files, and the remedies are the read's options, not the table's.
+    pub by_path: bool,
 }
 
 /// The [`FileFormat`] of strata's JSON tables.
@@ -310,11 +313,19 @@ fn decode_ndjson(
             Err(e) => Some(format!("malformed JSON: {e}")),
             Ok(serde_json::Value::Object(_)) => {
                 decode_all(line, Arc::clone(&schema), 1).err().map(|e| {
-                    format!(
-                        "a value does not fit the table's schema ({e}); \
-                         run REFRESH TABLE {} to infer the schema again",
-                        options.table
-                    )
+                    if options.by_path {
+                        format!(
+                            "a value does not fit the schema inferred from the first records of {} ({e}); \
+                             read it with a larger sample_size",
+                            options.table
+                        )
+                    } else {
+                        format!(
+                            "a value does not fit the table's schema ({e}); \
+                             run REFRESH TABLE {} to infer the schema again",
+                            options.table
+                        )
+                    }
                 })
             }
             Ok(_) => Some("the line is not a JSON object".to_string()),
@@ -329,10 +340,17 @@ fn decode_ndjson(
                 return Err(Error::BadFile {
                     path: path.to_string(),
                     line: Some(first_line + index as u64),
-                    reason: format!(
-                        "{reason}. To skip such lines, set OPTIONS ('skip_malformed' 'true') on {}",
-                        options.table
-                    ),
+                    reason: if options.by_path {
+                        format!(
+                            "{reason}. To skip such lines, read with ignore_errors = true: {}",
+                            options.table
+                        )
+                    } else {
+                        format!(
+                            "{reason}. To skip such lines, set OPTIONS ('skip_malformed' 'true') on {}",
+                            options.table
+                        )
+                    },
                 });
             }
         }
@@ -401,6 +419,7 @@ mod tests {
     fn options(skip_malformed: bool) -> Arc<JsonReadOptions> {
         Arc::new(JsonReadOptions {
             table: "raw.events".into(),
+            by_path: false,
             location: "file:///data/events/".into(),
             skip_malformed,
             counters: Arc::new(ScanCounters::default()),

@@ -9,7 +9,9 @@
 //!
 //! One file per rule, named after it; `decimal_arith`, `like_segments`, `key_bitmap` and
 //! `key_lists` are parts of the rules that use them (`faster_expressions`,
-//! `dynamic_filter_row_pushdown`, `key_column_filters`).
+//! `dynamic_filter_row_pushdown`, `key_column_filters`). `plannable_subqueries` is no
+//! switchable rule: it rewrites subqueries DataFusion cannot plan, so it decides whether a
+//! query answers, and runs with the analyzer rules.
 
 pub(crate) mod array_join_maps;
 pub(crate) mod build_fewer_rows;
@@ -26,12 +28,14 @@ pub(crate) mod key_lists;
 pub(crate) mod like_segments;
 pub(crate) mod outer_join_constants;
 pub(crate) mod plain_anti_join_on_non_null_keys;
+pub(crate) mod plannable_subqueries;
 pub(crate) mod shared_ctes;
 pub(crate) mod single_distinct_keeps_types;
 pub(crate) mod split_switched_scans;
 pub(crate) mod spread_files_across_partitions;
 pub(crate) mod string_filter_selectivity;
 pub(crate) mod three_valued_in_subqueries;
+pub(crate) mod top_k_owned_strings;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -175,6 +179,13 @@ pub const RULES: &[Rule] = &[
         Place::After("join_selection"),
         "right after join selection's choice of build sides by bytes, before repartitions are placed around the joins",
         || Arc::new(build_fewer_rows::BuildFewerRows),
+    ),
+    physical(
+        "top_k_owned_strings",
+        "under a memory limit, a top-K sort over string views keeps its rows' strings as strings of its own, so it holds about k rows",
+        Place::Before("FilterPushdown(Post)"),
+        "before DataFusion hands the sort's dynamic filter down, which the rule's StringsExec passes to the scan as a filter on the scan's own columns",
+        || Arc::new(top_k_owned_strings::TopKOwnedStrings),
     ),
     physical(
         "key_column_filters",

@@ -118,7 +118,7 @@ pub struct NoConstantsExec {
 }
 
 impl NoConstantsExec {
-    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+    pub(crate) fn new(input: Arc<dyn ExecutionPlan>) -> Self {
         let from = input.properties();
         // The input's orderings hold for its rows as they are; only the constants, which
         // the join above would pass on as its own, are left out.

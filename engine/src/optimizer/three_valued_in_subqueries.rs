@@ -113,6 +113,11 @@ fn rewrite_node(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                 // DataFusion plans no IN or EXISTS subquery in a SELECT list: rewrite every one.
                 let new = nested(expr.clone(), &schema, true)?;
                 let new = exists_as_count(new.data)?;
+                // Counts correlated by < or <> DataFusion does not decorrelate.
+                let new = super::plannable_subqueries::scalar_subqueries_over_domain(
+                    new.data,
+                    &projection.input,
+                )?;
                 exprs.push(saved.restore(new.data));
             }
             let projection = Projection::try_new(exprs, Arc::clone(&projection.input))?;

@@ -101,7 +101,15 @@ pub async fn load(
         AsOf::Timestamp(t) => builder.with_timestamp(*t),
     };
     match builder.load().await {
-        Ok(t) => Ok(t),
+        Ok(t) => {
+            if let AsOf::Timestamp(at) = as_of {
+                existed_at(&t, *at, table)?;
+            }
+            if *as_of != AsOf::Latest {
+                not_vacuumed(stores, &url, &t, table).await?;
+            }
+            Ok(t)
+        }
         Err(e) if *as_of != AsOf::Latest => {
             let latest = match self::builder(stores, &url)?.build() {
                 Ok(t) => t.get_latest_version().await.ok(),
@@ -118,6 +126,104 @@ pub async fn load(
             "{table} at '{location}' cannot be read as a Delta table: {e}"
         ))),
     }
+}
+
+/// deltalake takes a time before a table's oldest version as that version; in SQL the table
+/// had no rows to show then, so this is an error naming the oldest version's commit time.
+/// The time of a version is its commit file's, as Delta defines it.
+fn existed_at(t: &DeltaTable, at: DateTime<Utc>, table: &str) -> Result<()> {
+    let Some(version) = t.version() else {
+        return Ok(());
+    };
+    let Some(millis) = t.snapshot().ok().and_then(|s| s.version_timestamp(version)) else {
+        return Ok(());
+    };
+    if millis <= at.timestamp_millis() {
+        return Ok(());
+    }
+    let committed = DateTime::<Utc>::from_timestamp_millis(millis)
+        .map(|c| c.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_else(|| millis.to_string());
+    let at = at.format("%Y-%m-%d %H:%M:%S UTC");
+    Err(Error::Unsupported(if version == 0 {
+        format!(
+            "{table} did not exist at {at}: its first commit (version 0) was at {committed}; ask for a time at or after it"
+        )
+    } else {
+        format!(
+            "{table} has no version as old as {at}: the oldest version its log keeps is {version}, committed at {committed}"
+        )
+    }))
+}
+
+/// An old version whose files a later VACUUM removed cannot be read; say so when it is
+/// loaded rather than fail on a missing file in the middle of a scan. Only versions older
+/// than a VACUUM in the log are checked, and only their files the latest version no longer
+/// has (the only ones VACUUM deletes), one HEAD request each.
+async fn not_vacuumed(
+    stores: &StoreRegistry,
+    url: &Url,
+    old: &DeltaTable,
+    table: &str,
+) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    use object_store::ObjectStoreExt;
+    let (Some(version), Ok(latest)) = (old.version(), builder(stores, url)?.load().await) else {
+        return Ok(());
+    };
+    let Some(newest) = latest.version().filter(|&n| n > version) else {
+        return Ok(());
+    };
+    let limit = usize::try_from(newest - version).unwrap_or(usize::MAX);
+    let commits: Vec<_> = latest
+        .history(Some(limit))
+        .try_collect()
+        .await
+        .unwrap_or_default();
+    let Some(vacuum) = commits
+        .iter()
+        .find(|c| c.operation.as_deref() == Some("VACUUM END"))
+    else {
+        return Ok(());
+    };
+    let (Ok(old_state), Ok(new_state)) = (old.snapshot(), latest.snapshot()) else {
+        return Ok(());
+    };
+    let kept: std::collections::HashSet<_> = new_state
+        .log_data()
+        .into_iter()
+        .map(|add| add.object_store_path())
+        .collect();
+    let gone: Vec<_> = old_state
+        .log_data()
+        .into_iter()
+        .map(|add| add.object_store_path())
+        .filter(|path| !kept.contains(path))
+        .collect();
+    let store = old.log_store().object_store(None);
+    let mut missing = futures::stream::iter(gone)
+        .map(|path| {
+            let store = store.clone();
+            async move {
+                match store.head(&path).await {
+                    Err(object_store::Error::NotFound { .. }) => Some(path),
+                    _ => None,
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .filter_map(futures::future::ready);
+    if let Some(path) = missing.next().await {
+        let when = vacuum
+            .timestamp
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
+        return Err(Error::Unsupported(format!(
+            "{table} version {version} can no longer be read: a VACUUM{when} removed its files (such as {path}); read the latest version or one VACUUM kept"
+        )));
+    }
+    Ok(())
 }
 
 /// A registered Delta table at its latest version.

@@ -1,9 +1,11 @@
 //! What queries read: the zones as SQL schemas, listing tables over files, Delta tables,
-//! the object stores by bucket (with their request counters) and staged writes.
+//! the object stores by bucket (with their request counters), staged writes, and files read
+//! by path.
 
 pub mod delta;
 pub(crate) mod fileset;
 pub mod metrics;
+pub mod paths;
 pub(crate) mod schema;
 pub(crate) mod staging;
 pub mod stores;

@@ -41,6 +41,22 @@ pub(crate) struct Shared {
     local: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
     /// What the sessions on this state may do.
     policy: std::sync::RwLock<Arc<crate::policy::Policy>>,
+    /// The tables of the `read_*` calls of statements being planned.
+    pub prepared: Arc<crate::providers::paths::Prepared>,
+    /// The session's state, for inferring the schema of files read by path.
+    state: std::sync::OnceLock<StateSource>,
+}
+
+/// Gives the session's current state: DataFusion's, read through a weak reference, since
+/// the state holds the catalog that holds this.
+pub(crate) struct StateSource(
+    pub Box<dyn Fn() -> Option<datafusion::execution::SessionState> + Send + Sync>,
+);
+
+impl std::fmt::Debug for StateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateSource")
+    }
 }
 
 impl Shared {
@@ -59,7 +75,43 @@ impl Shared {
             staged: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),
             policy: std::sync::RwLock::new(Arc::default()),
+            prepared: Arc::default(),
+            state: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where the session's state comes from; set once, when the session is made.
+    pub fn set_state_source(&self, source: StateSource) {
+        let _ = self.state.set(source);
+    }
+
+    /// The session's current state.
+    pub fn state(&self) -> Option<datafusion::execution::SessionState> {
+        self.state.get().and_then(|s| (s.0)())
+    }
+
+    /// What reads of files by path need of this session.
+    pub fn read_context(&self) -> crate::providers::paths::ReadContext<'_> {
+        crate::providers::paths::ReadContext {
+            stores: &self.stores,
+            counters: &self.counters,
+            policy: self.policy(),
+            roots: self.roots(),
+        }
+    }
+
+    /// The warehouse's root and the zones' roots: the places a restricted session may
+    /// always name.
+    pub fn roots(&self) -> Vec<url::Url> {
+        let mut roots = vec![self.catalog.warehouse().url().clone()];
+        roots.extend(
+            self.catalog
+                .snapshot()
+                .zones
+                .values()
+                .filter_map(|zone| url::Url::parse(&zone.root).ok()),
+        );
+        roots
     }
 
     /// What the sessions on this state may do.
@@ -257,6 +309,19 @@ impl SchemaProvider for ZoneSchema {
         let (base, as_of) = AsOf::split_name(name).map_err(external)?;
         let snapshot = self.shared.catalog.snapshot();
         let Ok(entry) = snapshot.table(&self.zone, base) else {
+            // `FROM 'data/x.parquet'`: files read by path.
+            if crate::providers::paths::looks_like_path(name) {
+                let state = self.shared.state().ok_or_else(|| {
+                    external(Error::Unsupported(format!(
+                        "'{name}' cannot be read: the session has ended"
+                    )))
+                })?;
+                let read = crate::providers::paths::FileRead::path(name);
+                return crate::providers::paths::open(&self.shared.read_context(), &state, &read)
+                    .await
+                    .map(Some)
+                    .map_err(external);
+            }
             return Ok(None);
         };
         // A write under audit: readers see the version before it until its checks pass.

@@ -142,6 +142,17 @@ pub fn file_format(
     entry: &TableEntry,
     counters: &Arc<ScanCounters>,
 ) -> Result<Arc<dyn FileFormat>, Error> {
+    file_format_named(entry, counters, &entry.qualified_name(), false)
+}
+
+/// The file format of an entry whose files errors name as `name`; `by_path` for files read
+/// by path, whose errors suggest the read's options rather than the table's.
+pub(crate) fn file_format_named(
+    entry: &TableEntry,
+    counters: &Arc<ScanCounters>,
+    name: &str,
+    by_path: bool,
+) -> Result<Arc<dyn FileFormat>, Error> {
     let ext = entry
         .options
         .get(OPT_FILE_EXTENSION)
@@ -149,10 +160,11 @@ pub fn file_format(
         .unwrap_or_default();
     Ok(match entry.format {
         TableFormat::Json => Arc::new(NdjsonFormat::new(JsonReadOptions {
-            table: entry.qualified_name(),
+            table: name.to_string(),
             location: entry.location.clone(),
             skip_malformed: option_flag(entry, OPT_SKIP_MALFORMED),
             counters: Arc::clone(counters),
+            by_path,
         })),
         TableFormat::Csv => {
             let mut format = CsvFormat::default().with_has_header(
@@ -177,7 +189,7 @@ pub fn file_format(
         TableFormat::Parquet => Arc::new(StrataParquetFormat::new(ParquetFormat::default())),
         TableFormat::Delta => {
             return Err(Error::UnsupportedFormat {
-                table: entry.qualified_name(),
+                table: name.to_string(),
                 format: entry.format.to_string(),
             });
         }
@@ -188,6 +200,11 @@ pub fn file_format(
 #[derive(Debug)]
 pub struct StrataTable {
     entry: TableEntry,
+    /// How errors name the table: `zone.name`, or for files read by path, the read
+    /// (`'data/*.csv'`, `read_csv('…')`).
+    name: String,
+    /// Files read by path, not a registered table.
+    by_path: bool,
     inner: Arc<ListingTable>,
     /// Partition columns that are not strings: their `col = value` filters must not become
     /// listing prefixes, because `month = 3` would list `month=3/` and miss `month=03/`.
@@ -197,6 +214,26 @@ pub struct StrataTable {
 impl StrataTable {
     /// Builds the table from its entry. The entry must carry a schema.
     pub fn try_new(entry: TableEntry, counters: &Arc<ScanCounters>) -> Result<Self, Error> {
+        let name = entry.qualified_name();
+        Self::build(entry, counters, name, false)
+    }
+
+    /// The table of files read by path: `entry` is never committed, and errors name the
+    /// files as `label`, the way the query read them.
+    pub(crate) fn for_path_read(
+        entry: TableEntry,
+        counters: &Arc<ScanCounters>,
+        label: String,
+    ) -> Result<Self, Error> {
+        Self::build(entry, counters, label, true)
+    }
+
+    fn build(
+        entry: TableEntry,
+        counters: &Arc<ScanCounters>,
+        name: String,
+        by_path: bool,
+    ) -> Result<Self, Error> {
         let file_schema = entry_schema(&entry)?.ok_or_else(|| {
             Error::Unsupported(format!(
                 "{} has no recorded schema; run REFRESH TABLE {}",
@@ -204,7 +241,7 @@ impl StrataTable {
                 entry.qualified_name()
             ))
         })?;
-        let format = file_format(&entry, counters)?;
+        let format = file_format_named(&entry, counters, &name, by_path)?;
         let partition_cols = entry
             .partition_columns
             .iter()
@@ -233,13 +270,23 @@ impl StrataTable {
                 vec![order]
             });
         // A table that lists its files is read through a view of exactly those files.
-        let url = ListingTableUrl::parse(crate::providers::fileset::listing_url(&entry)?)?;
-        let config = ListingTableConfig::new(url)
+        let urls = if by_path {
+            path_read_urls(&entry)?
+        } else {
+            vec![crate::providers::fileset::listing_url(&entry)?]
+        };
+        let urls = urls
+            .into_iter()
+            .map(ListingTableUrl::parse)
+            .collect::<Result<Vec<_>>>()?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(Arc::new(file_schema));
         let inner = ListingTable::try_new(config)?;
         Ok(Self {
             entry,
+            name,
+            by_path,
             inner: Arc::new(inner),
             typed_partitions,
         })
@@ -248,6 +295,16 @@ impl StrataTable {
     /// The catalog entry this table was built from.
     pub fn entry(&self) -> &TableEntry {
         &self.entry
+    }
+
+    /// How errors name the table: `zone.name`, or the path read.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the table is files read by path rather than a registered table.
+    pub fn is_path_read(&self) -> bool {
+        self.by_path
     }
 
     fn rewrite_filter(&self, expr: &Expr) -> Result<Expr> {
@@ -315,6 +372,14 @@ impl TableProvider for StrataTable {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if self.by_path {
+            return Err(DataFusionError::External(Box::new(Error::Unsupported(
+                format!(
+                    "{} reads files by path and takes no INSERT; write a table with CREATE TABLE … AS, or files with COPY … TO",
+                    self.name
+                ),
+            ))));
+        }
         if self.entry.zone == RAW_ZONE {
             return Err(DataFusionError::External(Box::new(Error::ReadOnlyZone {
                 table: self.entry.qualified_name(),
@@ -323,6 +388,39 @@ impl TableProvider for StrataTable {
         }
         self.inner.insert_into(state, input, insert_op).await
     }
+}
+
+/// The URLs a read by path lists. DataFusion reads no files in folders below a table's
+/// location other than partition folders; files read by path from several folders that are
+/// not partitions (`read_csv(['a/x.csv', 'b/y.csv'])`) are read as one location per folder.
+fn path_read_urls(entry: &TableEntry) -> Result<Vec<String>, Error> {
+    let files = entry.files.as_deref().unwrap_or_default();
+    if !entry.partition_columns.is_empty() || files.iter().all(|f| !f.path.contains('/')) {
+        return Ok(vec![crate::providers::fileset::listing_url(entry)?]);
+    }
+    let mut folders: std::collections::BTreeMap<&str, Vec<strata_catalog::DataFile>> =
+        std::collections::BTreeMap::new();
+    for file in files {
+        let (folder, name) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+        folders
+            .entry(folder)
+            .or_default()
+            .push(strata_catalog::DataFile {
+                path: name.to_string(),
+                size: file.size,
+            });
+    }
+    folders
+        .into_iter()
+        .map(|(folder, files)| {
+            let mut part = entry.clone();
+            if !folder.is_empty() {
+                part.location = format!("{}{folder}/", entry.location);
+            }
+            part.files = Some(files);
+            crate::providers::fileset::listing_url(&part)
+        })
+        .collect()
 }
 
 /// A field list for the partition columns of an entry, for DESCRIBE-like output.

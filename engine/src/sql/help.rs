@@ -20,6 +20,8 @@ pub const STRATA_STATEMENTS: &[&str] = &[
     "CREATE MATERIALIZED VIEW zone.v AS query",
     "REFRESH MATERIALIZED VIEW zone.v | DROP MATERIALIZED VIEW [IF EXISTS] zone.v",
     "RELEASE HOLD zone.t",
+    "SUMMARIZE zone.t | SUMMARIZE query",
+    "SELECT … FROM 'data/*.parquet' | read_parquet(…) | read_csv(…) | read_json(…)",
 ];
 
 /// The words the REPL completes: SQL's common ones and those of strata's statements.
@@ -123,4 +125,5 @@ pub const KEYWORDS: &[&str] = &[
     "REPLACE",
     "RELEASE",
     "HOLD",
+    "SUMMARIZE",
 ];

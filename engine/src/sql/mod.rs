@@ -15,9 +15,11 @@
 //! Numeric literals are typed as DuckDB types them (see [`literals`]): `556.18` is an exact
 //! decimal, `1e3` a double.
 
+pub(crate) mod cast_names;
 mod depth;
 mod help;
 mod literals;
+mod names;
 mod placeholders;
 pub mod split;
 mod statement;
@@ -443,18 +445,52 @@ impl<'a> StrataParser<'a> {
                 self.df.parser.next_token();
                 Ok(Statement::DescribeHistory(self.table_name()?))
             }
+            "SUMMARIZE" => {
+                self.df.parser.next_token();
+                self.parse_summarized().map(Statement::Summarize)
+            }
             "CHECK" => self.parse_check().map(Statement::Check),
             "OPTIMIZE" => self.parse_optimize().map(Statement::Optimize),
             "VACUUM" => self.parse_vacuum().map(Statement::Vacuum),
             "RESTORE" => self.parse_restore().map(Statement::Restore),
             _ => {
-                let statement = self.df.parse_statement().map_err(|e| match e {
+                let mut statement = self.df.parse_statement().map_err(|e| match e {
                     datafusion::error::DataFusionError::SQL(e, _) => *e,
                     other => ParserError::ParserError(other.to_string()),
                 })?;
+                if let datafusion::sql::parser::Statement::Statement(s) = &mut statement
+                    && let datafusion::sql::sqlparser::ast::Statement::Query(query) = s.as_mut()
+                {
+                    names::name_as_written(query);
+                }
                 Ok(Statement::from_datafusion(statement))
             }
         }
+    }
+
+    /// What SUMMARIZE summarizes: a query, or a table (a name, a quoted path or a `read_*`
+    /// call) as `SELECT * FROM` it.
+    fn parse_summarized(&mut self) -> Result<Box<Query>, ParserError> {
+        let query_ahead = matches!(
+            self.word_at(0).as_deref(),
+            Some("SELECT" | "WITH" | "VALUES")
+        ) || self.df.parser.peek_token().token == Token::LParen;
+        let mut query = if query_ahead {
+            self.df.parser.parse_query()?
+        } else {
+            let table = self.df.parser.parse_table_factor()?;
+            let mut query = datafusion::sql::sqlparser::parser::Parser::new(&GenericDialect {})
+                .try_with_sql("SELECT * FROM t")?
+                .parse_query()?;
+            if let datafusion::sql::sqlparser::ast::SetExpr::Select(select) = query.body.as_mut()
+                && let Some(from) = select.from.first_mut()
+            {
+                from.relation = table;
+            }
+            query
+        };
+        names::name_as_written(&mut query);
+        Ok(query)
     }
 
     /// `a, "B", c` as SQL resolves the names.

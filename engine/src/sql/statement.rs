@@ -49,6 +49,9 @@ pub enum Statement {
     Use(Ident),
     /// `RELEASE HOLD t`: ends the hold a pipeline that died under audit left on a table.
     ReleaseHold(ObjectName),
+    /// `SUMMARIZE t` or `SUMMARIZE SELECT …`: figures for each column (as the query
+    /// `SELECT * FROM t` for a table).
+    Summarize(Box<Query>),
 }
 
 /// A parsed `CREATE TABLE … AS` or `CREATE MATERIALIZED VIEW … AS`.
@@ -168,6 +171,7 @@ impl Statement {
             Statement::ShowZones
             | Statement::ShowLineage(_)
             | Statement::DescribeHistory(_)
+            | Statement::Summarize(_)
             | Statement::Check(_) => Effect::Read,
             Statement::Use(_) => Effect::Session,
             Statement::CreateTableAs(_)
@@ -240,6 +244,7 @@ impl Statement {
             Statement::DropMaterializedView { .. } => "DROP MATERIALIZED VIEW",
             Statement::Use(_) => "USE",
             Statement::ReleaseHold(_) => "RELEASE HOLD",
+            Statement::Summarize(_) => "SUMMARIZE",
         }
     }
 }

@@ -174,7 +174,10 @@ fn time_travel_is_part_of_the_table_reference() {
         q("select * from t timestamp as of '2026-01-01 00:00:00' s"),
         "SELECT * FROM \"t@t2026-01-01 00:00:00\" s"
     );
-    assert_eq!(q("SELECT 'VERSION AS OF 3'"), "SELECT 'VERSION AS OF 3'");
+    assert_eq!(
+        q("SELECT 'VERSION AS OF 3'"),
+        "SELECT 'VERSION AS OF 3' AS \"'VERSION AS OF 3'\""
+    );
     assert_eq!(
         q("SELECT \"a\"\"b\" FROM t VERSION AS OF 1 WHERE name = 'it''s'"),
         "SELECT \"a\"\"b\" FROM \"t@v1\" WHERE name = 'it''s'"

@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::error::Error;
 use crate::providers::stores::url_path;
+use crate::providers::table::StrataTable;
 use crate::session::Session;
 
 /// At most this many files are read again to find a damaged one.
@@ -39,15 +40,35 @@ pub(crate) struct ParquetTable {
 /// The Parquet tables a plan reads.
 pub(crate) fn parquet_tables(session: &Session, plan: &LogicalPlan) -> Vec<ParquetTable> {
     let mut tables: Vec<ParquetTable> = Vec::new();
+    let snapshot = session.catalog().snapshot();
     let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && let Ok((zone, name)) = session.resolve(&scan.table_name)
-            && let Ok(entry) = session.catalog().snapshot().table(&zone, &name)
+        let LogicalPlan::TableScan(scan) = node else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        // Files read by path: their entry is the provider's, and only its files are checked.
+        let by_path = datafusion::datasource::source_as_provider(&scan.source)
+            .ok()
+            .and_then(|p| {
+                let table = p.downcast_ref::<StrataTable>()?;
+                let url = crate::providers::fileset::listing_url(table.entry()).ok()?;
+                table
+                    .is_path_read()
+                    .then(|| (table.entry().clone(), table.name().to_string(), url))
+            });
+        let registered = || {
+            let (zone, name) = session.resolve(&scan.table_name).ok()?;
+            let entry = snapshot.table(&zone, &name).ok()?.clone();
+            let name = entry.qualified_name();
+            let location = entry.location.clone();
+            Some((entry, name, location))
+        };
+        if let Some((entry, table_name, location)) = by_path.or_else(registered)
             && matches!(entry.format, TableFormat::Parquet | TableFormat::Csv)
-            && let Ok(location) = Url::parse(&entry.location)
+            && let Ok(location) = Url::parse(&location)
             && let Ok(store) = session.store_for(&location)
-            && !tables.iter().any(|t| t.name == entry.qualified_name())
+            && !tables.iter().any(|t| t.name == table_name)
         {
+            let entry = &entry;
             let csv = match entry.format {
                 TableFormat::Csv => {
                     let Ok(Some(schema)) = crate::providers::table::entry_schema(entry) else {
@@ -67,7 +88,7 @@ pub(crate) fn parquet_tables(session: &Session, plan: &LogicalPlan) -> Vec<Parqu
                 _ => None,
             };
             tables.push(ParquetTable {
-                name: entry.qualified_name(),
+                name: table_name,
                 location,
                 store,
                 csv,

@@ -255,10 +255,11 @@ fn conform(
         columns.len()
     };
     if given.len() != wanted {
+        let plural = |n: usize| if n == 1 { "column" } else { "columns" };
         let into = if columns.is_empty() {
-            format!("{table} has {wanted} columns ({names})")
+            format!("{table} has {wanted} {} ({names})", plural(wanted))
         } else {
-            format!("the column list names {wanted} columns")
+            format!("the column list names {wanted} {}", plural(wanted))
         };
         return Err(Error::Unsupported(format!(
             "{into} but the query gives {}",

@@ -1,7 +1,7 @@
 //! Running statements: [`Session::execute`] parses one statement and dispatches on its
 //! [`Statement`] variant, to DataFusion's planner or to the handler of its family, one file
 //! each: CREATE TABLE … AS, INSERT OVERWRITE, Delta DML and history, maintenance,
-//! registering tables, checks, lineage, materialized views and SHOW.
+//! registering tables, checks, lineage, materialized views, SHOW and SUMMARIZE.
 
 pub(crate) mod check;
 pub(crate) mod create_table_as;
@@ -14,6 +14,7 @@ pub(crate) mod maintenance;
 pub(crate) mod materialized_view;
 pub(crate) mod register;
 pub(crate) mod show;
+pub(crate) mod summarize;
 
 use std::sync::Arc;
 
@@ -96,6 +97,7 @@ impl Session {
             Statement::Restore(r) => maintenance::restore(self, &r).await,
             Statement::DescribeHistory(name) => history::history(self, &name).await,
             Statement::ShowZones => Ok(show::zones(self)),
+            Statement::Summarize(query) => summarize::run(self, &query).await,
             Statement::ShowLineage(name) => lineage::show(self, &name).await,
             Statement::RefreshZone(zone) => {
                 self.stores().invalidate_listings();
@@ -137,10 +139,10 @@ impl Session {
     ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
         self.admit_plan(df.logical_plan())?;
         let tables = file_errors::parquet_tables(self, df.logical_plan());
-        Ok(file_errors::name_damaged_files(
-            tables,
-            df.execute_stream().await?,
-        ))
+        let (state, plan) = df.into_parts();
+        let physical = state.create_physical_plan(&plan).await?;
+        let stream = self.execute_physical(physical, &state).await?;
+        Ok(file_errors::name_damaged_files(tables, stream))
     }
 
     /// Runs a query plan that is already optimized (`DataFrame::into_optimized_plan`): it is
@@ -156,8 +158,26 @@ impl Session {
             .query_planner()
             .create_physical_plan(plan, &state)
             .await?;
-        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
+        let stream = self.execute_physical(physical, &state).await?;
         Ok(file_errors::name_damaged_files(tables, stream))
+    }
+
+    /// Runs a physical plan: on the session's remote when it has one and the plan reads
+    /// files, else here.
+    async fn execute_physical(
+        &self,
+        physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        state: &datafusion::execution::SessionState,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        let remotely = self.remote().is_some() && crate::remote::reads_files(&physical);
+        self.set_ran_remotely(remotely);
+        if let Some(remote) = self.remote().filter(|_| remotely) {
+            return Ok(remote.execute(physical, state).await?);
+        }
+        Ok(datafusion::physical_plan::execute_stream(
+            physical,
+            state.task_ctx(),
+        )?)
     }
 
     /// The error for an INSERT whose values do not match its table's columns, naming the
@@ -167,7 +187,12 @@ impl Session {
             Ok(table) => {
                 let schema = table.schema();
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                format!("its {} columns ({})", names.len(), names.join(", "))
+                let noun = if names.len() == 1 {
+                    "column"
+                } else {
+                    "columns"
+                };
+                format!("its {} {noun} ({})", names.len(), names.join(", "))
             }
             Err(_) => "its columns".to_string(),
         };
@@ -187,6 +212,7 @@ impl Session {
         }
         let is_insert = matches!(&statement, DFStatement::Statement(s) if matches!(**s, SqlStatement::Insert(_)));
         let lineage_of = is_insert.then(|| Statement::from_datafusion(statement.clone()));
+        let file_reads = self.prepare_file_reads(&state, &mut statement).await?;
         // CTEs named more than once are computed once; the guard keeps them registered
         // until the query is planned.
         let shared_ctes = if crate::optimizer::enabled(state.config_options(), "shared_ctes") {
@@ -197,8 +223,11 @@ impl Session {
         } else {
             None
         };
-        let plan = crate::sql::retype_literals(state.statement_to_plan(statement).await?)?;
+        let plan = crate::types::describe_with_sql_types(crate::sql::retype_literals(
+            crate::sql::cast_names::statement_to_plan(&state, statement).await?,
+        )?)?;
         drop(shared_ctes);
+        drop(file_reads);
         self.admit_plan(&plan)?;
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
@@ -268,9 +297,12 @@ impl Session {
             df.collect().await?;
             return Ok(Output::Done("OK".into()));
         }
+        let (state, plan) = df.into_parts();
+        let physical = state.create_physical_plan(&plan).await?;
+        let stream = self.execute_physical(physical, &state).await?;
         Ok(Output::Rows(file_errors::name_damaged_files(
             parquet_tables,
-            df.execute_stream().await?,
+            stream,
         )))
     }
 

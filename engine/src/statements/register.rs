@@ -463,17 +463,7 @@ async fn inspect(
         Some(schema) => schema,
         None => infer_schema(session, entry, &store, &files).await?,
     };
-    // Partition values come from folder names; a column of the same name inside the files
-    // would clash with them. Files promise nothing about the files that come after them, so
-    // every column may hold NULLs (a file written from NOT NULL columns says otherwise).
-    let file_schema = Schema::new(
-        file_schema
-            .fields()
-            .iter()
-            .filter(|f| !partitions.iter().any(|(p, _)| p == f.name()))
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    );
+    let file_schema = infer::file_columns(&file_schema, &partitions);
     entry.schema = Some(
         serde_json::to_value(&file_schema)
             .map_err(|e| Error::Unsupported(format!("cannot record the schema: {e}")))?,

@@ -1,0 +1,123 @@
+//! [`Cluster`]: runs a session's queries on a Ballista cluster.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ballista_core::config::BallistaConfig;
+use ballista_core::execution_plans::execute_physical_plan;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::{SendableRecordBatchStream, SessionState};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use datafusion_proto::protobuf::PhysicalPlanNode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long the scheduler has to say how many executors it has before a query fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A scheduler to send queries to (`strata --cluster HOST:PORT`).
+#[derive(Debug)]
+pub struct Cluster {
+    scheduler: String,
+    session_id: String,
+    codec: Arc<dyn PhysicalExtensionCodec>,
+    last_run: Mutex<Option<String>>,
+}
+
+impl Cluster {
+    /// The cluster whose scheduler is at `scheduler` (`HOST:PORT`). Nothing is contacted
+    /// until a query runs.
+    pub fn new(scheduler: &str) -> anyhow::Result<Self> {
+        crate::host_port(scheduler, "--cluster")?;
+        Ok(Self {
+            scheduler: scheduler.to_string(),
+            session_id: uuid::Uuid::new_v4().to_string(),
+            codec: crate::codec(),
+            last_run: Mutex::new(None),
+        })
+    }
+
+    /// The scheduler's address.
+    pub fn scheduler(&self) -> &str {
+        &self.scheduler
+    }
+
+    /// How many executors the scheduler has; an error naming the scheduler when it cannot
+    /// be reached or has none.
+    pub async fn executors(&self) -> Result<usize, String> {
+        let scheduler = &self.scheduler;
+        match tokio::time::timeout(READY_TIMEOUT, readyz(scheduler)).await {
+            Err(_) => Err(format!(
+                "the scheduler at {scheduler} did not answer within {}s",
+                READY_TIMEOUT.as_secs()
+            )),
+            Ok(Err(e)) => Err(format!(
+                "cannot reach the scheduler at {scheduler}: {e}; start one with `strata scheduler --listen {scheduler}`, or run without --cluster"
+            )),
+            Ok(Ok((true, n))) => Ok(n),
+            Ok(Ok((false, _))) => Err(format!(
+                "the scheduler at {scheduler} has no executor; start one with `strata executor --scheduler {scheduler}`"
+            )),
+        }
+    }
+}
+
+/// Asks the scheduler's `/readyz`: whether it has executors, and how many.
+async fn readyz(scheduler: &str) -> std::io::Result<(bool, usize)> {
+    let mut stream = tokio::net::TcpStream::connect(scheduler).await?;
+    stream
+        .write_all(
+            format!("GET /readyz HTTP/1.1\r\nHost: {scheduler}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let bad = || std::io::Error::other(format!("not a scheduler's answer: {response:?}"));
+    let status = response.split_whitespace().nth(1).ok_or_else(bad)?;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // "ready: 2 executors registered" or "not ready: 0/1 executors registered".
+    let count = body
+        .split_whitespace()
+        .find_map(|word| word.split('/').next().and_then(|n| n.parse::<usize>().ok()))
+        .unwrap_or(0);
+    match status {
+        "200" => Ok((true, count)),
+        "503" => Ok((false, count)),
+        _ => Err(bad()),
+    }
+}
+
+#[async_trait]
+impl strata_engine::remote::Remote for Cluster {
+    async fn execute(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        state: &SessionState,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let executors = self.executors().await.map_err(DataFusionError::Execution)?;
+        if let Ok(mut last) = self.last_run.lock() {
+            *last = Some(format!(
+                "on the cluster at {} ({executors} executor{})",
+                self.scheduler,
+                if executors == 1 { "" } else { "s" }
+            ));
+        }
+        let scheduler = self.scheduler.clone();
+        execute_physical_plan::<PhysicalPlanNode>(
+            format!("http://{scheduler}"),
+            &BallistaConfig::default(),
+            plan,
+            self.codec.as_ref(),
+            self.session_id.clone(),
+            state.config().clone(),
+        )
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("on the cluster at {scheduler}: {e}")))
+    }
+
+    fn last_run(&self) -> Option<String> {
+        self.last_run.lock().ok().and_then(|l| l.clone())
+    }
+}

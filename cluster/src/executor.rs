@@ -1,0 +1,109 @@
+//! `strata executor`: a Ballista executor, started from its library with strata's codec,
+//! that registers with a scheduler and asks it for tasks.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::error::BallistaError;
+use ballista_core::utils::create_grpc_server;
+use ballista_executor::ArrowFlightServerProvider;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::health::ExecutorHealth;
+
+/// What `strata executor` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The scheduler, `HOST:PORT`.
+    pub scheduler: String,
+    /// Where to serve shuffle data and results; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Tasks run at once [default: the machine's cores].
+    pub cores: Option<usize>,
+}
+
+/// Checks the scheduler answers, listens, registers with the scheduler, calls `ready` with
+/// the address it serves on, and runs the tasks the scheduler hands out until the process
+/// ends.
+pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    let scheduler = &options.scheduler;
+    let (scheduler_host, scheduler_port) = crate::host_port(scheduler, "the scheduler")?;
+    tokio::net::TcpStream::connect((scheduler_host.as_str(), scheduler_port))
+        .await
+        .with_context(|| {
+            format!("cannot reach the scheduler at {scheduler}; start one with `strata scheduler --listen {scheduler}`")
+        })?;
+    // Bound here, before Ballista starts, so that the address is known (port 0) and taken.
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    let work_dir = tempfile::Builder::new()
+        .prefix("strata-executor-")
+        .tempdir()
+        .context("cannot create the executor's work folder")?;
+    let health = ExecutorHealth::new();
+    let listener = Arc::new(Mutex::new(Some(listener)));
+    let flight: Arc<ArrowFlightServerProvider> =
+        Arc::new(move |work_dir, _address, mut shutdown, grpc| {
+            let listener = listener.lock().ok().and_then(|mut l| l.take());
+            tokio::spawn(async move {
+                let listener = listener.ok_or_else(|| {
+                    BallistaError::General("the executor's listener was already taken".into())
+                })?;
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                create_grpc_server(&grpc)
+                    .add_service(FlightServiceServer::new(BallistaFlightService::new(
+                        work_dir,
+                    )))
+                    .serve_with_incoming_shutdown(incoming, shutdown.recv())
+                    .await
+                    .map_err(BallistaError::TonicError)
+            })
+        });
+    let config = ExecutorProcessConfig {
+        bind_host: address.ip().to_string(),
+        external_host: Some(address.ip().to_string()),
+        port: address.port(),
+        scheduler_host,
+        scheduler_port,
+        vcores: options.cores.unwrap_or(0),
+        task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
+        work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
+        override_physical_codec: Some(crate::codec()),
+        override_arrow_flight_service: Some(flight),
+        health: health.clone(),
+        ..Default::default()
+    };
+    let stopped = |e: BallistaError| {
+        anyhow::anyhow!("the executor on {address} (scheduler {scheduler}) stopped: {e}")
+    };
+    let mut process = tokio::spawn(start_executor_process(Arc::new(config)));
+    // Ready once the scheduler has heard from it: a query sent after the address is printed
+    // finds the executor registered. Ballista flips a flag; it is looked at every 10 ms.
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            ended = &mut process => {
+                return match ended {
+                    Ok(result) => result.map_err(stopped),
+                    Err(e) => Err(anyhow::anyhow!("the executor on {address} failed: {e}")),
+                };
+            }
+            _ = tick.tick() => {
+                if health.is_ready() {
+                    break;
+                }
+            }
+        }
+    }
+    ready(address);
+    match process.await {
+        Ok(result) => result.map_err(stopped),
+        Err(e) => Err(anyhow::anyhow!("the executor on {address} failed: {e}")),
+    }
+}

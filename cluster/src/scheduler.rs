@@ -1,0 +1,43 @@
+//! `strata scheduler`: Ballista's scheduler, started from its library with strata's codec.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+
+/// Listens on `listen` (port 0 picks a free port), calls `ready` with the address once it
+/// listens, and schedules queries until the process ends.
+pub async fn run(listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    let mut config = SchedulerConfig::default()
+        .with_hostname(address.ip().to_string())
+        .with_port(address.port())
+        // Executors ask for work: they need no port of their own for it, only the one
+        // they serve shuffle data on.
+        .with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
+    config.override_physical_codec = Some(crate::codec());
+    // An executor that stops asking for work is given up after 30 seconds, not 3 minutes.
+    config.executor_timeout_seconds = 30;
+    config.expire_dead_executor_interval_seconds = 5;
+    config.no_executors_grace_period_seconds = 30;
+    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the scheduler: {e}"))?;
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the scheduler: {e}"))?;
+    ready(address);
+    start_grpc_service_with_listener(listener, scheduler)
+        .await
+        .map_err(|e| anyhow::anyhow!("the scheduler on {address} stopped: {e}"))
+}
