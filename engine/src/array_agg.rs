@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray};
 use arrow::buffer::OffsetBuffer;
-use arrow::compute::cast;
+use arrow::compute::{can_cast_types, cast};
 use arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::functions_aggregate::array_agg::ArrayAgg;
@@ -42,12 +42,31 @@ pub(crate) struct CountedArrayAgg {
     inner: AggregateUDF,
 }
 
-/// The type values of `input` are held as, where it is not `input` itself.
+/// The type values of `input` are held as, where it is not `input` itself: views (also
+/// inside structs and lists) as offset strings and binaries, where arrow can cast them there
+/// and back.
 fn held_type(input: &DataType) -> Option<DataType> {
-    match input {
-        DataType::Utf8View => Some(DataType::LargeUtf8),
-        DataType::BinaryView => Some(DataType::LargeBinary),
-        _ => None,
+    let held = without_views(input);
+    (held != *input && can_cast_types(input, &held) && can_cast_types(&held, input)).then_some(held)
+}
+
+/// `data_type` with every view type in it replaced by its offset type.
+fn without_views(data_type: &DataType) -> DataType {
+    let field = |f: &FieldRef| -> FieldRef {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_data_type(without_views(f.data_type())),
+        )
+    };
+    match data_type {
+        DataType::Utf8View => DataType::LargeUtf8,
+        DataType::BinaryView => DataType::LargeBinary,
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(field).collect()),
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        other => other.clone(),
     }
 }
 

@@ -94,8 +94,9 @@ async fn peak_of(session: &Session, sql: &str) -> (u64, Vec<String>) {
     (peak.peak(), answer)
 }
 
-/// `array_agg` reserves at least the bytes of the strings it holds: 200,000 strings of 64
-/// characters (12.8 MB) were counted at their 16-byte views (3.2 MB) before.
+/// `array_agg` reserves at least the bytes of the strings it holds, alone or in structs:
+/// 200,000 strings of 64 characters (12.8 MB) were counted at their 16-byte views (3.2 MB)
+/// before.
 #[tokio::test]
 async fn array_agg_counts_the_strings_it_holds() {
     let (_dir, limited, unlimited) = sessions("1GiB").await;
@@ -105,6 +106,8 @@ async fn array_agg_counts_the_strings_it_holds() {
         "SELECT cardinality(array_agg(s)) AS n FROM processed.strs",
         "SELECT sum(cardinality(a)) AS n FROM \
          (SELECT k, array_agg(s) AS a FROM processed.strs GROUP BY k)",
+        // Views inside structs are held as strings too.
+        "SELECT cardinality(array_agg(named_struct('s', s, 'k', k))) AS n FROM processed.strs",
     ] {
         let (peak, answer) = peak_of(&limited, sql).await;
         assert_eq!(answer, vec!["200000".to_string()], "{sql}");
@@ -142,6 +145,11 @@ async fn array_agg_under_a_limit_answers_as_without() {
          FROM processed.strs WHERE id < 0",
         "SELECT k, array_agg(id ORDER BY id) AS a FROM processed.strs \
          WHERE id < 300 GROUP BY k ORDER BY k",
+        "SELECT k, array_agg(named_struct('n', n, 'id', id) ORDER BY id) AS a, \
+                arrow_typeof(array_agg(named_struct('n', n))) AS t \
+         FROM processed.strs WHERE id < 300 GROUP BY k ORDER BY k",
+        "SELECT k % 7 AS g, count(*) AS c, array_sort(array_agg(s)) AS a \
+         FROM processed.strs WHERE id < 400 GROUP BY k % 7 ORDER BY g",
     ];
     for sql in queries {
         let expected = answer(&unlimited, sql).await;
@@ -191,6 +199,65 @@ async fn top_k_over_strings_runs_under_a_small_limit() {
         "{plan}"
     );
     assert!(plan.contains("CAST(s@"), "{plan}");
+}
+
+/// `array_agg` over 100 groups of 6,000 strings of 64 characters (38 MB in all) runs under
+/// 32 MiB, one group's list at a time, with the answer of the unlimited run (see
+/// `optimizer::list_groups_in_order`). DataFusion's two-step hash aggregate spills all 100
+/// lists in one batch and fails to merge them back.
+#[tokio::test]
+async fn grouped_array_agg_holds_one_group_at_a_time() {
+    let (_dir, limited, unlimited) = sessions("32MiB").await;
+    strings_table(&unlimited, 600_000).await;
+    let sql = "SELECT k, cardinality(array_agg(s)) AS n, max(s) AS m \
+               FROM processed.strs GROUP BY k ORDER BY k";
+    let expected = answer(&unlimited, sql).await;
+    assert_eq!(expected.len(), 100);
+    assert_eq!(answer(&limited, sql).await, expected);
+    let plan = crate::test_support::shown(&crate::test_support::physical_plan(&limited, sql).await);
+    assert!(plan.contains("AggregateExec: mode=Single,"), "{plan}");
+    assert!(plan.contains("ordering_mode=Sorted"), "{plan}");
+    limited
+        .sql("SET strata.optimizer.list_groups_in_order = false")
+        .await
+        .expect("switch");
+    let e = limited
+        .sql(sql)
+        .await
+        .expect_err("all 100 lists in one spilled batch do not fit in 32 MiB");
+    assert!(e.to_string().contains("--memory-limit"), "{e}");
+}
+
+/// A grouped `array_agg` below a partitioned join on its keys keeps the partitions the
+/// join relies on: its rows are repartitioned by the keys and each partition sorted and
+/// aggregated on its own, with the answer of the unlimited run.
+#[tokio::test]
+async fn grouped_array_agg_below_a_partitioned_join_keeps_its_partitions() {
+    let (_dir, limited, unlimited) = sessions("256MiB").await;
+    strings_table(&unlimited, 20_000).await;
+    for setting in [
+        "SET datafusion.optimizer.hash_join_single_partition_threshold = 0",
+        "SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        "SET datafusion.execution.target_partitions = 3",
+    ] {
+        for session in [&limited, &unlimited] {
+            session.sql(setting).await.expect(setting);
+        }
+    }
+    let sql = "SELECT a.k, cardinality(a.l) AS n, b.c \
+               FROM (SELECT k, array_agg(s) AS l FROM processed.strs GROUP BY k) a \
+               JOIN (SELECT k, count(*) AS c FROM processed.strs WHERE id % 3 = 0 GROUP BY k) b \
+               ON a.k = b.k ORDER BY a.k";
+    let expected = answer(&unlimited, sql).await;
+    assert_eq!(expected.len(), 100);
+    assert_eq!(answer(&limited, sql).await, expected);
+    let plan = crate::test_support::shown(&crate::test_support::physical_plan(&limited, sql).await);
+    assert!(plan.contains("mode=Partitioned"), "{plan}");
+    assert!(
+        plan.contains("AggregateExec: mode=SinglePartitioned"),
+        "{plan}"
+    );
+    assert!(plan.contains("ordering_mode=Sorted"), "{plan}");
 }
 
 /// A top-K sort that truly needs more than the limit fails with an error naming the

@@ -55,6 +55,7 @@ pub const CLUSTER_OFF_RULES: &[&str] = &[
     "compact_merge_inputs",
     "array_join_maps",
     "top_k_owned_strings",
+    "list_groups_in_order",
 ];
 
 /// Whether `plan` reads files: only such plans go to a remote; the rest (constants, the

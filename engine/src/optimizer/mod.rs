@@ -26,6 +26,7 @@ pub(crate) mod key_bitmap;
 pub(crate) mod key_column_filters;
 pub(crate) mod key_lists;
 pub(crate) mod like_segments;
+pub(crate) mod list_groups_in_order;
 pub(crate) mod outer_join_constants;
 pub(crate) mod plain_anti_join_on_non_null_keys;
 pub(crate) mod plannable_subqueries;
@@ -235,6 +236,13 @@ pub const RULES: &[Rule] = &[
         Place::Last,
         "after every rule that lays out a scan's files",
         || Arc::new(split_switched_scans::SplitSwitchedScans::default()),
+    ),
+    physical(
+        "list_groups_in_order",
+        "under a memory limit, a grouped array_agg runs over rows sorted by its group keys, so it holds one group's list at a time",
+        Place::Last,
+        "once DataFusion has placed its sorts: the sort it adds is one no DataFusion rule may remove",
+        || Arc::new(list_groups_in_order::ListGroupsInOrder),
     ),
     physical(
         "compact_merge_inputs",

@@ -50,7 +50,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction_owned};
 use datafusion::logical_expr::{
     Distinct, Expr, ExprSchemable, Filter, LogicalPlan, LogicalPlanBuilder, Projection, Subquery,
-    case, col, lit, when,
+    Union, case, col, lit, when,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
@@ -255,7 +255,10 @@ fn nested(expr: Expr, schema: &DFSchema, always: bool) -> Result<Transformed<Exp
             return Ok(Transformed::yes(nested(combined, schema, always)?.data));
         }
         let shape = Shape::of(in_subquery, schema)?;
-        if !always && !shape.correlated && !shape.x_nullable && !shape.y_nullable {
+        // DataFusion's mark join for an IN over a UNION inside OR fails to plan ("Projections
+        // require unique expression names"), NULLs or not.
+        let over_union = union_of(in_subquery).is_some();
+        if !always && !shape.correlated && !shape.x_nullable && !shape.y_nullable && !over_union {
             return Ok(Transformed::no(e));
         }
         // In a filter DataFusion decorrelates EXISTS whatever the correlation; in a SELECT list
@@ -281,25 +284,7 @@ fn union_branches(in_subquery: &InSubquery, negated: bool) -> Option<Vec<Expr>> 
     if in_subquery.subquery.outer_ref_columns.is_empty() {
         return None;
     }
-    let mut plan = in_subquery.subquery.subquery.as_ref();
-    // Duplicates change no IN: a UNION's DISTINCT, as written or as the grouping DataFusion
-    // has made of it, is dropped.
-    loop {
-        plan = match plan {
-            LogicalPlan::Distinct(Distinct::All(input)) => input.as_ref(),
-            LogicalPlan::Aggregate(aggregate)
-                if aggregate.aggr_expr.is_empty()
-                    && aggregate.group_expr.len() == 1
-                    && matches!(aggregate.group_expr[0], Expr::Column(_)) =>
-            {
-                aggregate.input.as_ref()
-            }
-            _ => break,
-        };
-    }
-    let LogicalPlan::Union(union) = plan else {
-        return None;
-    };
+    let union = union_of(in_subquery)?;
     Some(
         union
             .inputs
@@ -317,6 +302,29 @@ fn union_branches(in_subquery: &InSubquery, negated: bool) -> Option<Vec<Expr>> 
             })
             .collect(),
     )
+}
+
+/// The UNION the subquery of `in_subquery` reads, under the DISTINCT of a UNION without ALL
+/// (as written or as the grouping DataFusion has made of it): duplicates change no IN.
+fn union_of(in_subquery: &InSubquery) -> Option<&Union> {
+    let mut plan = in_subquery.subquery.subquery.as_ref();
+    loop {
+        plan = match plan {
+            LogicalPlan::Distinct(Distinct::All(input)) => input.as_ref(),
+            LogicalPlan::Aggregate(aggregate)
+                if aggregate.aggr_expr.is_empty()
+                    && aggregate.group_expr.len() == 1
+                    && matches!(aggregate.group_expr[0], Expr::Column(_)) =>
+            {
+                aggregate.input.as_ref()
+            }
+            _ => break,
+        };
+    }
+    match plan {
+        LogicalPlan::Union(union) => Some(union),
+        _ => None,
+    }
 }
 
 fn contains_subquery(expr: &Expr) -> bool {

@@ -54,7 +54,7 @@ use super::StrataOptions;
 pub(crate) struct TopKOwnedStrings;
 
 /// The type a view type is held as in a top-K sort.
-fn owned(data_type: &DataType) -> Option<DataType> {
+pub(super) fn owned(data_type: &DataType) -> Option<DataType> {
     match data_type {
         DataType::Utf8View => Some(DataType::Utf8),
         DataType::BinaryView => Some(DataType::Binary),
@@ -141,7 +141,7 @@ pub struct StringsExec {
 }
 
 impl StringsExec {
-    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+    pub(crate) fn new(input: Arc<dyn ExecutionPlan>) -> Self {
         let from = input.schema();
         let schema = Arc::new(Schema::new_with_metadata(
             from.fields()
@@ -353,7 +353,7 @@ pub struct ViewsExec {
 }
 
 impl ViewsExec {
-    fn new(
+    pub(crate) fn new(
         input: Arc<dyn ExecutionPlan>,
         schema: SchemaRef,
         ordering: LexOrdering,
