@@ -10,7 +10,8 @@
 //!
 //! [`PlainAntiJoinOnNonNullKeys`] runs before DataFusion's join selection. For a NULL-aware
 //! anti join on one pair of key columns that come, through column projections, filters,
-//! repartitions, sorts and inner, semi and anti joins, from file columns of scans in which
+//! repartitions, sorts, the group keys of aggregates (`NOT IN (SELECT DISTINCT k …)`) and
+//! inner, semi and anti joins, from file columns of scans in which
 //! every file the scan reads records exactly zero NULLs ([`no_nulls`]), it drops the NULL
 //! awareness: with no NULLs on either side, `NOT IN` and `NOT EXISTS` agree. Join selection
 //! may then hash the smaller side. Anything it cannot prove (computed keys, outer joins,
@@ -28,6 +29,7 @@ use datafusion::logical_expr::JoinType;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::HashJoinExec;
@@ -78,8 +80,9 @@ impl PhysicalOptimizerRule for PlainAntiJoinOnNonNullKeys {
 
 /// Whether output column `index` of `plan` provably holds no NULL: it is a file column passed
 /// up unchanged from a scan whose every file records zero NULLs in it, through operators
-/// that add no NULLs. Anything else (computed columns, outer joins, aggregates, partition
-/// values, files without statistics) is not proven.
+/// that add no NULLs (group keys of aggregates among them). Anything else (computed
+/// columns, outer joins, aggregate values, grouping sets, partition values, files without
+/// statistics) is not proven.
 fn no_nulls(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
     if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
         return scan_has_no_nulls(exec, index);
@@ -109,6 +112,19 @@ fn no_nulls(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
             .children()
             .first()
             .is_some_and(|child| no_nulls(child, index));
+    }
+    if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
+        // A group key passed up unchanged, with no grouping sets that set it to NULL: its
+        // values are its input's.
+        let group_by = aggregate.group_expr();
+        if !group_by.is_single() {
+            return false;
+        }
+        return group_by
+            .expr()
+            .get(index)
+            .and_then(|(expr, _)| expr.downcast_ref::<Column>())
+            .is_some_and(|c| no_nulls(aggregate.input(), c.index()));
     }
     if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
         let index = match &join.projection {
@@ -207,6 +223,28 @@ mod tests {
         assert!(plan.contains("null_aware"), "{plan}");
         let answer = pretty(&session.sql(query).await.expect("query"));
         assert!(answer.contains("| 49995 |"), "{answer}");
+        // Keys passed up through DISTINCT and GROUP BY are still proven; a grouping set may add
+        // NULLs.
+        for (query, expected) in [
+            (
+                "SELECT count(*) AS n FROM processed.big WHERE k NOT IN (SELECT DISTINCT k FROM processed.few)",
+                "| 49996 |",
+            ),
+            (
+                "SELECT count(*) AS n FROM processed.big WHERE k NOT IN (SELECT k FROM processed.big WHERE g = 2 GROUP BY k)",
+                "| 42857 |",
+            ),
+        ] {
+            let plan = shown(&physical_plan(&session, query).await);
+            assert!(!plan.contains("null_aware"), "{plan}");
+            let answer = pretty(&session.sql(query).await.expect("query"));
+            assert!(answer.contains(expected), "{answer}");
+        }
+        let query = "SELECT count(*) AS n FROM processed.big WHERE k NOT IN (SELECT k FROM processed.few GROUP BY ROLLUP (k))";
+        let plan = shown(&physical_plan(&session, query).await);
+        assert!(plan.contains("null_aware"), "{plan}");
+        let answer = pretty(&session.sql(query).await.expect("query"));
+        assert!(answer.contains("| 0 |"), "{answer}");
         // Keys passed up through a filter and an inner join are still proven.
         let query = "SELECT count(*) AS n FROM processed.big b JOIN processed.big c ON b.k = c.k WHERE c.g = 3 AND b.k NOT IN (SELECT k FROM processed.few)";
         let plan = shown(&physical_plan(&session, query).await);
