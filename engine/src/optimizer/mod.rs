@@ -20,6 +20,7 @@ pub(crate) mod cheapest_join_order;
 pub(crate) mod compact_merge_inputs;
 pub(crate) mod conjunctions_on_rows_left;
 pub(crate) mod decimal_arith;
+pub(crate) mod distinct_build_rows;
 pub(crate) mod dynamic_filter_row_pushdown;
 pub(crate) mod faster_expressions;
 pub(crate) mod key_bitmap;
@@ -180,6 +181,13 @@ pub const RULES: &[Rule] = &[
         Place::After("join_selection"),
         "right after join selection's choice of build sides by bytes, before repartitions are placed around the joins",
         || Arc::new(build_fewer_rows::BuildFewerRows),
+    ),
+    physical(
+        "distinct_build_rows",
+        "a semi, anti or mark join that only asks whether a build row exists hashes the build side's distinct rows, where they are mostly not distinct",
+        Place::After("join_selection"),
+        "once the build sides are chosen (after build_fewer_rows), before repartitions are placed around the joins",
+        || Arc::new(distinct_build_rows::DistinctBuildRows),
     ),
     physical(
         "top_k_owned_strings",
