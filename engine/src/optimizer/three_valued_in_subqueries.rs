@@ -180,7 +180,7 @@ fn top_level(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     if contains_subquery(&in_subquery.expr) {
         return Ok(Transformed::no(expr));
     }
-    if let Some(branches) = union_branches(in_subquery, negated) {
+    if let Some(branches) = union_branches(in_subquery, negated)? {
         // NOT IN over a union: NOT IN each branch, each a conjunct of its own.
         if negated {
             let mut conjuncts = vec![];
@@ -246,7 +246,7 @@ fn nested(expr: Expr, schema: &DFSchema, always: bool) -> Result<Transformed<Exp
         if contains_subquery(&in_subquery.expr) {
             return Ok(Transformed::no(e));
         }
-        if let Some(branches) = union_branches(in_subquery, in_subquery.negated) {
+        if let Some(branches) = union_branches(in_subquery, in_subquery.negated)? {
             let combined = if in_subquery.negated {
                 conjunction(branches).unwrap_or_else(|| lit(true))
             } else {
@@ -280,34 +280,62 @@ fn nested(expr: Expr, schema: &DFSchema, always: bool) -> Result<Transformed<Exp
 /// `x IN B`, … (`x NOT IN A`, … when `negated`): IN over a union is the OR of IN over its
 /// branches in three-valued logic too (TRUE on a match in any, NULL where no branch matches
 /// and one yields NULL, FALSE otherwise), and NOT IN the AND of NOT IN.
-fn union_branches(in_subquery: &InSubquery, negated: bool) -> Option<Vec<Expr>> {
+fn union_branches(in_subquery: &InSubquery, negated: bool) -> Result<Option<Vec<Expr>>> {
     if in_subquery.subquery.outer_ref_columns.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let union = union_of(in_subquery)?;
-    Some(
-        union
-            .inputs
-            .iter()
-            .map(|input| {
-                Expr::InSubquery(InSubquery::new(
-                    in_subquery.expr.clone(),
-                    Subquery {
-                        subquery: Arc::clone(input),
-                        outer_ref_columns: input.all_out_ref_exprs(),
-                        spans: Spans::new(),
-                    },
-                    negated,
-                ))
-            })
-            .collect(),
-    )
+    let Some((union, cast)) = union_of(in_subquery) else {
+        return Ok(None);
+    };
+    let mut branches = vec![];
+    for input in &union.inputs {
+        // The branch's value named VALUE: an alias the branch gave it may be the name of a
+        // column its correlation needs, which DataFusion's decorrelation adds beside it. With
+        // the cast type coercion put above the union, if any.
+        let (value, base) = match input.as_ref() {
+            LogicalPlan::Projection(projection) if projection.expr.len() == 1 => (
+                unalias(&projection.expr[0]).clone(),
+                Arc::clone(&projection.input),
+            ),
+            _ => (
+                Expr::Column(Column::from(input.schema().qualified_field(0))),
+                Arc::clone(input),
+            ),
+        };
+        let value = match cast {
+            Some(cast) => {
+                cast.clone()
+                    .transform(|e| match e {
+                        Expr::Column(_) => Ok(Transformed::yes(value.clone())),
+                        other => Ok(Transformed::no(other)),
+                    })?
+                    .data
+            }
+            None => value,
+        };
+        let branch = Arc::new(LogicalPlan::Projection(Projection::try_new(
+            vec![value.alias(VALUE)],
+            base,
+        )?));
+        branches.push(Expr::InSubquery(InSubquery::new(
+            in_subquery.expr.clone(),
+            Subquery {
+                outer_ref_columns: branch.all_out_ref_exprs(),
+                subquery: branch,
+                spans: Spans::new(),
+            },
+            negated,
+        )));
+    }
+    Ok(Some(branches))
 }
 
 /// The UNION the subquery of `in_subquery` reads, under the DISTINCT of a UNION without ALL
-/// (as written or as the grouping DataFusion has made of it): duplicates change no IN.
-fn union_of(in_subquery: &InSubquery) -> Option<&Union> {
+/// (as written or as the grouping DataFusion has made of it): duplicates change no IN. With
+/// it, the cast of its one column that type coercion put above it, if any.
+fn union_of(in_subquery: &InSubquery) -> Option<(&Union, Option<&Expr>)> {
     let mut plan = in_subquery.subquery.subquery.as_ref();
+    let mut cast = None;
     loop {
         plan = match plan {
             LogicalPlan::Distinct(Distinct::All(input)) => input.as_ref(),
@@ -318,12 +346,37 @@ fn union_of(in_subquery: &InSubquery) -> Option<&Union> {
             {
                 aggregate.input.as_ref()
             }
+            LogicalPlan::Projection(projection)
+                if cast.is_none()
+                    && projection.expr.len() == 1
+                    && is_cast_of_column(&projection.expr[0]) =>
+            {
+                cast = Some(&projection.expr[0]);
+                projection.input.as_ref()
+            }
             _ => break,
         };
     }
     match plan {
-        LogicalPlan::Union(union) => Some(union),
+        LogicalPlan::Union(union) => Some((union, cast.map(|c| unalias(c)))),
         _ => None,
+    }
+}
+
+/// `expr` without the aliases around it.
+fn unalias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => unalias(&alias.expr),
+        other => other,
+    }
+}
+
+/// Whether `expr` is a cast of one column (under aliases).
+fn is_cast_of_column(expr: &Expr) -> bool {
+    match unalias(expr) {
+        Expr::Cast(cast) => matches!(unalias(&cast.expr), Expr::Column(_)),
+        Expr::TryCast(cast) => matches!(unalias(&cast.expr), Expr::Column(_)),
+        _ => false,
     }
 }
 
