@@ -97,12 +97,36 @@ fn cluster_error(scheduler: &str, e: &DataFusionError) -> DataFusionError {
     let text = e.to_string();
     match crate::errors::task_error(&text) {
         Some(remote) => DataFusionError::External(Box::new(remote)),
-        None => DataFusionError::Execution(format!(
-            "on the cluster at {scheduler}: {}",
-            crate::errors::status_message(&text)
-        )),
+        None => {
+            let detail = crate::errors::status_message(
+                text.strip_prefix("Execution error: ").unwrap_or(&text),
+            );
+            let broke = ["transport error", "h2 protocol error", "connection"]
+                .iter()
+                .any(|m| detail.to_lowercase().contains(m));
+            DataFusionError::External(Box::new(ClusterError(if broke {
+                format!(
+                    "on the cluster at {scheduler}: a connection broke while the query ran ({detail}); check that the scheduler and its executors are running"
+                )
+            } else {
+                format!("on the cluster at {scheduler}: {detail}")
+            })))
+        }
     }
 }
+
+/// An error of the cluster itself (its scheduler cannot be reached, a connection broke),
+/// shown as its message alone.
+#[derive(Debug)]
+struct ClusterError(String);
+
+impl std::fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClusterError {}
 
 #[async_trait]
 impl strata_engine::remote::Remote for Cluster {
@@ -111,7 +135,10 @@ impl strata_engine::remote::Remote for Cluster {
         plan: Arc<dyn ExecutionPlan>,
         state: &SessionState,
     ) -> DFResult<SendableRecordBatchStream> {
-        let executors = self.executors().await.map_err(DataFusionError::Execution)?;
+        let executors = self
+            .executors()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(ClusterError(e))))?;
         if let Ok(mut last) = self.last_run.lock() {
             *last = Some(format!(
                 "on the cluster at {} ({executors} executor{})",
