@@ -9,8 +9,10 @@ use ballista_core::execution_plans::execute_physical_plan;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use datafusion_proto::protobuf::PhysicalPlanNode;
+use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long the scheduler has to say how many executors it has before a query fails.
@@ -89,6 +91,43 @@ async fn readyz(scheduler: &str) -> std::io::Result<(bool, usize)> {
     }
 }
 
+/// An error of a query on the cluster as strata shows errors: a task's as it would have
+/// been in one process, any other naming the scheduler.
+fn cluster_error(scheduler: &str, e: &DataFusionError) -> DataFusionError {
+    let text = e.to_string();
+    match crate::errors::task_error(&text) {
+        Some(remote) => DataFusionError::External(Box::new(remote)),
+        None => {
+            let detail = crate::errors::status_message(
+                text.strip_prefix("Execution error: ").unwrap_or(&text),
+            );
+            let broke = ["transport error", "h2 protocol error", "connection"]
+                .iter()
+                .any(|m| detail.to_lowercase().contains(m));
+            DataFusionError::External(Box::new(ClusterError(if broke {
+                format!(
+                    "on the cluster at {scheduler}: a connection broke while the query ran ({detail}); check that the scheduler and its executors are running"
+                )
+            } else {
+                format!("on the cluster at {scheduler}: {detail}")
+            })))
+        }
+    }
+}
+
+/// An error of the cluster itself (its scheduler cannot be reached, a connection broke),
+/// shown as its message alone.
+#[derive(Debug)]
+struct ClusterError(String);
+
+impl std::fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
 #[async_trait]
 impl strata_engine::remote::Remote for Cluster {
     async fn execute(
@@ -96,7 +135,10 @@ impl strata_engine::remote::Remote for Cluster {
         plan: Arc<dyn ExecutionPlan>,
         state: &SessionState,
     ) -> DFResult<SendableRecordBatchStream> {
-        let executors = self.executors().await.map_err(DataFusionError::Execution)?;
+        let executors = self
+            .executors()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(ClusterError(e))))?;
         if let Ok(mut last) = self.last_run.lock() {
             *last = Some(format!(
                 "on the cluster at {} ({executors} executor{})",
@@ -105,7 +147,7 @@ impl strata_engine::remote::Remote for Cluster {
             ));
         }
         let scheduler = self.scheduler.clone();
-        execute_physical_plan::<PhysicalPlanNode>(
+        let stream = execute_physical_plan::<PhysicalPlanNode>(
             format!("http://{scheduler}"),
             &BallistaConfig::default(),
             plan,
@@ -114,7 +156,10 @@ impl strata_engine::remote::Remote for Cluster {
             state.config().clone(),
         )
         .await
-        .map_err(|e| DataFusionError::Execution(format!("on the cluster at {scheduler}: {e}")))
+        .map_err(|e| cluster_error(&scheduler, &e))?;
+        let schema = stream.schema();
+        let rows = stream.map(move |batch| batch.map_err(|e| cluster_error(&scheduler, &e)));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
     }
 
     fn last_run(&self) -> Option<String> {

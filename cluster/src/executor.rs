@@ -9,11 +9,13 @@ use anyhow::Context;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::error::BallistaError;
+use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::utils::create_grpc_server;
 use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::health::ExecutorHealth;
+use datafusion::execution::SessionStateBuilder;
 
 /// What `strata executor` is asked to do.
 #[derive(Debug, Clone)]
@@ -75,6 +77,13 @@ pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Re
         task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
         work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
         override_physical_codec: Some(crate::codec()),
+        // Tasks fail with strata's messages (see `errors`). Ballista's pool of shuffle
+        // clients is private to its default engine, so shuffle reads open their own.
+        override_execution_engine: Some(Arc::new(crate::errors::StrataEngine::default())),
+        // Every function a client's plan may name: DataFusion's, the nested ones included.
+        override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(
+            &SessionStateBuilder::new().with_default_features().build(),
+        ))),
         override_arrow_flight_service: Some(flight),
         health: health.clone(),
         ..Default::default()

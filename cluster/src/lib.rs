@@ -11,6 +11,7 @@
 //! clients decode plans with the same codec ([`codec`]): strata's nodes over Ballista's.
 
 pub mod client;
+mod errors;
 pub mod executor;
 pub mod scheduler;
 

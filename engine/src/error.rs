@@ -124,6 +124,14 @@ impl From<arrow::error::ArrowError> for Error {
     }
 }
 
+impl Error {
+    /// How strata shows a DataFusion error, without taking it: what a task that failed on
+    /// a cluster's executor reports, so that its client shows what one process would.
+    pub fn describe(e: &DataFusionError) -> String {
+        describe_datafusion(e)
+    }
+}
+
 /// A DataFusion error as a user should read it: strata's own errors come back out of
 /// `External` with their message intact, and DataFusion's prefixes ("Error during planning:",
 /// "External error:") are dropped where they only add noise.
@@ -135,10 +143,7 @@ fn describe_datafusion(e: &DataFusionError) -> String {
         DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::Context(ctx, inner) => format!("{ctx}: {}", describe_datafusion(inner)),
         DataFusionError::Shared(inner) => describe_datafusion(inner),
-        DataFusionError::ArrowError(inner, _) => match &**inner {
-            arrow::error::ArrowError::ExternalError(ext) => ext.to_string(),
-            other => other.to_string(),
-        },
+        DataFusionError::ArrowError(inner, _) => describe_arrow(inner),
         DataFusionError::ObjectStore(inner) => match &**inner {
             object_store::Error::NotFound { path, .. } => format!(
                 "'{path}' was not found: it vanished between listing and reading, or the location is wrong; run the query again or REFRESH the table"
@@ -153,6 +158,14 @@ fn describe_datafusion(e: &DataFusionError) -> String {
         DataFusionError::SQL(inner, _) => format!("SQL syntax error: {inner}"),
         DataFusionError::Diagnostic(_, inner) => describe_datafusion(inner),
         DataFusionError::ResourcesExhausted(msg) => describe_memory(msg),
+        other => other.to_string(),
+    }
+}
+
+/// An Arrow error as a user should read it.
+pub(crate) fn describe_arrow(e: &arrow::error::ArrowError) -> String {
+    match e {
+        arrow::error::ArrowError::ExternalError(ext) => ext.to_string(),
         other => other.to_string(),
     }
 }

@@ -3,25 +3,49 @@
 //! The session plans a query as always (catalog reads, strata's logical and physical rules)
 //! and hands the physical plan to its [`Remote`], which runs it and streams its rows back.
 //! Plans travel as datafusion-proto messages: the scans strata's tables plan are DataFusion's
-//! own Parquet, CSV and JSON scans, which datafusion-proto encodes, and [`StrataCodec`]
-//! encodes the nodes and expressions of strata's own that a plan may hold. The rules whose
-//! nodes cannot travel yet ([`CLUSTER_OFF_RULES`]) are switched off in a session with a
-//! remote. Statements that write, and plans that read no files, run in this process.
+//! own Parquet and CSV scans, which datafusion-proto encodes (Delta tables too: a session
+//! with a remote scans them as plain Parquet, see `providers::delta_parquet`), and
+//! [`StrataCodec`] encodes what is strata's own: its NDJSON scans, and the nodes and
+//! expressions its rules put in a plan. [`prepare`] makes the rest of a plan fit to leave
+//! this process. The rules whose nodes cannot travel yet ([`CLUSTER_OFF_RULES`]) are
+//! switched off in a session with a remote. Statements that write, and plans that read no
+//! files, run in this process. A task's error comes back as a [`RemoteError`], which shows
+//! as the same error would in this process.
 
 use std::sync::Arc;
 
+use arrow::datatypes::Schema;
 use async_trait::async_trait;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
+use datafusion::logical_expr::physical_planning_context::ScalarSubqueryResults;
 use datafusion::logical_expr::{AggregateUDF, Operator, ScalarUDF, WindowUDF};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, NegativeExpr};
 use datafusion::physical_expr_common::physical_expr::proto_decode::PhysicalExprDecodeCtx;
 use datafusion::physical_expr_common::physical_expr::proto_encode::PhysicalExprEncodeCtx;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion::physical_plan::proto::{
+    ExecutionPlanDecode, ExecutionPlanDecodeCtx, ExecutionPlanEncode, ExecutionPlanEncodeCtx,
+};
+use datafusion_proto::physical_plan::{
+    AsExecutionPlan, PhysicalExtensionCodec, PhysicalPlanDecodeContext,
+    PhysicalProtoConverterExtension,
+};
+use datafusion_proto::protobuf;
+use datafusion_proto::protobuf::physical_plan_node::PhysicalPlanType;
+
+use crate::formats::ndjson::{JsonReadOptions, NdjsonSource};
+use crate::optimizer::conjunctions_on_rows_left::Conjunction;
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TransformedResult};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 
 use crate::arithmetic::Checked;
 use crate::arithmetic::sum::CheckedSum;
@@ -50,7 +74,6 @@ pub const CLUSTER_OFF_RULES: &[&str] = &[
     "key_column_filters",
     "dynamic_filter_row_pushdown",
     "faster_expressions",
-    "conjunctions_on_rows_left",
     "split_switched_scans",
     "compact_merge_inputs",
     "array_join_maps",
@@ -63,11 +86,10 @@ pub const CLUSTER_OFF_RULES: &[&str] = &[
 pub fn reads_files(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let mut found = false;
     let _ = plan.apply(|node| {
-        if node.downcast_ref::<DataSourceExec>().is_some_and(|d| {
-            d.data_source()
-                .downcast_ref::<datafusion::datasource::physical_plan::FileScanConfig>()
-                .is_some()
-        }) {
+        if node
+            .downcast_ref::<DataSourceExec>()
+            .is_some_and(|d| d.data_source().downcast_ref::<FileScanConfig>().is_some())
+        {
             found = true;
             return Ok(TreeNodeRecursion::Stop);
         }
@@ -76,12 +98,155 @@ pub fn reads_files(plan: &Arc<dyn ExecutionPlan>) -> bool {
     found
 }
 
+/// Makes a plan that reads files ready to run on a remote: a scan of a table's committed
+/// files (a view named `strata-files://…`, known only to this process) reads the same files
+/// from the store they are in. Scans a remote would read wrongly are refused: the codec of
+/// compressed CSV drops the compression, so an executor would read gzip as text.
+///
+/// The one row a `SELECT` of constants reads (DataFusion's placeholder row) becomes the
+/// same row in memory: Ballista runs a union of such a branch and a file scan below a join
+/// to its end only some of the time (the query waits forever otherwise), while the same
+/// row as an in-memory scan runs every time.
+pub(crate) fn prepare(plan: Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        if node.downcast_ref::<PlaceholderRowExec>().is_some() {
+            return Ok(Transformed::yes(rows_in_memory(&node)?));
+        }
+        let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+            return Ok(Transformed::no(node));
+        };
+        if scan.file_compression_type.is_compressed()
+            && scan.file_source().downcast_ref::<NdjsonSource>().is_none()
+        {
+            let file = scan
+                .file_groups
+                .iter()
+                .flat_map(|g| g.files())
+                .next()
+                .map(|f| format!(" such as '{}'", f.object_meta.location))
+                .unwrap_or_default();
+            return Err(DataFusionError::External(Box::new(crate::error::Error::Unsupported(
+                format!(
+                    "compressed {} files{file} cannot be read on a cluster yet; query them without --cluster, or write them into a Parquet or Delta table first",
+                    scan.file_source().file_type().to_uppercase()
+                ),
+            ))));
+        }
+        let url = scan.object_store_url.as_str();
+        if !url.starts_with(crate::providers::fileset::SCHEME) {
+            return Ok(Transformed::no(node));
+        }
+        let set = url::Url::parse(url)
+            .ok()
+            .and_then(|u| crate::providers::fileset::lookup(&u))
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("the file set of {url} is no longer known"))
+            })?;
+        let mut real = scan.clone();
+        real.object_store_url = ObjectStoreUrl::parse(set.real.as_str())?;
+        let exec = exec.clone().with_data_source(Arc::new(real));
+        Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>))
+    })
+    .data()
+}
+
+/// The error a task failed with on a remote, as the client shows it: strata's message for
+/// the task's error (what one process would show), and, when a file could not be decoded,
+/// DataFusion's own text of that error, so that the client can look for the damaged file as
+/// it does for a query it runs itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    message: String,
+    undecodable: Option<String>,
+}
+
+impl RemoteError {
+    /// The remote error for a task's error `e` (seen through any layers the remote adds).
+    pub fn of(e: &DataFusionError) -> Self {
+        Self {
+            message: crate::Error::describe(e),
+            undecodable: crate::statements::file_errors::is_decode_error(e).then(|| e.to_string()),
+        }
+    }
+
+    /// The remote error for a task's error that Arrow reported, as DataFusion would have
+    /// carried it.
+    pub fn of_arrow(e: &arrow::error::ArrowError) -> Self {
+        let text = format!("Arrow error: {e}");
+        Self {
+            message: crate::error::describe_arrow(e),
+            undecodable: crate::statements::file_errors::is_decode_text(&text).then_some(text),
+        }
+    }
+
+    /// The error as text that travels.
+    pub fn to_text(&self) -> String {
+        serde_json::json!({"message": self.message, "undecodable": self.undecodable}).to_string()
+    }
+
+    /// The error back from [`RemoteError::to_text`].
+    pub fn from_text(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Self {
+            message: value["message"].as_str()?.to_string(),
+            undecodable: value["undecodable"].as_str().map(str::to_string),
+        })
+    }
+
+    /// DataFusion's text of a decoding error, if the task failed decoding a file.
+    pub(crate) fn undecodable(&self) -> Option<&str> {
+        self.undecodable.as_deref()
+    }
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// A placeholder row's partitions (one row each, of NULLs) as an in-memory scan.
+fn rows_in_memory(placeholder: &Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let schema = placeholder.schema();
+    // Nothing reads the row's values (a placeholder's batches have NULL columns of its own,
+    // whatever its schema says), so a column that may not be NULL holds its type's default.
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match f.is_nullable() {
+            true => Ok(arrow::array::new_null_array(f.data_type(), 1)),
+            false => ScalarValue::new_default(f.data_type())?.to_array_of_size(1),
+        })
+        .collect::<DFResult<Vec<_>>>()?;
+    let row = arrow::array::RecordBatch::try_new_with_options(
+        Arc::clone(&schema),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let partitions = placeholder
+        .properties()
+        .output_partitioning()
+        .partition_count();
+    let scan: Arc<dyn ExecutionPlan> =
+        MemorySourceConfig::try_new_exec(&vec![vec![row]; partitions], schema, None)?;
+    Ok(scan)
+}
+
 /// Tags strata's encodings. A tag starts with 0xff, which no protobuf message starts with
 /// (field 31 of wire type 7 does not exist), so it is never mistaken for another codec's.
 const NO_CONSTANTS: &[u8] = b"\xffstrata.no_constants";
 const CHECKED_SUM: &[u8] = b"\xffstrata.checked_sum";
 const COUNTED_ARRAY_AGG: &[u8] = b"\xffstrata.counted_array_agg";
 const CHECKED: &[u8] = b"\xffstrata.checked:";
+const CONJUNCTION: &[u8] = b"\xffstrata.conjunction";
+/// An NDJSON scan: the tag, its read options as one line of JSON, then the scan as a
+/// datafusion-proto JSON scan node.
+const NDJSON_SCAN: &[u8] = b"\xffstrata.ndjson_scan:";
 
 /// The physical codec for strata's own nodes, expressions and functions, over another codec
 /// (the cluster's) for everything else.
@@ -114,6 +279,9 @@ impl PhysicalExtensionCodec for StrataCodec {
             };
             return Ok(Arc::new(NoConstantsExec::new(Arc::clone(input))));
         }
+        if let Some(scan) = buf.strip_prefix(NDJSON_SCAN) {
+            return decode_ndjson_scan(scan, ctx, self, proto_converter);
+        }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
 
@@ -125,6 +293,11 @@ impl PhysicalExtensionCodec for StrataCodec {
     ) -> DFResult<()> {
         if node.downcast_ref::<NoConstantsExec>().is_some() {
             buf.extend_from_slice(NO_CONSTANTS);
+            return Ok(());
+        }
+        if let Some((scan, source)) = ndjson_scan(&node) {
+            buf.extend_from_slice(NDJSON_SCAN);
+            buf.extend_from_slice(&encode_ndjson_scan(scan, source, self, proto_converter)?);
             return Ok(());
         }
         self.inner.try_encode(node, buf, proto_converter)
@@ -144,6 +317,9 @@ impl PhysicalExtensionCodec for StrataCodec {
         inputs: &[Arc<dyn PhysicalExpr>],
         ctx: &PhysicalExprDecodeCtx<'_>,
     ) -> DFResult<Arc<dyn PhysicalExpr>> {
+        if buf == CONJUNCTION {
+            return Conjunction::from_conditions(inputs.to_vec());
+        }
         match buf.strip_prefix(CHECKED) {
             Some(kind) => decode_checked(kind, inputs),
             None => self.inner.try_decode_expr(buf, inputs, ctx),
@@ -156,6 +332,10 @@ impl PhysicalExtensionCodec for StrataCodec {
         buf: &mut Vec<u8>,
         ctx: &PhysicalExprEncodeCtx<'_>,
     ) -> DFResult<()> {
+        if node.downcast_ref::<Conjunction>().is_some() {
+            buf.extend_from_slice(CONJUNCTION);
+            return Ok(());
+        }
         match node.downcast_ref::<Checked>() {
             Some(checked) => {
                 buf.extend_from_slice(CHECKED);
@@ -265,4 +445,193 @@ fn decode_checked(
         _ => return Err(bad()),
     };
     Ok(Arc::new(Checked::new(inner)))
+}
+
+/// The file scan and NDJSON source of a scan of strata's NDJSON files.
+fn ndjson_scan(node: &Arc<dyn ExecutionPlan>) -> Option<(&FileScanConfig, &NdjsonSource)> {
+    let scan = node
+        .downcast_ref::<DataSourceExec>()?
+        .data_source()
+        .downcast_ref::<FileScanConfig>()?;
+    let source = scan.file_source().downcast_ref::<NdjsonSource>()?;
+    Some((scan, source))
+}
+
+/// An NDJSON scan's read options (the session's read counters stay behind: an executor
+/// counts into counters of its own) and its file scan.
+fn encode_ndjson_scan(
+    scan: &FileScanConfig,
+    source: &NdjsonSource,
+    codec: &dyn PhysicalExtensionCodec,
+    proto_converter: &dyn PhysicalProtoConverterExtension,
+) -> DFResult<Vec<u8>> {
+    let options = source.options();
+    let header = serde_json::json!({
+        "table": options.table,
+        "location": options.location,
+        "skip_malformed": options.skip_malformed,
+        "by_path": options.by_path,
+    });
+    let encoder = PlanEncoder {
+        codec,
+        proto_converter,
+    };
+    let conf = scan.try_to_proto(&ExecutionPlanEncodeCtx::new(&encoder))?;
+    let node = protobuf::PhysicalPlanNode {
+        physical_plan_type: Some(PhysicalPlanType::JsonScan(protobuf::JsonScanExecNode {
+            base_conf: Some(conf),
+        })),
+    };
+    let mut buf = header.to_string().into_bytes();
+    buf.push(b'\n');
+    node.try_encode(&mut buf)?;
+    Ok(buf)
+}
+
+fn decode_ndjson_scan(
+    buf: &[u8],
+    ctx: &TaskContext,
+    codec: &dyn PhysicalExtensionCodec,
+    proto_converter: &dyn PhysicalProtoConverterExtension,
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let bad =
+        |what: &str| DataFusionError::Internal(format!("an NDJSON scan cannot be decoded: {what}"));
+    let newline = buf
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| bad("no options"))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&buf[..newline]).map_err(|e| bad(&e.to_string()))?;
+    let text = |key: &str| header[key].as_str().unwrap_or_default().to_string();
+    let flag = |key: &str| header[key].as_bool().unwrap_or_default();
+    let options = Arc::new(JsonReadOptions {
+        table: text("table"),
+        location: text("location"),
+        skip_malformed: flag("skip_malformed"),
+        counters: Arc::default(),
+        by_path: flag("by_path"),
+    });
+    let node = protobuf::PhysicalPlanNode::try_decode(&buf[newline + 1..])?;
+    let Some(PhysicalPlanType::JsonScan(protobuf::JsonScanExecNode {
+        base_conf: Some(conf),
+    })) = &node.physical_plan_type
+    else {
+        return Err(bad("not a JSON scan"));
+    };
+    let source = Arc::new(NdjsonSource::new(
+        FileScanConfig::parse_table_schema_from_proto(conf)?,
+        options,
+    ));
+    let context = PhysicalPlanDecodeContext::new(ctx, codec);
+    let decoder = PlanDecoder {
+        ctx: &context,
+        proto_converter,
+    };
+    let scan =
+        FileScanConfig::try_from_proto(conf, &ExecutionPlanDecodeCtx::new(&decoder), source)?;
+    Ok(DataSourceExec::from_data_source(scan))
+}
+
+/// Encodes the parts of a file scan (its expressions, statistics) through the cluster's
+/// codec, as datafusion-proto does for the scans it knows.
+struct PlanEncoder<'a> {
+    codec: &'a dyn PhysicalExtensionCodec,
+    proto_converter: &'a dyn PhysicalProtoConverterExtension,
+}
+
+impl ExecutionPlanEncode for PlanEncoder<'_> {
+    fn encode_plan(&self, plan: &Arc<dyn ExecutionPlan>) -> DFResult<protobuf::PhysicalPlanNode> {
+        self.proto_converter
+            .execution_plan_to_proto(plan, self.codec)
+    }
+
+    fn encode_expr(&self, expr: &Arc<dyn PhysicalExpr>) -> DFResult<protobuf::PhysicalExprNode> {
+        self.proto_converter
+            .physical_expr_to_proto(expr, self.codec)
+    }
+
+    fn encode_udf(&self, udf: &ScalarUDF) -> DFResult<Option<Vec<u8>>> {
+        let mut buf = vec![];
+        self.codec.try_encode_udf(udf, &mut buf)?;
+        Ok((!buf.is_empty()).then_some(buf))
+    }
+
+    fn encode_udaf(&self, udaf: &AggregateUDF) -> DFResult<Option<Vec<u8>>> {
+        let mut buf = vec![];
+        self.codec.try_encode_udaf(udaf, &mut buf)?;
+        Ok((!buf.is_empty()).then_some(buf))
+    }
+
+    fn encode_udwf(&self, udwf: &WindowUDF) -> DFResult<Option<Vec<u8>>> {
+        let mut buf = vec![];
+        self.codec.try_encode_udwf(udwf, &mut buf)?;
+        Ok((!buf.is_empty()).then_some(buf))
+    }
+}
+
+/// Decodes the parts of a file scan through the cluster's codec.
+struct PlanDecoder<'a, 'ctx> {
+    ctx: &'a PhysicalPlanDecodeContext<'ctx>,
+    proto_converter: &'a dyn PhysicalProtoConverterExtension,
+}
+
+impl ExecutionPlanDecode for PlanDecoder<'_, '_> {
+    fn decode_plan(&self, node: &protobuf::PhysicalPlanNode) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.proto_converter.proto_to_execution_plan(node, self.ctx)
+    }
+
+    fn decode_plan_with_scalar_subquery_results(
+        &self,
+        node: &protobuf::PhysicalPlanNode,
+        results: ScalarSubqueryResults,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let scoped = self.ctx.with_scalar_subquery_results(results);
+        self.proto_converter.proto_to_execution_plan(node, &scoped)
+    }
+
+    fn decode_expr(
+        &self,
+        node: &protobuf::PhysicalExprNode,
+        input_schema: &Schema,
+    ) -> DFResult<Arc<dyn PhysicalExpr>> {
+        self.proto_converter
+            .proto_to_physical_expr(node, input_schema, self.ctx)
+    }
+
+    fn task_ctx(&self) -> &TaskContext {
+        self.ctx.task_ctx()
+    }
+
+    fn decode_udf(&self, name: &str, payload: Option<&[u8]>) -> DFResult<Arc<ScalarUDF>> {
+        match payload {
+            Some(buf) => self.ctx.codec().try_decode_udf(name, buf),
+            None => self
+                .ctx
+                .task_ctx()
+                .udf(name)
+                .or_else(|_| self.ctx.codec().try_decode_udf(name, &[])),
+        }
+    }
+
+    fn decode_udaf(&self, name: &str, payload: Option<&[u8]>) -> DFResult<Arc<AggregateUDF>> {
+        match payload {
+            Some(buf) => self.ctx.codec().try_decode_udaf(name, buf),
+            None => self
+                .ctx
+                .task_ctx()
+                .udaf(name)
+                .or_else(|_| self.ctx.codec().try_decode_udaf(name, &[])),
+        }
+    }
+
+    fn decode_udwf(&self, name: &str, payload: Option<&[u8]>) -> DFResult<Arc<WindowUDF>> {
+        match payload {
+            Some(buf) => self.ctx.codec().try_decode_udwf(name, buf),
+            None => self
+                .ctx
+                .task_ctx()
+                .udwf(name)
+                .or_else(|_| self.ctx.codec().try_decode_udwf(name, &[])),
+        }
+    }
 }

@@ -241,6 +241,8 @@ impl Session {
             for rule in crate::remote::CLUSTER_OFF_RULES {
                 options.set(&format!("strata.optimizer.{rule}"), "false")?;
             }
+            // Delta tables are then scanned as plain Parquet, which travels to executors.
+            crate::optimizer::set_on_cluster(options);
             // A dynamic filter is filled by a join or a TopK and read by scans; a cluster
             // cuts them into different stages, where scans would wait for a filter nothing
             // fills.
@@ -258,6 +260,14 @@ impl Session {
             options
                 .optimizer
                 .enable_physical_uncorrelated_scalar_subquery = false;
+            // Joins are planned partitioned, never with a collected build side: a join that
+            // keeps unmatched build rows (LEFT, anti, semi, mark, FULL) must see every probe
+            // row in one place to know which build rows matched none, and a cluster splits
+            // the probe side over tasks. Ballista broadcasts a small side itself where the
+            // join type allows it. (A NOT IN join that must know whether the subquery holds
+            // a NULL is collected all the same; Ballista runs it as a single task.)
+            options.optimizer.hash_join_single_partition_threshold = 0;
+            options.optimizer.hash_join_single_partition_threshold_rows = 0;
         }
         self.remote = Some(remote);
         Ok(self)

@@ -5,13 +5,17 @@
 //! (`strata.optimizer.<rule> = false`), whose answers must be the same; and through the
 //! Flight SQL server (`strata serve`'s service, on 127.0.0.1:0) with arrow-flight's Flight SQL
 //! client, whose result sets and errors must be the CLI's. Each client has its own session
-//! on the server, so USE and SET go through Flight SQL like every other statement.
+//! on the server, so USE and SET go through Flight SQL like every other statement. Files
+//! whose first line is `# cluster: queries` also run with their queries on a cluster: a
+//! scheduler and two executors (strata-cluster's, on 127.0.0.1:0, in this process on a
+//! runtime of their own) that the harness starts once, waiting for each to report its
+//! address; their answers and errors must be the local ones.
 //!
 //! In statements, `$TESTDATA` is the repository's `testdata/` folder (or its copy in the
 //! bucket) and `$WAREHOUSE` the warehouse's URL. `cargo test -p strata-engine --test sqllogic
 //! -- --complete` rewrites the expected results from what strata returns on the local
 //! warehouse; a file name given as an argument runs only the files whose names contain it,
-//! and `--local`, `--s3`, `--rules-off` or `--flight` runs one mode only.
+//! and `--local`, `--s3`, `--rules-off`, `--flight` or `--cluster` runs one mode only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +46,13 @@ enum Storage {
     RulesOff,
     /// Local, through the Flight SQL server.
     Flight,
+    /// Local, with queries run on a scheduler and two executors on loopback: the files
+    /// whose first line is `# cluster: queries`.
+    Cluster,
 }
+
+/// The first line of the files whose queries the cluster mode runs.
+const CLUSTER_MARK: &str = "# cluster: queries";
 
 const ACCESS_KEY: &str = "slt-access";
 const SECRET_KEY: &str = "slt-secret-key";
@@ -221,6 +231,7 @@ async fn run_file(
     complete: bool,
     storage: Storage,
     server: Option<&strata_testkit::S3Server>,
+    cluster: Option<&TestCluster>,
     n: usize,
 ) -> Result<(), String> {
     let testdata: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
@@ -259,9 +270,16 @@ async fn run_file(
             let warehouse = dir.path().join("warehouse");
             copy_dir(&testdata.join("retail"), &warehouse.join("raw"))
                 .map_err(|e| e.to_string())?;
-            let session = Session::open(&warehouse.to_string_lossy())
+            let mut session = Session::open(&warehouse.to_string_lossy())
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(cluster) = cluster.filter(|_| storage == Storage::Cluster) {
+                let remote = strata_cluster::Cluster::new(&cluster.scheduler.to_string())
+                    .map_err(|e| e.to_string())?;
+                session = session
+                    .with_remote(Arc::new(remote))
+                    .map_err(|e| e.to_string())?;
+            }
             (
                 session,
                 testdata.to_string_lossy().to_string(),
@@ -312,9 +330,12 @@ async fn run_file(
             })
         }
     });
-    if storage == Storage::RulesOff {
+    match storage {
         // Records that test what a rule adds say `skipif rules_off`.
-        runner.add_label("rules_off");
+        Storage::RulesOff => runner.add_label("rules_off"),
+        // Records of what differs on a cluster say `skipif cluster` or `onlyif cluster`.
+        Storage::Cluster => runner.add_label("cluster"),
+        _ => {}
     }
     let outcome = if complete {
         runner
@@ -371,6 +392,62 @@ impl FlightServer {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A scheduler and two executors on loopback, in this process on a runtime of their own,
+/// for the cluster mode. Each is waited for through the address it reports once it
+/// listens (the executors once the scheduler has registered them).
+struct TestCluster {
+    scheduler: std::net::SocketAddr,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestCluster {
+    async fn start() -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .thread_name("test-cluster")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let listen: std::net::SocketAddr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+        let (ready, address) = tokio::sync::oneshot::channel();
+        let scheduler = runtime.spawn(strata_cluster::scheduler::run(listen, move |a| {
+            let _ = ready.send(a);
+        }));
+        let scheduler_address = match address.await {
+            Ok(a) => a,
+            Err(_) => {
+                return Err(format!(
+                    "the scheduler did not start: {:?}",
+                    scheduler.await
+                ));
+            }
+        };
+        for _ in 0..2 {
+            let options = strata_cluster::executor::Options {
+                scheduler: scheduler_address.to_string(),
+                listen,
+                cores: Some(2),
+            };
+            let (ready, address) = tokio::sync::oneshot::channel();
+            let executor = runtime.spawn(strata_cluster::executor::run(options, move |a| {
+                let _ = ready.send(a);
+            }));
+            if address.await.is_err() {
+                return Err(format!("an executor did not start: {:?}", executor.await));
+            }
+        }
+        Ok(Self {
+            scheduler: scheduler_address,
+            runtime,
+        })
+    }
+
+    /// Stops the scheduler and the executors, without waiting for their tasks.
+    fn stop(self) {
+        self.runtime.shutdown_background();
     }
 }
 
@@ -546,6 +623,15 @@ async fn audit_cases() -> Vec<(&'static str, Result<(), String>)> {
     vec![("delta", delta), ("parquet", parquet)]
 }
 
+/// Whether a file's queries run in the cluster mode: its first line says so.
+fn runs_on_cluster(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines()
+            .next()
+            .is_some_and(|l| l.trim() == CLUSTER_MARK)
+    })
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -572,12 +658,15 @@ async fn main() {
         vec![Storage::RulesOff]
     } else if args.iter().any(|a| a == "--flight") {
         vec![Storage::Flight]
+    } else if args.iter().any(|a| a == "--cluster") {
+        vec![Storage::Cluster]
     } else {
         vec![
             Storage::Local,
             Storage::S3,
             Storage::RulesOff,
             Storage::Flight,
+            Storage::Cluster,
         ]
     };
     let root = tempfile::tempdir().expect("temporary folder");
@@ -589,10 +678,22 @@ async fn main() {
     } else {
         None
     };
+    let cluster = if storages.contains(&Storage::Cluster) {
+        Some(
+            TestCluster::start()
+                .await
+                .expect("a scheduler and two executors start"),
+        )
+    } else {
+        None
+    };
     let (mut passed, mut failed) = (0, 0);
     let mut n = 0;
     for storage in storages {
         for file in &files {
+            if storage == Storage::Cluster && !runs_on_cluster(file) {
+                continue;
+            }
             n += 1;
             let name = file
                 .file_name()
@@ -604,8 +705,18 @@ async fn main() {
                 Storage::S3 => "s3",
                 Storage::RulesOff => "rules off",
                 Storage::Flight => "flight sql",
+                Storage::Cluster => "cluster",
             };
-            match run_file(file, complete, storage, server.as_ref(), n).await {
+            match run_file(
+                file,
+                complete,
+                storage,
+                server.as_ref(),
+                cluster.as_ref(),
+                n,
+            )
+            .await
+            {
                 Ok(()) => {
                     passed += 1;
                     println!("test {name} [{label}] ... ok");
@@ -632,6 +743,9 @@ async fn main() {
                 }
             }
         }
+    }
+    if let Some(cluster) = cluster {
+        cluster.stop();
     }
     println!("\nsqllogictest: {passed} passed, {failed} failed");
     if failed > 0 || files.is_empty() {

@@ -1,13 +1,17 @@
 //! `strata scheduler`, `strata executor` and `--cluster`: a scheduler and two executors on
-//! loopback, started as processes of the built binary, answer the TPC-H queries as a
-//! process on its own does; without them, a query fails naming the scheduler.
+//! loopback, started as processes of the built binary, answer the TPC-H queries and reads
+//! of Delta tables (time travel too) as a process on its own does; without them, a query
+//! fails naming the scheduler. Faults: an executor killed while it runs a query's tasks
+//! leaves a right answer or a clear error, never a wrong or partial one; a scheduler that
+//! stops fails its clients at once, naming its address.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::{ok, stderr, strata};
+use crate::{ok, stderr, stdout, strata};
 
 /// A child process killed when the test ends, pass or fail.
 struct Running(Child);
@@ -21,7 +25,17 @@ impl Drop for Running {
 
 /// Starts `strata ARGS` and waits for its first line, "strata WHAT: listening on ADDR".
 fn start(what: &str, args: &[&str]) -> (Running, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+    start_in(what, args, None)
+}
+
+/// [`start`], with the process's temporary folder (where an executor keeps its work
+/// folder) at `temp`.
+fn start_in(what: &str, args: &[&str], temp: Option<&Path>) -> (Running, SocketAddr) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    if let Some(temp) = temp {
+        command.env("TMPDIR", temp);
+    }
+    let mut child = command
         .args(args)
         .env_remove("STRATA_CLUSTER")
         .stdout(Stdio::piped())
@@ -97,6 +111,45 @@ fn tpch_on_a_cluster_answers_as_in_process() {
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 
+    // Delta tables are read on the cluster as Parquet, at their latest version and at an
+    // older one.
+    ok(&strata(
+        &warehouse,
+        &[
+            "-c",
+            "CREATE TABLE curated.items PARTITIONED BY (l_returnflag) AS SELECT l_orderkey, l_quantity, l_returnflag, l_shipdate FROM processed.lineitem WHERE l_orderkey < 20000",
+        ],
+    ));
+    ok(&strata(
+        &warehouse,
+        &[
+            "-c",
+            "INSERT INTO curated.items SELECT l_orderkey, l_quantity, l_returnflag, l_shipdate FROM processed.lineitem WHERE l_orderkey >= 20000",
+        ],
+    ));
+    for sql in [
+        "SELECT l_returnflag, count(*), sum(l_quantity) FROM curated.items GROUP BY 1 ORDER BY 1",
+        "SELECT l_returnflag, count(*), sum(l_quantity) FROM curated.items VERSION AS OF 0 WHERE l_shipdate >= DATE '1995-01-01' GROUP BY 1 ORDER BY 1",
+    ] {
+        let here = ok(&strata(&warehouse, &["--format", "csv", "-c", sql]));
+        let there = ok(&strata(
+            &warehouse,
+            &["--cluster", &cluster, "--format", "csv", "-c", sql],
+        ));
+        assert!(here.lines().count() > 2, "{sql} gave no rows here:\n{here}");
+        assert_eq!(here, there, "{sql}");
+    }
+    let footer = ok(&strata(
+        &warehouse,
+        &[
+            "--cluster",
+            &cluster,
+            "-c",
+            "SELECT sum(l_quantity) FROM curated.items VERSION AS OF 0",
+        ],
+    ));
+    assert!(footer.contains("ran on the cluster at"), "{footer}");
+
     // The footer says where the query ran.
     let out = ok(&strata(
         &warehouse,
@@ -142,6 +195,168 @@ fn a_query_without_a_scheduler_names_its_address() {
     let err = stderr(&out);
     assert!(
         err.contains(&format!("cannot reach the scheduler at {free}")),
+        "{err}"
+    );
+}
+
+/// Waits until the executor whose temporary folder is `temp` has written something for a
+/// query (Ballista keeps each job's shuffle files in a folder of the executor's work
+/// folder), or until `query` ends; true if the executor got work first.
+fn executor_got_work(temp: &Path, query: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = std::fs::read_dir(temp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|work| {
+                std::fs::read_dir(work.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .filter(|entry| {
+                !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("datafusion")
+            })
+            .count();
+        if jobs > 0 {
+            return true;
+        }
+        if query.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+            return false;
+        }
+        // Looking again, not waiting for start-up: the query is running.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn spawn_query(warehouse: &Path, cluster: &str, file: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--warehouse")
+        .arg(warehouse)
+        .args([
+            "--zone",
+            "processed",
+            "--format",
+            "csv",
+            "--cluster",
+            cluster,
+            "-f",
+        ])
+        .arg(file)
+        .env_remove("STRATA_WAREHOUSE")
+        .env_remove("STRATA_CLUSTER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a query")
+}
+
+/// An executor killed while it runs a query's tasks: Ballista runs them again on the
+/// executor that joins after it, and the answer is the one a process on its own gives; or
+/// the query fails with an error naming the cluster and prints no rows. Never a wrong or
+/// partial answer.
+#[test]
+fn an_executor_killed_during_a_query_leaves_no_wrong_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warehouse = dir.path().join("wh");
+    ok(&strata(&warehouse, &["tpch", "gen", "--sf", "0.1"]));
+    let q09 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/tpch/q09.sql");
+    let here = ok(&query(&warehouse, None, &q09));
+    assert!(here.lines().count() > 100, "q09 gave few rows:\n{here}");
+
+    let (_scheduler, address) = start("scheduler", &["scheduler", "--listen", "127.0.0.1:0"]);
+    let cluster = address.to_string();
+    let executor = ["executor", "--scheduler", &cluster, "--cores", "2"];
+    let victim_temp = dir.path().join("victim");
+    std::fs::create_dir_all(&victim_temp).expect("a temporary folder");
+    let (mut victim, _) = start_in("executor", &executor, Some(&victim_temp));
+
+    // The only executor takes the query's first tasks; it is killed as soon as it has
+    // written some, and another one joins.
+    let mut running = spawn_query(&warehouse, &cluster, &q09);
+    assert!(
+        executor_got_work(&victim_temp, &mut running),
+        "the executor got no task of the query"
+    );
+    victim.0.kill().expect("kill the executor");
+    let _ = victim.0.wait();
+    let (_other, _) = start("executor", &executor);
+
+    let out = running.wait_with_output().expect("the query ends");
+    if out.status.success() {
+        assert_eq!(
+            stdout(&out),
+            here,
+            "the cluster's answer after losing an executor"
+        );
+    } else {
+        let err = stderr(&out);
+        assert!(err.contains(&cluster), "the error names the cluster: {err}");
+        assert!(
+            stdout(&out).lines().count() <= 1,
+            "a failed query printed rows:\n{}",
+            stdout(&out)
+        );
+    }
+}
+
+/// A scheduler that stops while a query runs fails the query at once, with an error naming
+/// it; the next query fails at once too.
+#[test]
+fn a_stopped_scheduler_fails_its_clients_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warehouse = dir.path().join("wh");
+    ok(&strata(&warehouse, &["tpch", "gen", "--sf", "0.1"]));
+    let q09 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/tpch/q09.sql");
+
+    let (mut scheduler, address) = start("scheduler", &["scheduler", "--listen", "127.0.0.1:0"]);
+    let cluster = address.to_string();
+    let temp = dir.path().join("executor");
+    std::fs::create_dir_all(&temp).expect("a temporary folder");
+    let (_executor, _) = start_in(
+        "executor",
+        &["executor", "--scheduler", &cluster, "--cores", "2"],
+        Some(&temp),
+    );
+
+    let mut running = spawn_query(&warehouse, &cluster, &q09);
+    assert!(
+        executor_got_work(&temp, &mut running),
+        "the executor got no task of the query"
+    );
+    scheduler.0.kill().expect("kill the scheduler");
+    let stopped = Instant::now();
+    let _ = scheduler.0.wait();
+    let out = running.wait_with_output().expect("the query ends");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "the query took {:?} to fail",
+        stopped.elapsed()
+    );
+    assert!(
+        !out.status.success(),
+        "the query succeeded without its scheduler"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "on the cluster at {cluster}: a connection broke while the query ran"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Status {"), "a raw gRPC status: {err}");
+
+    let started = Instant::now();
+    let out = query(&warehouse, Some(&cluster), &q09);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot reach the scheduler at {cluster}")),
         "{err}"
     );
 }

@@ -129,7 +129,7 @@ pub struct NdjsonSource {
 }
 
 impl NdjsonSource {
-    fn new(table_schema: TableSchema, options: Arc<JsonReadOptions>) -> Self {
+    pub(crate) fn new(table_schema: TableSchema, options: Arc<JsonReadOptions>) -> Self {
         Self {
             projection: SplitProjection::unprojected(&table_schema),
             table_schema,
@@ -137,6 +137,11 @@ impl NdjsonSource {
             metrics: ExecutionPlanMetricsSet::new(),
             options,
         }
+    }
+
+    /// How the files are read.
+    pub(crate) fn options(&self) -> &JsonReadOptions {
+        &self.options
     }
 }
 

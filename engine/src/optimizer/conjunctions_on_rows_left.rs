@@ -115,6 +115,14 @@ impl Conjunction {
             .map(|c| Arc::new(c) as Arc<dyn PhysicalExpr>)
     }
 
+    /// The conjunction of these conditions, as a plan that travelled to an executor
+    /// carries them.
+    pub(crate) fn from_conditions(
+        conditions: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(Arc::new(Self::new(conditions)?))
+    }
+
     fn new(conditions: Vec<Arc<dyn PhysicalExpr>>) -> Result<Self> {
         let narrowed = conditions.iter().map(narrow).collect::<Result<Vec<_>>>()?;
         Ok(Self {

@@ -394,6 +394,9 @@ pub struct StrataOptions {
     /// Whether the session runs under a memory limit (set by the session, not a setting):
     /// rules that make memory accounting exact at some cost run only then.
     memory_limited: bool,
+    /// Whether the session's queries run on a cluster (set by the session, not a setting):
+    /// scans and joins are then planned in forms a cluster runs right.
+    on_cluster: bool,
 }
 
 impl Default for StrataOptions {
@@ -401,6 +404,7 @@ impl Default for StrataOptions {
         Self {
             rules: vec![true; RULES.len()],
             memory_limited: false,
+            on_cluster: false,
         }
     }
 }
@@ -413,6 +417,21 @@ impl StrataOptions {
             ..Self::default()
         }
     }
+}
+
+/// Marks the options of a session whose queries run on a cluster.
+pub(crate) fn set_on_cluster(config: &mut ConfigOptions) {
+    if let Some(options) = config.extensions.get_mut::<StrataOptions>() {
+        options.on_cluster = true;
+    }
+}
+
+/// Whether these are the options of a session whose queries run on a cluster.
+pub(crate) fn on_cluster(config: &ConfigOptions) -> bool {
+    config
+        .extensions
+        .get::<StrataOptions>()
+        .is_some_and(|o| o.on_cluster)
 }
 
 impl ConfigExtension for StrataOptions {

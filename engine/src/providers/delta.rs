@@ -253,10 +253,12 @@ fn builder(stores: &StoreRegistry, url: &Url) -> Result<DeltaTableBuilder> {
         .with_storage_backend(store, url.clone()))
 }
 
-/// The DataFusion provider of a loaded table.
-pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
+/// The DataFusion provider of a loaded table; `name` names it in errors (`curated.sales`).
+pub async fn provider(table: &DeltaTable, name: &str) -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(DeltaProvider {
         inner: table.table_provider().await?,
+        table: table.clone(),
+        name: name.to_string(),
     }))
 }
 
@@ -264,9 +266,20 @@ pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
 /// split off, as `x NOT IN (1, NULL)` over a NOT NULL `x` leaves `x <> 1 AND NULL`) is
 /// pushed down as inexact: deltalake takes it as exact and does not apply it, which kept the
 /// rows `NULL` excludes. DataFusion then applies it above the scan.
-#[derive(Debug)]
+///
+/// A session that runs on a cluster scans the table as plain Parquet
+/// ([`crate::providers::delta_parquet`]), whose plan can travel to executors.
 struct DeltaProvider {
     inner: Arc<dyn TableProvider>,
+    /// The table at the version read, for plain Parquet scans.
+    table: DeltaTable,
+    name: String,
+}
+
+impl std::fmt::Debug for DeltaProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeltaProvider({})", self.name)
+    }
 }
 
 #[async_trait]
@@ -302,6 +315,18 @@ impl TableProvider for DeltaProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        if crate::optimizer::on_cluster(state.config_options()) {
+            return crate::providers::delta_parquet::scan(
+                &self.table,
+                &self.name,
+                &self.schema(),
+                state,
+                projection,
+                filters,
+                limit,
+            )
+            .await;
+        }
         self.inner.scan(state, projection, filters, limit).await
     }
 

@@ -3,6 +3,7 @@
 //! by path.
 
 pub mod delta;
+pub(crate) mod delta_parquet;
 pub(crate) mod fileset;
 pub mod metrics;
 pub mod paths;

@@ -343,7 +343,18 @@ impl SchemaProvider for ZoneSchema {
                 .await
                 .map_err(external)?
             };
-            return Ok(Some(delta::provider(&table).await.map_err(external)?));
+            let name = match &as_of {
+                AsOf::Latest => entry.qualified_name(),
+                AsOf::Version(v) => format!("{} version {v}", entry.qualified_name()),
+                AsOf::Timestamp(t) => format!(
+                    "{} as of {}",
+                    entry.qualified_name(),
+                    t.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            };
+            return Ok(Some(
+                delta::provider(&table, &name).await.map_err(external)?,
+            ));
         }
         if as_of == AsOf::Latest
             && let Some(view) = self.shared.staged_view(&self.zone, base)

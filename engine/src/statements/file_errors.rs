@@ -120,23 +120,46 @@ pub(crate) fn name_damaged_files(
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
-fn is_decode_error(e: &DataFusionError) -> bool {
+/// An error that ended a query before its rows streamed (as a cluster reports a task's
+/// error once the query has run), with a decoding error replaced by one naming the file.
+pub(crate) async fn name_damaged_file(tables: &[ParquetTable], e: Error) -> Error {
     match e {
-        DataFusionError::ParquetError(inner) => !matches!(**inner, ParquetError::External(_)),
-        DataFusionError::ArrowError(_, _) => {
-            let text = e.to_string();
-            ["Parquet", "Csv error", "Parser error"]
-                .iter()
-                .any(|m| text.contains(m))
+        Error::DataFusion(e) if !tables.is_empty() && is_decode_error(&e) => {
+            Error::DataFusion(explain(tables, e).await)
         }
+        other => other,
+    }
+}
+
+/// Whether `e` is an error decoding a file (here, or in a task on a cluster).
+pub(crate) fn is_decode_error(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<crate::remote::RemoteError>()
+            .is_some_and(|r| r.undecodable().is_some()),
+        DataFusionError::ParquetError(inner) => !matches!(**inner, ParquetError::External(_)),
+        DataFusionError::ArrowError(_, _) => is_decode_text(&e.to_string()),
         DataFusionError::Context(_, inner) => is_decode_error(inner),
         DataFusionError::Shared(inner) => is_decode_error(inner),
         _ => false,
     }
 }
 
+/// Whether the text of an Arrow error tells of a file that could not be decoded.
+pub(crate) fn is_decode_text(text: &str) -> bool {
+    ["Parquet", "Csv error", "Parser error"]
+        .iter()
+        .any(|m| text.contains(m))
+}
+
 async fn explain(tables: &[ParquetTable], e: DataFusionError) -> DataFusionError {
-    let detail = e.to_string();
+    let detail = match &e {
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<crate::remote::RemoteError>()
+            .and_then(|r| r.undecodable().map(str::to_string)),
+        _ => None,
+    }
+    .unwrap_or_else(|| e.to_string());
     let detail = detail.trim_start_matches("Parquet error: ").to_string();
     for table in tables {
         if let Some(path) = damaged_file(table).await {

@@ -141,7 +141,10 @@ impl Session {
         let tables = file_errors::parquet_tables(self, df.logical_plan());
         let (state, plan) = df.into_parts();
         let physical = state.create_physical_plan(&plan).await?;
-        let stream = self.execute_physical(physical, &state).await?;
+        let stream = match self.execute_physical(physical, &state).await {
+            Ok(stream) => stream,
+            Err(e) => return Err(file_errors::name_damaged_file(&tables, e).await),
+        };
         Ok(file_errors::name_damaged_files(tables, stream))
     }
 
@@ -158,7 +161,10 @@ impl Session {
             .query_planner()
             .create_physical_plan(plan, &state)
             .await?;
-        let stream = self.execute_physical(physical, &state).await?;
+        let stream = match self.execute_physical(physical, &state).await {
+            Ok(stream) => stream,
+            Err(e) => return Err(file_errors::name_damaged_file(&tables, e).await),
+        };
         Ok(file_errors::name_damaged_files(tables, stream))
     }
 
@@ -172,6 +178,7 @@ impl Session {
         let remotely = self.remote().is_some() && crate::remote::reads_files(&physical);
         self.set_ran_remotely(remotely);
         if let Some(remote) = self.remote().filter(|_| remotely) {
+            let physical = crate::remote::prepare(physical)?;
             return Ok(remote.execute(physical, state).await?);
         }
         Ok(datafusion::physical_plan::execute_stream(
@@ -299,7 +306,10 @@ impl Session {
         }
         let (state, plan) = df.into_parts();
         let physical = state.create_physical_plan(&plan).await?;
-        let stream = self.execute_physical(physical, &state).await?;
+        let stream = match self.execute_physical(physical, &state).await {
+            Ok(stream) => stream,
+            Err(e) => return Err(file_errors::name_damaged_file(&parquet_tables, e).await),
+        };
         Ok(Output::Rows(file_errors::name_damaged_files(
             parquet_tables,
             stream,

@@ -480,7 +480,7 @@ async fn inspect_delta(session: &Session, entry: &mut TableEntry) -> Result<Insp
         .map_err(crate::providers::delta::delta_error)?;
     let partitions: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let files = snapshot.log_data().num_files();
-    let provider = crate::providers::delta::provider(&table).await?;
+    let provider = crate::providers::delta::provider(&table, &entry.qualified_name()).await?;
     let schema = provider.schema();
     entry.partition_columns = partitions
         .iter()
