@@ -124,14 +124,6 @@ impl From<arrow::error::ArrowError> for Error {
     }
 }
 
-impl Error {
-    /// How strata shows a DataFusion error, without taking it: what a task that failed on
-    /// a cluster's executor reports, so that its client shows what one process would.
-    pub fn describe(e: &DataFusionError) -> String {
-        describe_datafusion(e)
-    }
-}
-
 /// A DataFusion error as a user should read it: strata's own errors come back out of
 /// `External` with their message intact, and DataFusion's prefixes ("Error during planning:",
 /// "External error:") are dropped where they only add noise.
@@ -168,6 +160,86 @@ pub(crate) fn describe_arrow(e: &arrow::error::ArrowError) -> String {
         arrow::error::ArrowError::ExternalError(ext) => ext.to_string(),
         other => other.to_string(),
     }
+}
+
+/// The error a task failed with on a remote, as the client shows it: strata's message for
+/// the task's error (what one process would show), and, when a file could not be decoded,
+/// DataFusion's own text of that error, so that the client can look for the damaged file as
+/// it does for a query it runs itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    message: String,
+    undecodable: Option<String>,
+}
+
+impl RemoteError {
+    /// The remote error for a task's error `e` (seen through any layers the remote adds).
+    pub fn of(e: &DataFusionError) -> Self {
+        Self {
+            message: describe_datafusion(e),
+            undecodable: is_decode_error(e).then(|| e.to_string()),
+        }
+    }
+
+    /// The remote error for a task's error that Arrow reported, as DataFusion would have
+    /// carried it.
+    pub fn of_arrow(e: &arrow::error::ArrowError) -> Self {
+        let text = format!("Arrow error: {e}");
+        Self {
+            message: describe_arrow(e),
+            undecodable: is_decode_text(&text).then_some(text),
+        }
+    }
+
+    /// The error as text that travels.
+    pub fn to_text(&self) -> String {
+        serde_json::json!({"message": self.message, "undecodable": self.undecodable}).to_string()
+    }
+
+    /// The error back from [`RemoteError::to_text`].
+    pub fn from_text(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Self {
+            message: value["message"].as_str()?.to_string(),
+            undecodable: value["undecodable"].as_str().map(str::to_string),
+        })
+    }
+
+    /// DataFusion's text of a decoding error, if the task failed decoding a file.
+    pub(crate) fn undecodable(&self) -> Option<&str> {
+        self.undecodable.as_deref()
+    }
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// Whether `e` is an error decoding a file (here, or in a task on a cluster).
+pub(crate) fn is_decode_error(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<RemoteError>()
+            .is_some_and(|r| r.undecodable().is_some()),
+        DataFusionError::ParquetError(inner) => {
+            !matches!(**inner, parquet::errors::ParquetError::External(_))
+        }
+        DataFusionError::ArrowError(_, _) => is_decode_text(&e.to_string()),
+        DataFusionError::Context(_, inner) => is_decode_error(inner),
+        DataFusionError::Shared(inner) => is_decode_error(inner),
+        _ => false,
+    }
+}
+
+/// Whether the text of an Arrow error tells of a file that could not be decoded.
+pub(crate) fn is_decode_text(text: &str) -> bool {
+    ["Parquet", "Csv error", "Parser error"]
+        .iter()
+        .any(|m| text.contains(m))
 }
 
 /// A query over the memory limit: which operator wanted more, the limit, and what to do.

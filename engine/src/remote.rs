@@ -39,6 +39,7 @@ use datafusion_proto::physical_plan::{
 use datafusion_proto::protobuf;
 use datafusion_proto::protobuf::physical_plan_node::PhysicalPlanType;
 
+pub use crate::error::RemoteError;
 use crate::formats::ndjson::{JsonReadOptions, NdjsonSource};
 use crate::optimizer::conjunctions_on_rows_left::Conjunction;
 use datafusion::common::ScalarValue;
@@ -152,63 +153,6 @@ pub(crate) fn prepare(plan: Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn Executio
     })
     .data()
 }
-
-/// The error a task failed with on a remote, as the client shows it: strata's message for
-/// the task's error (what one process would show), and, when a file could not be decoded,
-/// DataFusion's own text of that error, so that the client can look for the damaged file as
-/// it does for a query it runs itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteError {
-    message: String,
-    undecodable: Option<String>,
-}
-
-impl RemoteError {
-    /// The remote error for a task's error `e` (seen through any layers the remote adds).
-    pub fn of(e: &DataFusionError) -> Self {
-        Self {
-            message: crate::Error::describe(e),
-            undecodable: crate::statements::file_errors::is_decode_error(e).then(|| e.to_string()),
-        }
-    }
-
-    /// The remote error for a task's error that Arrow reported, as DataFusion would have
-    /// carried it.
-    pub fn of_arrow(e: &arrow::error::ArrowError) -> Self {
-        let text = format!("Arrow error: {e}");
-        Self {
-            message: crate::error::describe_arrow(e),
-            undecodable: crate::statements::file_errors::is_decode_text(&text).then_some(text),
-        }
-    }
-
-    /// The error as text that travels.
-    pub fn to_text(&self) -> String {
-        serde_json::json!({"message": self.message, "undecodable": self.undecodable}).to_string()
-    }
-
-    /// The error back from [`RemoteError::to_text`].
-    pub fn from_text(text: &str) -> Option<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).ok()?;
-        Some(Self {
-            message: value["message"].as_str()?.to_string(),
-            undecodable: value["undecodable"].as_str().map(str::to_string),
-        })
-    }
-
-    /// DataFusion's text of a decoding error, if the task failed decoding a file.
-    pub(crate) fn undecodable(&self) -> Option<&str> {
-        self.undecodable.as_deref()
-    }
-}
-
-impl std::fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for RemoteError {}
 
 /// A placeholder row's partitions (one row each, of NULLs) as an in-memory scan.
 fn rows_in_memory(placeholder: &Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn ExecutionPlan>> {

@@ -14,7 +14,6 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::errors::ParquetError;
 use strata_catalog::TableFormat;
 use url::Url;
 
@@ -112,7 +111,7 @@ pub(crate) fn name_damaged_files(
         let tables = tables.clone();
         async move {
             match item {
-                Err(e) if is_decode_error(&e) => Err(explain(&tables, e).await),
+                Err(e) if crate::error::is_decode_error(&e) => Err(explain(&tables, e).await),
                 other => other,
             }
         }
@@ -124,38 +123,17 @@ pub(crate) fn name_damaged_files(
 /// error once the query has run), with a decoding error replaced by one naming the file.
 pub(crate) async fn name_damaged_file(tables: &[ParquetTable], e: Error) -> Error {
     match e {
-        Error::DataFusion(e) if !tables.is_empty() && is_decode_error(&e) => {
+        Error::DataFusion(e) if !tables.is_empty() && crate::error::is_decode_error(&e) => {
             Error::DataFusion(explain(tables, e).await)
         }
         other => other,
     }
 }
 
-/// Whether `e` is an error decoding a file (here, or in a task on a cluster).
-pub(crate) fn is_decode_error(e: &DataFusionError) -> bool {
-    match e {
-        DataFusionError::External(inner) => inner
-            .downcast_ref::<crate::remote::RemoteError>()
-            .is_some_and(|r| r.undecodable().is_some()),
-        DataFusionError::ParquetError(inner) => !matches!(**inner, ParquetError::External(_)),
-        DataFusionError::ArrowError(_, _) => is_decode_text(&e.to_string()),
-        DataFusionError::Context(_, inner) => is_decode_error(inner),
-        DataFusionError::Shared(inner) => is_decode_error(inner),
-        _ => false,
-    }
-}
-
-/// Whether the text of an Arrow error tells of a file that could not be decoded.
-pub(crate) fn is_decode_text(text: &str) -> bool {
-    ["Parquet", "Csv error", "Parser error"]
-        .iter()
-        .any(|m| text.contains(m))
-}
-
 async fn explain(tables: &[ParquetTable], e: DataFusionError) -> DataFusionError {
     let detail = match &e {
         DataFusionError::External(inner) => inner
-            .downcast_ref::<crate::remote::RemoteError>()
+            .downcast_ref::<crate::error::RemoteError>()
             .and_then(|r| r.undecodable().map(str::to_string)),
         _ => None,
     }
