@@ -49,11 +49,7 @@ impl PhysicalOptimizerRule for CompactMergeInputs {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let limited = config
-            .extensions
-            .get::<StrataOptions>()
-            .is_some_and(|o| o.memory_limited);
-        if !limited {
+        if !StrataOptions::memory_limited(config) {
             return Ok(plan);
         }
         plan.transform_up(|plan| {

@@ -57,11 +57,7 @@ impl PhysicalOptimizerRule for ListGroupsInOrder {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let limited = config
-            .extensions
-            .get::<StrataOptions>()
-            .is_some_and(|o| o.memory_limited);
-        if !limited {
+        if !StrataOptions::memory_limited(config) {
             return Ok(plan);
         }
         rewrite(plan, false)

@@ -417,6 +417,15 @@ impl StrataOptions {
             ..Self::default()
         }
     }
+
+    /// Whether the session planning with `config` has a memory limit: the rules that act
+    /// only under one ask this.
+    pub(crate) fn memory_limited(config: &ConfigOptions) -> bool {
+        config
+            .extensions
+            .get::<StrataOptions>()
+            .is_some_and(|o| o.memory_limited)
+    }
 }
 
 /// Marks the options of a session whose queries run on a cluster.

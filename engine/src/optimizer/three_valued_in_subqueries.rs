@@ -358,7 +358,7 @@ fn union_of(in_subquery: &InSubquery) -> Option<(&Union, Option<&Expr>)> {
         };
     }
     match plan {
-        LogicalPlan::Union(union) => Some((union, cast.map(|c| unalias(c)))),
+        LogicalPlan::Union(union) => Some((union, cast.map(unalias))),
         _ => None,
     }
 }
