@@ -459,6 +459,16 @@ async fn run(args: Args) -> anyhow::Result<usize> {
                 scheduler: scheduler.clone(),
                 listen: *listen,
                 cores: *cores,
+                // Progress, one line a task, as the address line; a closed output stops
+                // nothing.
+                tasks: Some(strata_cluster::executor::TaskDone(std::sync::Arc::new(
+                    |line| {
+                        use std::io::Write;
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "strata executor: {line}");
+                        let _ = out.flush();
+                    },
+                ))),
             };
             strata_cluster::executor::run(options, |address| {
                 println!("strata executor: listening on {address}");

@@ -32,10 +32,20 @@ use strata_engine::remote::RemoteError;
 const START: &str = "strata-error[";
 const END: &str = "]";
 
-/// Ballista's execution engine, whose tasks fail with strata's messages.
-#[derive(Default)]
+/// Ballista's execution engine, whose tasks fail with strata's messages and are reported to
+/// `done` when they succeed.
 pub(crate) struct StrataEngine {
     inner: DefaultExecutionEngine,
+    done: Option<crate::executor::TaskDone>,
+}
+
+impl StrataEngine {
+    pub(crate) fn new(done: Option<crate::executor::TaskDone>) -> Self {
+        Self {
+            inner: DefaultExecutionEngine::default(),
+            done,
+        }
+    }
 }
 
 impl ExecutionEngine for StrataEngine {
@@ -49,6 +59,7 @@ impl ExecutionEngine for StrataEngine {
         work_dir: &str,
         config: &SessionConfig,
     ) -> DFResult<Arc<dyn QueryStageExecutor>> {
+        let job = job_id.to_string();
         let inner = self.inner.create_query_stage_exec(
             job_id,
             stage_id,
@@ -58,7 +69,12 @@ impl ExecutionEngine for StrataEngine {
             work_dir,
             config,
         )?;
-        Ok(Arc::new(StrataStage { inner }))
+        Ok(Arc::new(StrataStage {
+            inner,
+            job,
+            stage: stage_id,
+            done: self.done.clone(),
+        }))
     }
 }
 
@@ -66,6 +82,9 @@ impl ExecutionEngine for StrataEngine {
 #[derive(Debug)]
 struct StrataStage {
     inner: Arc<dyn QueryStageExecutor>,
+    job: String,
+    stage: usize,
+    done: Option<crate::executor::TaskDone>,
 }
 
 impl fmt::Display for StrataStage {
@@ -81,10 +100,18 @@ impl QueryStageExecutor for StrataStage {
         task_id: usize,
         context: Arc<TaskContext>,
     ) -> DFResult<Vec<ShuffleWritePartition>> {
-        self.inner
+        let written = self
+            .inner
             .execute_query_stage(task_id, context)
             .await
-            .map_err(for_the_client)
+            .map_err(for_the_client)?;
+        if let Some(done) = &self.done {
+            (done.0)(&format!(
+                "task {task_id} of job {} stage {} done",
+                self.job, self.stage
+            ));
+        }
+        Ok(written)
     }
 
     fn collect_plan_metrics(&self) -> Vec<MetricsSet> {

@@ -26,6 +26,18 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Tasks run at once [default: the machine's cores].
     pub cores: Option<usize>,
+    /// Told of each task that succeeds ("task 3 of job … stage 2 done").
+    pub tasks: Option<TaskDone>,
+}
+
+/// What an executor calls with a line for each task that succeeds.
+#[derive(Clone)]
+pub struct TaskDone(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for TaskDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskDone")
+    }
 }
 
 /// Checks the scheduler answers, listens, registers with the scheduler, calls `ready` with
@@ -79,7 +91,9 @@ pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Re
         override_physical_codec: Some(crate::codec()),
         // Tasks fail with strata's messages (see `errors`). Ballista's pool of shuffle
         // clients is private to its default engine, so shuffle reads open their own.
-        override_execution_engine: Some(Arc::new(crate::errors::StrataEngine::default())),
+        override_execution_engine: Some(Arc::new(crate::errors::StrataEngine::new(
+            options.tasks.clone(),
+        ))),
         // Every function a client's plan may name: DataFusion's, the nested ones included.
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(
             &SessionStateBuilder::new().with_default_features().build(),

@@ -430,6 +430,7 @@ impl TestCluster {
                 scheduler: scheduler_address.to_string(),
                 listen,
                 cores: Some(2),
+                tasks: None,
             };
             let (ready, address) = tokio::sync::oneshot::channel();
             let executor = runtime.spawn(strata_cluster::executor::run(options, move |a| {

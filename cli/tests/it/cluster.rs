@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::{ok, stderr, stdout, strata};
@@ -25,17 +26,14 @@ impl Drop for Running {
 
 /// Starts `strata ARGS` and waits for its first line, "strata WHAT: listening on ADDR".
 fn start(what: &str, args: &[&str]) -> (Running, SocketAddr) {
-    start_in(what, args, None)
+    let (running, address, _) = start_in(what, args);
+    (running, address)
 }
 
-/// [`start`], with the process's temporary folder (where an executor keeps its work
-/// folder) at `temp`.
-fn start_in(what: &str, args: &[&str], temp: Option<&Path>) -> (Running, SocketAddr) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    if let Some(temp) = temp {
-        command.env("TMPDIR", temp);
-    }
-    let mut child = command
+/// [`start`], with the lines the process prints after its first (an executor's tasks
+/// done), read as they come so that its output never fills.
+fn start_in(what: &str, args: &[&str]) -> (Running, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
         .env_remove("STRATA_CLUSTER")
         .stdout(Stdio::piped())
@@ -44,10 +42,9 @@ fn start_in(what: &str, args: &[&str], temp: Option<&Path>) -> (Running, SocketA
         .expect("spawn strata");
     let stdout = child.stdout.take().expect("stdout");
     let running = Running(child);
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the address line");
+    reader.read_line(&mut line).expect("read the address line");
     let prefix = format!("strata {what}: listening on ");
     let address = line
         .trim()
@@ -55,7 +52,14 @@ fn start_in(what: &str, args: &[&str], temp: Option<&Path>) -> (Running, SocketA
         .unwrap_or_else(|| panic!("unexpected first line of the {what}: {line:?}"))
         .parse()
         .expect("an address");
-    (running, address)
+    let (lines, rest) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            // Read on whether anyone listens.
+            let _ = lines.send(line);
+        }
+    });
+    (running, address, rest)
 }
 
 fn query(warehouse: &Path, cluster: Option<&str>, file: &Path) -> std::process::Output {
@@ -199,38 +203,20 @@ fn a_query_without_a_scheduler_names_its_address() {
     );
 }
 
-/// Waits until the executor whose temporary folder is `temp` has written something for a
-/// query (Ballista keeps each job's shuffle files in a folder of the executor's work
-/// folder), or until `query` ends; true if the executor got work first.
-fn executor_got_work(temp: &Path, query: &mut Child) -> bool {
+/// Waits until the executor printing `lines` reports a task done (it has written the
+/// shuffle files of one); false if none is within two minutes.
+fn executor_got_work(lines: &mpsc::Receiver<String>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let jobs = std::fs::read_dir(temp)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|work| {
-                std::fs::read_dir(work.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-            })
-            .filter(|entry| {
-                !entry
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("datafusion")
-            })
-            .count();
-        if jobs > 0 {
-            return true;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with("strata executor: task ") && line.ends_with(" done") => {
+                return true;
+            }
+            Ok(_) => {}
+            Err(_) => return false,
         }
-        if query.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
-            return false;
-        }
-        // Looking again, not waiting for start-up: the query is running.
-        std::thread::sleep(Duration::from_millis(5));
     }
+    false
 }
 
 fn spawn_query(warehouse: &Path, cluster: &str, file: &Path) -> Child {
@@ -271,15 +257,13 @@ fn an_executor_killed_during_a_query_leaves_no_wrong_answer() {
     let (_scheduler, address) = start("scheduler", &["scheduler", "--listen", "127.0.0.1:0"]);
     let cluster = address.to_string();
     let executor = ["executor", "--scheduler", &cluster, "--cores", "2"];
-    let victim_temp = dir.path().join("victim");
-    std::fs::create_dir_all(&victim_temp).expect("a temporary folder");
-    let (mut victim, _) = start_in("executor", &executor, Some(&victim_temp));
+    let (mut victim, _, victim_tasks) = start_in("executor", &executor);
 
     // The only executor takes the query's first tasks; it is killed as soon as it has
     // written some, and another one joins.
-    let mut running = spawn_query(&warehouse, &cluster, &q09);
+    let running = spawn_query(&warehouse, &cluster, &q09);
     assert!(
-        executor_got_work(&victim_temp, &mut running),
+        executor_got_work(&victim_tasks),
         "the executor got no task of the query"
     );
     victim.0.kill().expect("kill the executor");
@@ -315,17 +299,14 @@ fn a_stopped_scheduler_fails_its_clients_at_once() {
 
     let (mut scheduler, address) = start("scheduler", &["scheduler", "--listen", "127.0.0.1:0"]);
     let cluster = address.to_string();
-    let temp = dir.path().join("executor");
-    std::fs::create_dir_all(&temp).expect("a temporary folder");
-    let (_executor, _) = start_in(
+    let (_executor, _, tasks) = start_in(
         "executor",
         &["executor", "--scheduler", &cluster, "--cores", "2"],
-        Some(&temp),
     );
 
-    let mut running = spawn_query(&warehouse, &cluster, &q09);
+    let running = spawn_query(&warehouse, &cluster, &q09);
     assert!(
-        executor_got_work(&temp, &mut running),
+        executor_got_work(&tasks),
         "the executor got no task of the query"
     );
     scheduler.0.kill().expect("kill the scheduler");
