@@ -358,6 +358,10 @@ fn main() -> ExitCode {
 }
 
 fn run_main(args: Args) -> ExitCode {
+    if let Err(e) = start_log() {
+        say_err!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(STACK_SIZE)
@@ -378,6 +382,31 @@ fn run_main(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `STRATA_LOG` asks for what strata and the libraries it runs on log, on standard error:
+/// a level (`info`, `debug`) or targets with levels (`ballista_scheduler=debug,warn`).
+/// Unset or empty, nothing is logged.
+fn start_log() -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let Some(spec) = std::env::var("STRATA_LOG").ok().filter(|s| !s.trim().is_empty()) else {
+        return Ok(());
+    };
+    let targets: tracing_subscriber::filter::Targets = spec.trim().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "STRATA_LOG={spec:?} is not a log level or a list of TARGET=LEVEL ({e}); e.g. STRATA_LOG=info"
+        )
+    })?;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(targets)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot start the log: {e}"))
 }
 
 /// The settings in force: the AWS variables, then the config file, then flags.
@@ -444,7 +473,8 @@ fn make_zone_folders(session: &Session) {
 async fn run(args: Args) -> anyhow::Result<usize> {
     match &args.command {
         Some(Commands::Scheduler { listen }) => {
-            strata_cluster::scheduler::run(*listen, |address| {
+            let s3 = load_config(&args)?.s3;
+            strata_cluster::scheduler::run(*listen, s3, |address| {
                 println!("strata scheduler: listening on {address}");
             })
             .await?;
@@ -455,6 +485,15 @@ async fn run(args: Args) -> anyhow::Result<usize> {
             listen,
             cores,
         }) => {
+            let config = load_config(&args)?;
+            let memory_limit = match &config.memory_limit {
+                Some(text) => Some(strata_catalog::parse_size(text).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--memory-limit {text:?} is not a size; write it as 512MiB, 4GiB or a number of bytes"
+                    )
+                })?),
+                None => None,
+            };
             let options = strata_cluster::executor::Options {
                 scheduler: scheduler.clone(),
                 listen: *listen,
@@ -469,6 +508,9 @@ async fn run(args: Args) -> anyhow::Result<usize> {
                         let _ = out.flush();
                     },
                 ))),
+                // The executor's own S3 settings: its AWS variables, config file and flags.
+                s3: config.s3,
+                memory_limit,
             };
             strata_cluster::executor::run(options, |address| {
                 println!("strata executor: listening on {address}");

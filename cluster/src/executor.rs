@@ -16,6 +16,8 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::health::ExecutorHealth;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use strata_engine::catalog::S3Options;
 
 /// What `strata executor` is asked to do.
 #[derive(Debug, Clone)]
@@ -28,6 +30,12 @@ pub struct Options {
     pub cores: Option<usize>,
     /// Told of each task that succeeds ("task 3 of job … stage 2 done").
     pub tasks: Option<TaskDone>,
+    /// How this executor reaches S3 buckets: its own settings (its environment and config
+    /// file), never the client's. Plans name buckets, not credentials.
+    pub s3: S3Options,
+    /// Memory the executor's tasks may hold at once, shared out by cores; sorts, joins and
+    /// aggregations past it spill to the work folder [default: a share of the machine's].
+    pub memory_limit: Option<u64>,
 }
 
 /// What an executor calls with a line for each task that succeeds.
@@ -79,6 +87,15 @@ pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Re
                     .map_err(BallistaError::TonicError)
             })
         });
+    // Tasks read through strata's stores, with this executor's S3 settings.
+    let stores = crate::stores(options.s3.clone());
+    let spill = work_dir.path().to_path_buf();
+    let runtime: ballista_core::RuntimeProducer = Arc::new(move |_| {
+        RuntimeEnvBuilder::new()
+            .with_object_store_registry(stores.clone())
+            .with_temp_file_path(spill.clone())
+            .build_arc()
+    });
     let config = ExecutorProcessConfig {
         bind_host: address.ip().to_string(),
         external_host: Some(address.ip().to_string()),
@@ -99,6 +116,8 @@ pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Re
             &SessionStateBuilder::new().with_default_features().build(),
         ))),
         override_arrow_flight_service: Some(flight),
+        override_runtime_producer: Some(runtime),
+        memory_pool_size: options.memory_limit,
         health: health.clone(),
         ..Default::default()
     };

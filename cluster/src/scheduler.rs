@@ -8,11 +8,20 @@ use ballista_core::config::TaskSchedulingPolicy;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use ballista_core::utils::default_session_builder;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use strata_engine::catalog::S3Options;
 
 /// Listens on `listen` (port 0 picks a free port), calls `ready` with the address once it
-/// listens, and schedules queries until the process ends.
-pub async fn run(listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+/// listens, and schedules queries until the process ends. `s3` are the scheduler's own S3
+/// settings: it reads no data, but its plans name buckets whose stores it must know.
+pub async fn run(
+    listen: SocketAddr,
+    s3: S3Options,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -24,6 +33,17 @@ pub async fn run(listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> anyhow::
         // they serve shuffle data on.
         .with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
     config.override_physical_codec = Some(crate::codec());
+    // Ballista's sessions, over strata's stores.
+    let stores = crate::stores(s3);
+    config.override_session_builder = Some(Arc::new(move |session| {
+        let state = default_session_builder(session)?;
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_object_store_registry(stores.clone())
+            .build_arc()?;
+        Ok(SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(runtime)
+            .build())
+    }));
     // An executor that stops asking for work is given up after 30 seconds, not 3 minutes.
     config.executor_timeout_seconds = 30;
     config.expire_dead_executor_interval_seconds = 5;

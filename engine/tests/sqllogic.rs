@@ -238,7 +238,7 @@ async fn run_file(
     let testdata = testdata.canonicalize().map_err(|e| e.to_string())?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (session, testdata, warehouse) = match (storage, server) {
-        (Storage::S3, Some(server)) => {
+        (Storage::S3 | Storage::Cluster, Some(server)) => {
             // The bucket is a folder of the server's root: copying files in is landing them.
             let bucket = format!("slt-{n}");
             server.create_bucket(&bucket).map_err(|e| e.to_string())?;
@@ -250,29 +250,14 @@ async fn run_file(
             )
             .map_err(|e| e.to_string())?;
             let config = strata_engine::catalog::Config {
-                s3: strata_engine::catalog::S3Options {
-                    endpoint: Some(server.endpoint()),
-                    allow_http: Some(true),
-                    region: Some("us-east-1".into()),
-                    access_key_id: Some(ACCESS_KEY.into()),
-                    secret_access_key: Some(strata_engine::catalog::Secret::new(SECRET_KEY)),
-                    ..Default::default()
-                },
+                s3: s3_options(server),
                 ..Default::default()
             };
             let warehouse = format!("s3://{bucket}/warehouse");
-            let session = Session::open_with(&warehouse, &config)
+            let mut session = Session::open_with(&warehouse, &config)
                 .await
                 .map_err(|e| e.to_string())?;
-            (session, format!("s3://{bucket}/testdata"), warehouse)
-        }
-        _ => {
-            let warehouse = dir.path().join("warehouse");
-            copy_dir(&testdata.join("retail"), &warehouse.join("raw"))
-                .map_err(|e| e.to_string())?;
-            let mut session = Session::open(&warehouse.to_string_lossy())
-                .await
-                .map_err(|e| e.to_string())?;
+            // On the cluster, the executors read the bucket with S3 settings of their own.
             if let Some(cluster) = cluster.filter(|_| storage == Storage::Cluster) {
                 let remote = strata_cluster::Cluster::new(&cluster.scheduler.to_string())
                     .map_err(|e| e.to_string())?;
@@ -280,6 +265,15 @@ async fn run_file(
                     .with_remote(Arc::new(remote))
                     .map_err(|e| e.to_string())?;
             }
+            (session, format!("s3://{bucket}/testdata"), warehouse)
+        }
+        _ => {
+            let warehouse = dir.path().join("warehouse");
+            copy_dir(&testdata.join("retail"), &warehouse.join("raw"))
+                .map_err(|e| e.to_string())?;
+            let session = Session::open(&warehouse.to_string_lossy())
+                .await
+                .map_err(|e| e.to_string())?;
             (
                 session,
                 testdata.to_string_lossy().to_string(),
@@ -395,6 +389,18 @@ impl FlightServer {
     }
 }
 
+/// Settings that reach the test S3 server.
+fn s3_options(server: &strata_testkit::S3Server) -> strata_engine::catalog::S3Options {
+    strata_engine::catalog::S3Options {
+        endpoint: Some(server.endpoint()),
+        allow_http: Some(true),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(ACCESS_KEY.into()),
+        secret_access_key: Some(strata_engine::catalog::Secret::new(SECRET_KEY)),
+        ..Default::default()
+    }
+}
+
 /// A scheduler and two executors on loopback, in this process on a runtime of their own,
 /// for the cluster mode. Each is waited for through the address it reports once it
 /// listens (the executors once the scheduler has registered them).
@@ -404,7 +410,7 @@ struct TestCluster {
 }
 
 impl TestCluster {
-    async fn start() -> Result<Self, String> {
+    async fn start(s3: strata_engine::catalog::S3Options) -> Result<Self, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .thread_name("test-cluster")
@@ -413,7 +419,7 @@ impl TestCluster {
             .map_err(|e| e.to_string())?;
         let listen: std::net::SocketAddr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
         let (ready, address) = tokio::sync::oneshot::channel();
-        let scheduler = runtime.spawn(strata_cluster::scheduler::run(listen, move |a| {
+        let scheduler = runtime.spawn(strata_cluster::scheduler::run(listen, s3.clone(), move |a| {
             let _ = ready.send(a);
         }));
         let scheduler_address = match address.await {
@@ -431,6 +437,8 @@ impl TestCluster {
                 listen,
                 cores: Some(2),
                 tasks: None,
+                s3: s3.clone(),
+                memory_limit: None,
             };
             let (ready, address) = tokio::sync::oneshot::channel();
             let executor = runtime.spawn(strata_cluster::executor::run(options, move |a| {
@@ -671,7 +679,7 @@ async fn main() {
         ]
     };
     let root = tempfile::tempdir().expect("temporary folder");
-    let server = if storages.contains(&Storage::S3) {
+    let server = if storages.contains(&Storage::S3) || storages.contains(&Storage::Cluster) {
         Some(
             strata_testkit::S3Server::start(root.path(), ACCESS_KEY, SECRET_KEY)
                 .expect("S3 server starts"),
@@ -681,7 +689,7 @@ async fn main() {
     };
     let cluster = if storages.contains(&Storage::Cluster) {
         Some(
-            TestCluster::start()
+            TestCluster::start(s3_options(server.as_ref().expect("the S3 server")))
                 .await
                 .expect("a scheduler and two executors start"),
         )

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::{ok, stderr, stdout, strata};
 
 /// A child process killed when the test ends, pass or fail.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -31,16 +31,33 @@ fn start(what: &str, args: &[&str]) -> (Running, SocketAddr) {
 }
 
 /// [`start`], with the lines the process prints after its first (an executor's tasks
-/// done), read as they come so that its output never fills.
+/// done, and what it writes to standard error), read as they come so that its output never
+/// fills.
 fn start_in(what: &str, args: &[&str]) -> (Running, SocketAddr, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+    start_with(what, args, &[])
+}
+
+/// [`start_in`] with these environment variables set (and no AWS variable of the test's).
+pub(crate) fn start_with(
+    what: &str,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> (Running, SocketAddr, mpsc::Receiver<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    command
         .args(args)
         .env_remove("STRATA_CLUSTER")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn strata");
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || key == "STRATA_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.envs(vars.iter().copied());
+    let mut child = command.spawn().expect("spawn strata");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
     let running = Running(child);
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
@@ -53,13 +70,72 @@ fn start_in(what: &str, args: &[&str]) -> (Running, SocketAddr, mpsc::Receiver<S
         .parse()
         .expect("an address");
     let (lines, rest) = mpsc::channel();
+    let errors = lines.clone();
     std::thread::spawn(move || {
         for line in reader.lines().map_while(Result::ok) {
             // Read on whether anyone listens.
             let _ = lines.send(line);
         }
     });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = errors.send(line);
+        }
+    });
     (running, address, rest)
+}
+
+/// A TCP proxy on loopback that keeps every byte sent either way: what travels between a
+/// client and a scheduler, or an executor and its scheduler (plans, as protobuf, in the
+/// clear).
+pub(crate) struct Recorder {
+    pub(crate) address: SocketAddr,
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    pub(crate) fn start(upstream: SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the recorder");
+        let address = listener.local_addr().expect("its address");
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bytes.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (Ok(server), Ok(client)),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    let kept = kept.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buffer = [0u8; 16 * 1024];
+                        while let Ok(n) = from.read(&mut buffer) {
+                            if n == 0 || to.write_all(&buffer[..n]).is_err() {
+                                break;
+                            }
+                            if let Ok(mut all) = kept.lock() {
+                                all.extend_from_slice(&buffer[..n]);
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Self { address, bytes }
+    }
+
+    /// Whether `needle` went through, either way.
+    pub(crate) fn saw(&self, needle: &str) -> bool {
+        let all = self.bytes.lock().expect("the recorded bytes");
+        all.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
 }
 
 fn query(warehouse: &Path, cluster: Option<&str>, file: &Path) -> std::process::Output {
@@ -72,8 +148,8 @@ fn query(warehouse: &Path, cluster: Option<&str>, file: &Path) -> std::process::
     strata(warehouse, &args)
 }
 
-/// The 22 TPC-H queries give the same rows through a scheduler and two executors as in
-/// one process (whose answers the TPC-H tests check against DuckDB).
+/// The 22 TPC-H queries and the 13 SSB queries give the same rows through a scheduler and
+/// two executors as in one process (whose answers the benchmark tests check against DuckDB).
 #[test]
 fn tpch_on_a_cluster_answers_as_in_process() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -110,6 +186,26 @@ fn tpch_on_a_cluster_answers_as_in_process() {
         if here != there {
             differ.push(format!(
                 "q{n:02}:\nin process:\n{here}\non the cluster:\n{there}"
+            ));
+        }
+    }
+    // The 13 SSB queries, on lineorder in year= folders.
+    let ssb = dir.path().join("ssb");
+    ok(&strata(&ssb, &["ssb", "gen", "--sf", "0.01"]));
+    let mut files: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/ssb"))
+        .expect("benches/ssb")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 13, "{files:?}");
+    for file in &files {
+        let here = ok(&query(&ssb, None, file));
+        let there = ok(&query(&ssb, Some(&cluster), file));
+        if here != there {
+            differ.push(format!(
+                "{}:\nin process:\n{here}\non the cluster:\n{there}",
+                file.display()
             ));
         }
     }
@@ -204,9 +300,10 @@ fn a_query_without_a_scheduler_names_its_address() {
 }
 
 /// Waits until the executor printing `lines` reports a task done (it has written the
-/// shuffle files of one); false if none is within two minutes.
+/// shuffle files of one); false if none is within five minutes (tests run side by side on
+/// few cores).
 fn executor_got_work(lines: &mpsc::Receiver<String>) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match lines.recv_timeout(left) {
             Ok(line) if line.starts_with("strata executor: task ") && line.ends_with(" done") => {

@@ -663,3 +663,134 @@ fn a_commit_whose_response_was_lost_is_found_landed() {
     );
     assert_eq!(sql("SELECT count(*) AS n FROM curated.n"), "n\n70\n");
 }
+
+/// A cluster reads a warehouse in a bucket with each process's own S3 settings: the client
+/// its config file (for the catalog and commits), the executors their AWS variables (for the
+/// scans). JSON, CSV, Parquet and Delta (time travel too) answer as in one process. No
+/// secret travels in a plan, either way between scheduler and client or executors, nor shows
+/// in any line a process writes with STRATA_LOG=debug; and an executor with a wrong secret
+/// fails the query rather than borrow the client's.
+#[test]
+fn a_cluster_reads_buckets_with_settings_of_its_own() {
+    use super::cluster::{Recorder, start_with};
+
+    let lake = Lake::start(&["lake"]);
+    let config = lake.direct();
+    let wh = "s3://lake/warehouse";
+    ok(&run(
+        &config,
+        wh,
+        &[
+            "--demo",
+            "-c",
+            "CREATE TABLE processed.sales STORED AS PARQUET AS SELECT sale_id, store_id, product_id, quantity, amount, month FROM raw.sales",
+        ],
+    ));
+    ok(&run(
+        &config,
+        wh,
+        &[
+            "-c",
+            "CREATE TABLE curated.sales PARTITIONED BY (month) AS SELECT sale_id, store_id, amount, month FROM raw.sales WHERE month <= 3",
+        ],
+    ));
+    ok(&run(
+        &config,
+        wh,
+        &[
+            "-c",
+            "INSERT INTO curated.sales SELECT sale_id, store_id, amount, month FROM raw.sales WHERE month > 3",
+        ],
+    ));
+    let queries = [
+        // NDJSON in hive folders, joined to a CSV file.
+        "SELECT s.region, count(*) AS n, round(sum(x.amount), 2) AS total FROM raw.sales x JOIN raw.stores s ON x.store_id = s.store_id WHERE x.month >= 2 GROUP BY s.region ORDER BY 1",
+        // Parquet, joined to CSV.
+        "SELECT p.category, sum(x.quantity) AS q FROM processed.sales x JOIN raw.products p ON x.product_id = p.product_id GROUP BY 1 ORDER BY 1",
+        // Delta, at its latest version and at the first.
+        "SELECT month, count(*) AS n, round(sum(amount), 2) AS total FROM curated.sales GROUP BY month ORDER BY month",
+        "SELECT month, count(*) AS n FROM curated.sales VERSION AS OF 0 GROUP BY month ORDER BY month",
+    ];
+    let answers: Vec<String> = queries
+        .iter()
+        .map(|sql| ok(&run(&config, wh, &["--format", "csv", "-c", sql])))
+        .collect();
+    for (sql, answer) in queries.iter().zip(&answers) {
+        assert!(answer.lines().count() > 1, "{sql} gave no rows:\n{answer}");
+    }
+
+    // Everything at debug, but for the plans DataFusion prints at each step of planning
+    // (they are the plans the recorders see).
+    const DEBUG: &str = "debug,datafusion::execution::session_state=info,datafusion::physical_planner=info,datafusion_optimizer=info";
+    let debug = [("STRATA_LOG", DEBUG)];
+    let (_scheduler, scheduler, scheduler_log) = start_with(
+        "scheduler",
+        &["scheduler", "--listen", "127.0.0.1:0"],
+        &debug,
+    );
+    // Clients and executors reach the scheduler through recorders of what they send it and
+    // what it sends them.
+    let to_clients = Recorder::start(scheduler);
+    let to_executors = Recorder::start(scheduler);
+    let cluster = to_clients.address.to_string();
+    let via = to_executors.address.to_string();
+    let executor = ["executor", "--scheduler", &via, "--cores", "2"];
+    let endpoint = lake.server.endpoint();
+    let settings = |secret: &'static str| {
+        vec![
+            ("STRATA_LOG", DEBUG),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+        ]
+    };
+    let on_cluster = |sql: &str| {
+        let mut c = command(&config, wh, &["--format", "csv", "--cluster", &cluster, "-c", sql]);
+        c.env("STRATA_LOG", DEBUG).output().expect("strata runs")
+    };
+    let mut logs = vec![];
+
+    // An executor whose own secret is wrong cannot read the bucket, whatever the client has.
+    const WRONG: &str = "wrong-Secret-Zk27";
+    let (mut wrong, _, wrong_log) = start_with("executor", &executor, &settings(WRONG));
+    let out = on_cluster(queries[0]);
+    assert!(
+        !out.status.success(),
+        "an executor with a wrong secret read the bucket:\n{}",
+        stdout(&out)
+    );
+    logs.push(stderr(&out));
+    let _ = wrong.0.kill();
+    let _ = wrong.0.wait();
+    logs.extend(wrong_log.try_iter());
+
+    let (_one, _, one_log) = start_with("executor", &executor, &settings(SECRET_KEY));
+    let (_two, _, two_log) = start_with("executor", &executor, &settings(SECRET_KEY));
+    for (sql, answer) in queries.iter().zip(&answers) {
+        let out = on_cluster(sql);
+        assert_eq!(&ok(&out), answer, "{sql} on the cluster");
+        logs.push(stderr(&out));
+    }
+    // Plans went through the recorders, and names of files and buckets with them.
+    assert!(to_clients.saw("s3://lake"), "no plan went to the scheduler");
+    assert!(to_executors.saw("lake/warehouse"), "no plan went to an executor");
+    for recorder in [&to_clients, &to_executors] {
+        assert!(!recorder.saw(SECRET_KEY), "a plan carried the secret");
+        assert!(!recorder.saw(WRONG), "a plan carried the executor's secret");
+    }
+    for log in [scheduler_log, one_log, two_log] {
+        logs.extend(log.try_iter());
+    }
+    let lines: Vec<&str> = logs.iter().flat_map(|l| l.lines()).collect();
+    assert!(
+        lines.len() > 20,
+        "the processes logged little at debug:\n{}",
+        lines.join("\n")
+    );
+    for secret in [SECRET_KEY, WRONG] {
+        let leaked: Vec<&&str> = lines.iter().filter(|l| l.contains(secret)).collect();
+        assert!(leaked.is_empty(), "a log line holds a secret: {leaked:?}");
+    }
+}

@@ -56,6 +56,8 @@ use crate::error::{Error, Result};
 pub enum Place {
     /// Before statements are planned: a rewrite of the statement itself.
     Statement,
+    /// Where a table provider plans its scan: how a kind of table is read.
+    Scan,
     /// Before every DataFusion physical rule.
     First,
     /// Right before the DataFusion rule of this name.
@@ -86,6 +88,17 @@ const fn statement(name: &'static str, does: &'static str, reason: &'static str)
         name,
         does,
         place: Place::Statement,
+        reason,
+        make: None,
+        make_logical: None,
+    }
+}
+
+const fn scan(name: &'static str, does: &'static str, reason: &'static str) -> Rule {
+    Rule {
+        name,
+        does,
+        place: Place::Scan,
         reason,
         make: None,
         make_logical: None,
@@ -128,6 +141,11 @@ const fn logical(
 
 /// strata's rules in the order they run. Rules at the same place run in the order listed.
 pub const RULES: &[Rule] = &[
+    scan(
+        "delta_scans_as_parquet",
+        "scans a Delta table's files with DataFusion's Parquet scan, with the partition values and statistics of its log",
+        "when a Delta table is scanned: the same files of the same version, read faster than through deltalake's scan; tables with deletion vectors or column mapping keep deltalake's scan",
+    ),
     statement(
         "shared_ctes",
         "computes a CTE named more than once once, and plans the query over its rows",
@@ -294,7 +312,7 @@ pub(crate) fn physical_rules(
             rule: make(),
         });
         match rule.place {
-            Place::Statement | Place::BeforeLogical(_) => {}
+            Place::Statement | Place::Scan | Place::BeforeLogical(_) => {}
             Place::First => {
                 rules.insert(first, switched);
                 first += 1;

@@ -344,7 +344,65 @@ async fn each_rule_changes_some_plan_and_no_answer() {
         "list_groups_in_order",
     ];
     idle.retain(|rule| !answer_rules.contains(rule));
+    // How Delta tables are read; these tables are Parquet (its own test below).
+    idle.retain(|rule| *rule != "delta_scans_as_parquet");
     assert!(idle.is_empty(), "rules that changed no plan: {idle:?}");
+}
+
+/// delta_scans_as_parquet, before and after: a Delta table's files are read by DataFusion's
+/// Parquet scan when it is on and by deltalake's when it is off, at the latest version and
+/// an older one, with the same answers; a filter on a column the log has statistics for
+/// skips the files whose range it rules out without opening them.
+#[tokio::test]
+async fn delta_scans_as_parquet_before_and_after() {
+    let (_dir, session) = crate::test_support::scratch_session().await;
+    session
+        .sql(
+            "CREATE TABLE curated.events PARTITIONED BY (day) AS \
+             SELECT v AS id, v % 5 AS day, 'e' || CAST(v AS VARCHAR) AS name \
+             FROM generate_series(1, 1000) AS t(v)",
+        )
+        .await
+        .expect("table");
+    session
+        .sql(
+            "INSERT INTO curated.events \
+             SELECT v AS id, v % 5 AS day, 'e' || CAST(v AS VARCHAR) AS name \
+             FROM generate_series(5001, 6000) AS t(v)",
+        )
+        .await
+        .expect("insert");
+    let queries = [
+        "SELECT day, count(*), sum(id), max(name) FROM curated.events GROUP BY day",
+        "SELECT count(*), min(id) FROM curated.events WHERE id > 5500 AND day = 3",
+        "SELECT count(*), sum(id) FROM curated.events VERSION AS OF 0 WHERE day < 2",
+    ];
+    let mut answers = vec![];
+    for sql in queries {
+        let with = plan(&session, sql).await;
+        assert!(with.contains("DataSourceExec"), "{with}");
+        assert!(!with.contains("DeltaScan"), "{with}");
+        answers.push(answer(&session, sql).await);
+    }
+    // The first insert's files hold ids up to 1000: the log's statistics rule them out.
+    let analyzed = answer(
+        &session,
+        "EXPLAIN ANALYZE SELECT count(*) FROM curated.events WHERE id > 5500",
+    )
+    .await
+    .join("\n");
+    assert!(
+        analyzed.contains("files_ranges_pruned_statistics=10 total → 5 matched"),
+        "{analyzed}"
+    );
+    set(&session, "delta_scans_as_parquet", false).await;
+    for (sql, with) in queries.iter().zip(&answers) {
+        let without = plan(&session, sql).await;
+        assert!(without.contains("DeltaScan"), "{without}");
+        assert_eq!(&answer(&session, sql).await, with, "{sql}");
+    }
+    assert_eq!(answers[1], vec!["100|5503".to_string()]);
+    assert_eq!(answers[2], vec!["400|200200".to_string()]);
 }
 
 /// faster_expressions, before and after: decimal products and multi-part LIKE patterns are

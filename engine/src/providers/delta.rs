@@ -315,7 +315,21 @@ impl TableProvider for DeltaProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        if crate::optimizer::on_cluster(state.config_options()) {
+        // On a cluster always (deltalake's scan cannot travel there; what a plain scan cannot
+        // read is refused), in a process where the switch is on and the table allows it.
+        let config = state.config_options();
+        if crate::optimizer::on_cluster(config)
+            || (crate::optimizer::enabled(config, "delta_scans_as_parquet")
+                && crate::providers::delta_parquet::cannot_read_plainly(&self.table, &self.name)
+                    .is_none())
+        {
+            let refs: Vec<&Expr> = filters.iter().collect();
+            let exact: Vec<Expr> = filters
+                .iter()
+                .zip(self.supports_filters_pushdown(&refs)?)
+                .filter(|(_, how)| *how == TableProviderFilterPushDown::Exact)
+                .map(|(filter, _)| filter.clone())
+                .collect();
             return crate::providers::delta_parquet::scan(
                 &self.table,
                 &self.name,
@@ -323,6 +337,7 @@ impl TableProvider for DeltaProvider {
                 state,
                 projection,
                 filters,
+                &exact,
                 limit,
             )
             .await;

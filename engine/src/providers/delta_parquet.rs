@@ -37,9 +37,11 @@ use object_store::path::Path;
 use crate::error::Error;
 
 /// Plans a scan of `table`'s current snapshot as plain Parquet, with `schema` (the schema
-/// deltalake's provider gives the table, which queries were planned against). `filters` are
-/// applied here, above the scan, so that the filters deltalake's provider took as exact are
-/// honoured; they also prune files and row groups once pushed into the scan.
+/// deltalake's provider gives the table, which queries were planned against). Of the
+/// query's `filters`, those the provider took as exact (`exact`: DataFusion applies no filter
+/// of its own for them) are applied here, above the scan; DataFusion keeps its own filter
+/// for the others. All of them prune files and row groups once pushed into the scan.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn scan(
     table: &DeltaTable,
     name: &str,
@@ -47,25 +49,16 @@ pub(crate) async fn scan(
     state: &dyn Session,
     projection: Option<&Vec<usize>>,
     filters: &[Expr],
+    exact: &[Expr],
     limit: Option<usize>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let refuse = |why: String| DataFusionError::External(Box::new(Error::Unsupported(why)));
-    let snapshot = table.snapshot().map_err(|e| {
-        refuse(format!(
-            "{name} cannot be read as a Delta table on a cluster: {e}"
-        ))
-    })?;
-    if let Some(mode) = snapshot
-        .table_config()
-        .column_mapping_mode
-        .and_then(|m| serde_json::to_value(m).ok())
-        .and_then(|m| m.as_str().map(str::to_string))
-        .filter(|m| m != "none")
-    {
-        return Err(refuse(format!(
-            "{name} uses Delta column mapping (mode '{mode}'): its files name columns differently from the table, which a cluster's Parquet scan cannot follow yet; query it without --cluster"
-        )));
+    if let Some(why) = cannot_read_plainly(table, name) {
+        return Err(refuse(why));
     }
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| refuse(format!("{name} cannot be read as a Delta table: {e}")))?;
     let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let layout = Layout::new(schema, &partition_columns);
 
@@ -77,12 +70,6 @@ pub(crate) async fn scan(
     let mut rows = Some(0usize);
     let mut bytes = 0usize;
     for file in snapshot.log_data().iter() {
-        if file.deletion_vector_descriptor().is_some() {
-            return Err(refuse(format!(
-                "{name} has deletion vectors (rows its files still hold but the table deleted, such as in '{}'), which a cluster's Parquet scan cannot apply yet; query it without --cluster, or rewrite its files with OPTIMIZE so that they hold only live rows",
-                file.path()
-            )));
-        }
         let relative = file.object_store_path();
         let location = Path::from_iter(root_path.parts().chain(relative.parts()));
         let size = u64::try_from(file.size()).unwrap_or_default();
@@ -115,6 +102,9 @@ pub(crate) async fn scan(
                 stats.num_rows = Precision::Exact(n);
                 stats.total_byte_size =
                     Precision::Inexact(usize::try_from(size).unwrap_or(usize::MAX));
+                if let Some(json) = file.stats() {
+                    column_statistics(&json, &layout.file_schema, &mut stats);
+                }
                 partitioned = partitioned.with_statistics(Arc::new(stats));
             }
             None => rows = None,
@@ -122,15 +112,15 @@ pub(crate) async fn scan(
         files.push(partitioned);
     }
 
-    // The columns the scan reads: those asked for, and those the filters name.
+    // The columns the scan reads: those asked for, and those the exact filters name.
     let asked: Vec<usize> = match projection {
         Some(p) => p.clone(),
         None => (0..schema.fields().len()).collect(),
     };
-    let filters: Vec<Expr> = filters.iter().cloned().map(unnormalize_col).collect();
+    let exact: Vec<Expr> = exact.iter().cloned().map(unnormalize_col).collect();
     let mut read = asked.clone();
     let mut seen: HashSet<usize> = read.iter().copied().collect();
-    for filter in &filters {
+    for filter in &exact {
         for column in filter.column_refs() {
             let index = schema.index_of(&column.name)?;
             if seen.insert(index) {
@@ -158,7 +148,7 @@ pub(crate) async fn scan(
         .with_projection_indices(Some(read.iter().map(|&i| layout.table_index[i]).collect()))?
         .build();
     let mut plan = format.create_physical_plan(state, config).await?;
-    let Some(predicate) = conjunction(filters) else {
+    let Some(predicate) = conjunction(exact) else {
         return Ok(plan);
     };
     let read_schema = Arc::new(schema.project(&read)?);
@@ -182,6 +172,36 @@ pub(crate) async fn scan(
         })
         .collect::<Vec<_>>();
     Ok(Arc::new(ProjectionExec::try_new(columns, plan)?))
+}
+
+/// Why `table` cannot be read as plain Parquet (on a cluster, where deltalake's scan cannot
+/// go), if it cannot: column mapping, deletion vectors, or a snapshot that cannot be read.
+pub(crate) fn cannot_read_plainly(table: &DeltaTable, name: &str) -> Option<String> {
+    let snapshot = match table.snapshot() {
+        Ok(snapshot) => snapshot,
+        Err(e) => return Some(format!("{name} cannot be read as a Delta table on a cluster: {e}")),
+    };
+    if let Some(mode) = snapshot
+        .table_config()
+        .column_mapping_mode
+        .and_then(|m| serde_json::to_value(m).ok())
+        .and_then(|m| m.as_str().map(str::to_string))
+        .filter(|m| m != "none")
+    {
+        return Some(format!(
+            "{name} uses Delta column mapping (mode '{mode}'): its files name columns differently from the table, which a cluster's Parquet scan cannot follow yet; query it without --cluster"
+        ));
+    }
+    snapshot
+        .log_data()
+        .iter()
+        .find(|file| file.deletion_vector_descriptor().is_some())
+        .map(|file| {
+            format!(
+                "{name} has deletion vectors (rows its files still hold but the table deleted, such as in '{}'), which a cluster's Parquet scan cannot apply yet; query it without --cluster, or rewrite its files with OPTIMIZE so that they hold only live rows",
+                file.path()
+            )
+        })
 }
 
 /// Where each of the table's columns sits in a file scan, which reads the files' columns
@@ -226,6 +246,73 @@ impl Layout {
             table_index,
         }
     }
+}
+
+/// The column statistics of a file's entry in the Delta log (`stats`, JSON): the minimum,
+/// maximum and null count of each top-level column, which let the scan skip the file without
+/// opening it when a filter (or a join's dynamic filter) rules out its range. DataFusion
+/// prunes with exact statistics only, so only values that are exact are kept: those of
+/// integers, dates, booleans, and decimals written within their scale. Writers cut strings
+/// to a prefix and timestamps to milliseconds, and NaN sorts apart from other floats: their
+/// bounds are left out.
+fn column_statistics(json: &str, file_schema: &Schema, stats: &mut Statistics) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return;
+    };
+    let of = |key: &str, column: &str| value.get(key).and_then(|m| m.get(column));
+    for (field, column) in file_schema
+        .fields()
+        .iter()
+        .zip(stats.column_statistics.iter_mut())
+    {
+        let name = field.name();
+        if let Some(n) = of("nullCount", name)
+            .and_then(|n| n.as_u64())
+            .and_then(|n| usize::try_from(n).ok())
+        {
+            column.null_count = Precision::Exact(n);
+        }
+        if let Some(min) = of("minValues", name).and_then(|v| stat_value(v, field.data_type())) {
+            column.min_value = Precision::Exact(min);
+        }
+        if let Some(max) = of("maxValues", name).and_then(|v| stat_value(v, field.data_type())) {
+            column.max_value = Precision::Exact(max);
+        }
+    }
+}
+
+/// A minimum or maximum of the Delta log as a value of its column, where it is exact.
+fn stat_value(value: &serde_json::Value, data_type: &DataType) -> Option<ScalarValue> {
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    match data_type {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Boolean
+        | DataType::Date32
+        | DataType::Date64 => {}
+        DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => {
+            // Only values the column's scale holds exactly, so that no rounding moves them.
+            let digits = text
+                .split_once('.')
+                .map_or(0, |(_, fraction)| fraction.trim_end_matches('0').len());
+            if *scale < 0 || text.contains(['e', 'E']) || digits > *scale as usize {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    ScalarValue::try_from_string(text, data_type).ok()
 }
 
 /// A partition value as Delta writes it (text, or none for NULL) as a value of its column.
@@ -280,6 +367,51 @@ fn groups(mut files: Vec<PartitionedFile>, partitions: usize) -> Vec<FileGroup> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_statistics_bound_the_columns_only_where_they_are_sure() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("price", DataType::Decimal128(12, 2), true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("at", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("ratio", DataType::Float64, true),
+        ]);
+        let mut stats = Statistics::new_unknown(&schema);
+        column_statistics(
+            r#"{"numRecords":3,"minValues":{"id":-4,"price":1.5,"name":"apple","at":"2024-01-01T00:00:00.000Z","day":"2024-02-29","ratio":0.5},
+                "maxValues":{"id":90,"price":2.125,"name":"pear","at":"2024-01-02T00:00:00.000Z","day":"2024-03-01","ratio":1.5},
+                "nullCount":{"id":0,"price":1,"name":2}}"#,
+            &schema,
+            &mut stats,
+        );
+        let [id, price, name, at, day, ratio] = &stats.column_statistics[..] else {
+            panic!("six columns");
+        };
+        assert_eq!(id.min_value, Precision::Exact(ScalarValue::Int64(Some(-4))));
+        assert_eq!(id.max_value, Precision::Exact(ScalarValue::Int64(Some(90))));
+        assert_eq!(id.null_count, Precision::Exact(0));
+        assert_eq!(
+            price.min_value,
+            Precision::Exact(ScalarValue::Decimal128(Some(150), 12, 2))
+        );
+        // 2.125 does not fit a scale of 2: rounded, it could bound the column wrongly.
+        assert_eq!(price.max_value, Precision::Absent);
+        // A string may be cut to a prefix.
+        assert_eq!((&name.min_value, &name.max_value), (&Precision::Absent, &Precision::Absent));
+        assert_eq!(name.null_count, Precision::Exact(2));
+        assert_eq!((&at.min_value, &at.max_value), (&Precision::Absent, &Precision::Absent));
+        assert_eq!(
+            day.max_value,
+            Precision::Exact(ScalarValue::Date32(Some(19783)))
+        );
+        assert_eq!(ratio.min_value, Precision::Absent);
+        // Statistics that are not JSON leave the file's columns unknown.
+        let mut unknown = Statistics::new_unknown(&schema);
+        column_statistics("{not json", &schema, &mut unknown);
+        assert_eq!(unknown, Statistics::new_unknown(&schema));
+    }
 
     #[test]
     fn partition_columns_go_after_file_columns_in_the_scan() {
@@ -352,7 +484,7 @@ mod tests {
     async fn plan(table: &DeltaTable) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
         let state = datafusion::prelude::SessionContext::new().state();
-        scan(table, "curated.t", &schema, &state, None, &[], None).await
+        scan(table, "curated.t", &schema, &state, None, &[], &[], None).await
     }
 
     /// Deletion vectors would leave deleted rows in a plain scan: the scan is refused.

@@ -70,6 +70,20 @@ impl StoreRegistry {
         }
     }
 
+    /// The stores of a process that runs plans others made (a cluster's scheduler and
+    /// executors): local folders, and S3 buckets made on first use from `s3`, the process's
+    /// own settings. Its requests are counted nowhere that a footer shows.
+    pub fn for_plans_of_others(s3: S3Options) -> Arc<Self> {
+        let registry = Arc::new(Self::new(
+            s3,
+            Arc::new(ScanCounters::default()),
+            DEFAULT_LISTING_TTL,
+        ));
+        let local = Url::parse("file:///").unwrap_or_else(|_| unreachable!("constant URL"));
+        registry.adopt(&local, Arc::new(object_store::local::LocalFileSystem::new()));
+        registry
+    }
+
     /// The S3 settings of this session.
     pub fn s3(&self) -> &S3Options {
         &self.s3
