@@ -67,6 +67,7 @@ pub(crate) async fn scan(
     let root_path = Path::from_url_path(root.path())
         .map_err(|e| refuse(format!("{name} has a location strata cannot read: {e}")))?;
     let mut files = vec![];
+    let mut file_statistics = vec![];
     let mut rows = Some(0usize);
     let mut bytes = 0usize;
     for file in snapshot.log_data().iter() {
@@ -93,7 +94,7 @@ pub(crate) async fn scan(
                 ))
             })?;
         let mut partitioned =
-            PartitionedFile::new_from_meta(meta).with_partition_values(partition_values);
+            PartitionedFile::new_from_meta(meta).with_partition_values(partition_values.clone());
         bytes = bytes.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
         match file.num_records() {
             Some(n) => {
@@ -105,7 +106,24 @@ pub(crate) async fn scan(
                 if let Some(json) = file.stats() {
                     column_statistics(&json, &layout.file_schema, &mut stats);
                 }
-                partitioned = partitioned.with_statistics(Arc::new(stats));
+                // A partition column holds one value in the whole file.
+                let file_columns = layout.file_schema.fields().len();
+                for (column, value) in stats.column_statistics[file_columns..]
+                    .iter_mut()
+                    .zip(partition_values)
+                    .filter(|(_, value)| !matches!(value, ScalarValue::Dictionary(..)))
+                {
+                    if value.is_null() {
+                        column.null_count = Precision::Exact(n);
+                    } else {
+                        column.null_count = Precision::Exact(0);
+                        column.min_value = Precision::Exact(value.clone());
+                        column.max_value = Precision::Exact(value);
+                    }
+                }
+                let stats = Arc::new(stats);
+                file_statistics.push(Arc::clone(&stats));
+                partitioned = partitioned.with_statistics(stats);
             }
             None => rows = None,
         }
@@ -135,7 +153,15 @@ pub(crate) async fn scan(
             .with_table_partition_cols(layout.partition_fields.clone())
             .build(),
     );
-    let mut statistics = Statistics::new_unknown(&layout.table_schema);
+    // The table's statistics are its files' together (for the join order and the sizes the
+    // planner estimates), when every file has them.
+    let mut statistics = match rows {
+        Some(_) if !file_statistics.is_empty() => Statistics::try_merge_iter(
+            file_statistics.iter().map(|s| s.as_ref()),
+            &layout.table_schema,
+        )?,
+        _ => Statistics::new_unknown(&layout.table_schema),
+    };
     statistics.num_rows = rows.map_or(Precision::Absent, Precision::Exact);
     statistics.total_byte_size = Precision::Inexact(bytes);
     let config = FileScanConfigBuilder::new(store_url, source)
