@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ballista_core::config::BallistaConfig;
 use ballista_core::execution_plans::execute_physical_plan;
+use datafusion::config::ExtensionOptions;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::physical_plan::ExecutionPlan;
@@ -147,13 +148,23 @@ impl strata_engine::remote::Remote for Cluster {
             ));
         }
         let scheduler = self.scheduler.clone();
+        // Ballista's settings for this query, here and on the executors that read the rows of
+        // other stages: messages up to strata's limit.
+        let mut ballista = BallistaConfig::default();
+        ExtensionOptions::set(
+            &mut ballista,
+            "client.grpc_max_message_size",
+            &crate::MAX_MESSAGE.to_string(),
+        )?;
+        let mut config = state.config().clone();
+        config.options_mut().extensions.insert(ballista.clone());
         let stream = execute_physical_plan::<PhysicalPlanNode>(
             format!("http://{scheduler}"),
-            &BallistaConfig::default(),
+            &ballista,
             plan,
             self.codec.as_ref(),
             self.session_id.clone(),
-            state.config().clone(),
+            config,
         )
         .await
         .map_err(|e| cluster_error(&scheduler, &e))?;

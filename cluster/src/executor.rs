@@ -79,9 +79,11 @@ pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Re
                 })?;
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 create_grpc_server(&grpc)
-                    .add_service(FlightServiceServer::new(BallistaFlightService::new(
-                        work_dir,
-                    )))
+                    .add_service(
+                        FlightServiceServer::new(BallistaFlightService::new(work_dir))
+                            .max_decoding_message_size(crate::MAX_MESSAGE)
+                            .max_encoding_message_size(crate::MAX_MESSAGE),
+                    )
                     .serve_with_incoming_shutdown(incoming, shutdown.recv())
                     .await
                     .map_err(BallistaError::TonicError)
@@ -118,6 +120,8 @@ pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Re
         override_arrow_flight_service: Some(flight),
         override_runtime_producer: Some(runtime),
         memory_pool_size: options.memory_limit,
+        grpc_max_decoding_message_size: crate::MAX_MESSAGE as u32,
+        grpc_max_encoding_message_size: crate::MAX_MESSAGE as u32,
         health: health.clone(),
         ..Default::default()
     };

@@ -22,6 +22,11 @@ use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
 pub use client::Cluster;
 
+/// The largest gRPC message a client, scheduler or executor sends or takes: a batch of rows
+/// between stages, a task's plan over many files. Ballista's default (16 MiB) failed TPC-H
+/// Q10 at SF 10 with a 67 MiB batch.
+pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+
 /// The physical codec scheduler, executors and clients share: strata's nodes, expressions
 /// and functions, then Ballista's shuffle nodes, then DataFusion's.
 pub fn codec() -> Arc<dyn PhysicalExtensionCodec> {

@@ -33,6 +33,9 @@ pub async fn run(
         // they serve shuffle data on.
         .with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
     config.override_physical_codec = Some(crate::codec());
+    config.grpc_server_max_decoding_message_size = crate::MAX_MESSAGE as u32;
+    config.grpc_server_max_encoding_message_size = crate::MAX_MESSAGE as u32;
+    config.grpc_client_max_message_size = crate::MAX_MESSAGE as u32;
     // Ballista's sessions, over strata's stores.
     let stores = crate::stores(s3);
     config.override_session_builder = Some(Arc::new(move |session| {

@@ -250,6 +250,22 @@ fn tpch_on_a_cluster_answers_as_in_process() {
     ));
     assert!(footer.contains("ran on the cluster at"), "{footer}");
 
+    // Rows travel in batches past gRPC's usual limits (16 MiB): 20 strings of 1 MiB.
+    ok(&strata(
+        &warehouse,
+        &[
+            "-c",
+            "CREATE TABLE processed.wide STORED AS PARQUET AS SELECT v, repeat('x', 1048576) AS s FROM generate_series(1, 20) AS t(v)",
+        ],
+    ));
+    let sql = "SELECT v, length(s) AS n, s FROM processed.wide";
+    let there = ok(&strata(
+        &warehouse,
+        &["--cluster", &cluster, "--format", "csv", "-c", sql],
+    ));
+    assert_eq!(there.lines().count(), 21, "a header and 20 rows");
+    assert!(there.len() > 20 << 20, "{} bytes", there.len());
+
     // The footer says where the query ran.
     let out = ok(&strata(
         &warehouse,
