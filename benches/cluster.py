@@ -30,12 +30,12 @@ Prints a Markdown table: per query the best ms each way, 1 executor / in process
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
-TIME = re.compile(r"in (\d+(?:\.\d+)?)(ms|s)\b")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rule_ab import answer_and_best  # noqa: E402
 
 
 class Process:
@@ -92,15 +92,7 @@ def run(strata, warehouse, zone, sql, warm, cpus, partitions, cluster, timeout):
                              timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip() or out.stdout[-2000:])
-    times = []
-    for m in TIME.finditer(out.stdout):
-        value, unit = float(m.group(1)), m.group(2)
-        times.append(value * 1000 if unit == "s" else value)
-    times = times[-(1 + warm):]
-    if len(times) < 1 + warm:
-        raise RuntimeError(f"no time in the footers:\n{out.stderr[-1000:]}")
-    answer = "\n".join(l for l in out.stdout.splitlines() if not TIME.search(l))
-    return answer, min(times[1:]) if warm else times[0]
+    return answer_and_best(out.stdout, warm)
 
 
 def main():

@@ -38,14 +38,20 @@ def run(strata, warehouse, zone, rule, on, sql, warm, timeout):
             return None, None
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip() or out.stdout[-2000:])
+    return answer_and_best(out.stdout, warm)
+
+
+def answer_and_best(stdout, warm):
+    """The result tables a script printed, without their footers, and the best warm time in
+    ms of its last query, run 1 + warm times (the footers of USE and SET carry no time)."""
     times = []
-    for m in TIME.finditer(out.stdout):
+    for m in TIME.finditer(stdout):
         value, unit = float(m.group(1)), m.group(2)
         times.append(value * 1000 if unit == "s" else value)
-    # The footers of USE and SET carry no time; the last 1 + warm are the query's.
     times = times[-(1 + warm):]
-    # The result tables without their footers.
-    answer = "\n".join(l for l in out.stdout.splitlines() if not TIME.search(l))
+    if len(times) < 1 + warm:
+        raise RuntimeError(f"no time in the footers:\n{stdout[-1000:]}")
+    answer = "\n".join(l for l in stdout.splitlines() if not TIME.search(l))
     return answer, min(times[1:]) if warm else times[0]
 
 

@@ -390,7 +390,10 @@ fn run_main(args: Args) -> ExitCode {
 fn start_log() -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let Some(spec) = std::env::var("STRATA_LOG").ok().filter(|s| !s.trim().is_empty()) else {
+    let Some(spec) = std::env::var("STRATA_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+    else {
         return Ok(());
     };
     let targets: tracing_subscriber::filter::Targets = spec.trim().parse().map_err(|e| {

@@ -419,9 +419,13 @@ impl TestCluster {
             .map_err(|e| e.to_string())?;
         let listen: std::net::SocketAddr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
         let (ready, address) = tokio::sync::oneshot::channel();
-        let scheduler = runtime.spawn(strata_cluster::scheduler::run(listen, s3.clone(), move |a| {
-            let _ = ready.send(a);
-        }));
+        let scheduler = runtime.spawn(strata_cluster::scheduler::run(
+            listen,
+            s3.clone(),
+            move |a| {
+                let _ = ready.send(a);
+            },
+        ));
         let scheduler_address = match address.await {
             Ok(a) => a,
             Err(_) => {

@@ -192,11 +192,12 @@ fn tpch_on_a_cluster_answers_as_in_process() {
     // The 13 SSB queries, on lineorder in year= folders.
     let ssb = dir.path().join("ssb");
     ok(&strata(&ssb, &["ssb", "gen", "--sf", "0.01"]));
-    let mut files: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/ssb"))
-        .expect("benches/ssb")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/ssb"))
+            .expect("benches/ssb")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
     files.sort();
     assert_eq!(files.len(), 13, "{files:?}");
     for file in &files {

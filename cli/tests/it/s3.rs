@@ -747,7 +747,11 @@ fn a_cluster_reads_buckets_with_settings_of_its_own() {
         ]
     };
     let on_cluster = |sql: &str| {
-        let mut c = command(&config, wh, &["--format", "csv", "--cluster", &cluster, "-c", sql]);
+        let mut c = command(
+            &config,
+            wh,
+            &["--format", "csv", "--cluster", &cluster, "-c", sql],
+        );
         c.env("STRATA_LOG", DEBUG).output().expect("strata runs")
     };
     let mut logs = vec![];
@@ -775,7 +779,10 @@ fn a_cluster_reads_buckets_with_settings_of_its_own() {
     }
     // Plans went through the recorders, and names of files and buckets with them.
     assert!(to_clients.saw("s3://lake"), "no plan went to the scheduler");
-    assert!(to_executors.saw("lake/warehouse"), "no plan went to an executor");
+    assert!(
+        to_executors.saw("lake/warehouse"),
+        "no plan went to an executor"
+    );
     for recorder in [&to_clients, &to_executors] {
         assert!(!recorder.saw(SECRET_KEY), "a plan carried the secret");
         assert!(!recorder.saw(WRONG), "a plan carried the executor's secret");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::common::pruning::PrunableStatistics;
 use datafusion::common::stats::Precision;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::datasource::file_format::FileFormat;
@@ -24,6 +25,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, expr_rewriter::unnormalize_col};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_optimizer::pruning::PruningPredicate;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -67,9 +69,6 @@ pub(crate) async fn scan(
     let root_path = Path::from_url_path(root.path())
         .map_err(|e| refuse(format!("{name} has a location strata cannot read: {e}")))?;
     let mut files = vec![];
-    let mut file_statistics = vec![];
-    let mut rows = Some(0usize);
-    let mut bytes = 0usize;
     for file in snapshot.log_data().iter() {
         let relative = file.object_store_path();
         let location = Path::from_iter(root_path.parts().chain(relative.parts()));
@@ -95,40 +94,38 @@ pub(crate) async fn scan(
             })?;
         let mut partitioned =
             PartitionedFile::new_from_meta(meta).with_partition_values(partition_values.clone());
-        bytes = bytes.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-        match file.num_records() {
-            Some(n) => {
-                rows = rows.map(|r| r.saturating_add(n));
-                let mut stats = Statistics::new_unknown(&layout.table_schema);
-                stats.num_rows = Precision::Exact(n);
-                stats.total_byte_size =
-                    Precision::Inexact(usize::try_from(size).unwrap_or(usize::MAX));
-                if let Some(json) = file.stats() {
-                    column_statistics(&json, &layout.file_schema, &mut stats);
-                }
-                // A partition column holds one value in the whole file.
-                let file_columns = layout.file_schema.fields().len();
-                for (column, value) in stats.column_statistics[file_columns..]
-                    .iter_mut()
-                    .zip(partition_values)
-                    .filter(|(_, value)| !matches!(value, ScalarValue::Dictionary(..)))
-                {
-                    if value.is_null() {
-                        column.null_count = Precision::Exact(n);
-                    } else {
-                        column.null_count = Precision::Exact(0);
-                        column.min_value = Precision::Exact(value.clone());
-                        column.max_value = Precision::Exact(value);
-                    }
-                }
-                let stats = Arc::new(stats);
-                file_statistics.push(Arc::clone(&stats));
-                partitioned = partitioned.with_statistics(stats);
+        if let Some(n) = file.num_records() {
+            let mut stats = Statistics::new_unknown(&layout.table_schema);
+            stats.num_rows = Precision::Exact(n);
+            stats.total_byte_size = Precision::Inexact(usize::try_from(size).unwrap_or(usize::MAX));
+            if let Some(json) = file.stats() {
+                column_statistics(&json, &layout.file_schema, &mut stats);
             }
-            None => rows = None,
+            // A partition column holds one value in the whole file.
+            let file_columns = layout.file_schema.fields().len();
+            for (column, value) in stats.column_statistics[file_columns..]
+                .iter_mut()
+                .zip(partition_values)
+                .filter(|(_, value)| !matches!(value, ScalarValue::Dictionary(..)))
+            {
+                if value.is_null() {
+                    column.null_count = Precision::Exact(n);
+                } else {
+                    column.null_count = Precision::Exact(0);
+                    column.min_value = Precision::Exact(value.clone());
+                    column.max_value = Precision::Exact(value);
+                }
+            }
+            partitioned = partitioned.with_statistics(Arc::new(stats));
         }
         files.push(partitioned);
     }
+    let files = prune_files(files, filters, &layout, state);
+    let bytes = files.iter().fold(0usize, |sum, file| {
+        sum.saturating_add(usize::try_from(file.object_meta.size).unwrap_or(usize::MAX))
+    });
+    let file_statistics: Option<Vec<Arc<Statistics>>> =
+        files.iter().map(|file| file.statistics.clone()).collect();
 
     // The columns the scan reads: those asked for, and those the exact filters name.
     let asked: Vec<usize> = match projection {
@@ -155,14 +152,17 @@ pub(crate) async fn scan(
     );
     // The table's statistics are its files' together (for the join order and the sizes the
     // planner estimates), when every file has them.
-    let mut statistics = match rows {
-        Some(_) if !file_statistics.is_empty() => Statistics::try_merge_iter(
-            file_statistics.iter().map(|s| s.as_ref()),
-            &layout.table_schema,
-        )?,
-        _ => Statistics::new_unknown(&layout.table_schema),
+    let mut statistics = match &file_statistics {
+        Some(all) if !all.is_empty() => {
+            Statistics::try_merge_iter(all.iter().map(|s| s.as_ref()), &layout.table_schema)?
+        }
+        Some(_) => {
+            let mut none = Statistics::new_unknown(&layout.table_schema);
+            none.num_rows = Precision::Exact(0);
+            none
+        }
+        None => Statistics::new_unknown(&layout.table_schema),
     };
-    statistics.num_rows = rows.map_or(Precision::Absent, Precision::Exact);
     statistics.total_byte_size = Precision::Inexact(bytes);
     let config = FileScanConfigBuilder::new(store_url, source)
         .with_file_groups(groups(
@@ -200,12 +200,57 @@ pub(crate) async fn scan(
     Ok(Arc::new(ProjectionExec::try_new(columns, plan)?))
 }
 
+/// The files the query's filters may need: those whose partition values and log bounds rule
+/// the filters out are left out of the scan, as deltalake's scan leaves them out, so they
+/// are neither opened nor counted. Files without statistics, and filters that cannot be
+/// evaluated on statistics, keep every file.
+fn prune_files(
+    files: Vec<PartitionedFile>,
+    filters: &[Expr],
+    layout: &Layout,
+    state: &dyn Session,
+) -> Vec<PartitionedFile> {
+    let Some(predicate) = conjunction(filters.iter().cloned().map(unnormalize_col)) else {
+        return files;
+    };
+    let schema = Arc::new(layout.table_schema.clone());
+    let pruning = DFSchema::try_from(Arc::clone(&schema))
+        .and_then(|df_schema| state.create_physical_expr(predicate, &df_schema))
+        .and_then(|predicate| PruningPredicate::try_new(predicate, Arc::clone(&schema)));
+    let Ok(pruning) = pruning else {
+        return files;
+    };
+    if pruning.always_true() {
+        return files;
+    }
+    let statistics = files
+        .iter()
+        .map(|file| {
+            file.statistics
+                .clone()
+                .unwrap_or_else(|| Arc::new(Statistics::new_unknown(&schema)))
+        })
+        .collect();
+    match pruning.prune(&PrunableStatistics::new(statistics, schema)) {
+        Ok(keep) => files
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(file, keep)| keep.then_some(file))
+            .collect(),
+        Err(_) => files,
+    }
+}
+
 /// Why `table` cannot be read as plain Parquet (on a cluster, where deltalake's scan cannot
 /// go), if it cannot: column mapping, deletion vectors, or a snapshot that cannot be read.
 pub(crate) fn cannot_read_plainly(table: &DeltaTable, name: &str) -> Option<String> {
     let snapshot = match table.snapshot() {
         Ok(snapshot) => snapshot,
-        Err(e) => return Some(format!("{name} cannot be read as a Delta table on a cluster: {e}")),
+        Err(e) => {
+            return Some(format!(
+                "{name} cannot be read as a Delta table on a cluster: {e}"
+            ));
+        }
     };
     if let Some(mode) = snapshot
         .table_config()
@@ -316,17 +361,8 @@ fn stat_value(value: &serde_json::Value, data_type: &DataType) -> Option<ScalarV
         _ => return None,
     };
     match data_type {
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Boolean
-        | DataType::Date32
-        | DataType::Date64 => {}
+        integer if integer.is_integer() => {}
+        DataType::Boolean | DataType::Date32 | DataType::Date64 => {}
         DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => {
             // Only values the column's scale holds exactly, so that no rounding moves them.
             let digits = text
@@ -400,7 +436,11 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("price", DataType::Decimal128(12, 2), true),
             Field::new("name", DataType::Utf8, true),
-            Field::new("at", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("day", DataType::Date32, true),
             Field::new("ratio", DataType::Float64, true),
         ]);
@@ -425,9 +465,15 @@ mod tests {
         // 2.125 does not fit a scale of 2: rounded, it could bound the column wrongly.
         assert_eq!(price.max_value, Precision::Absent);
         // A string may be cut to a prefix.
-        assert_eq!((&name.min_value, &name.max_value), (&Precision::Absent, &Precision::Absent));
+        assert_eq!(
+            (&name.min_value, &name.max_value),
+            (&Precision::Absent, &Precision::Absent)
+        );
         assert_eq!(name.null_count, Precision::Exact(2));
-        assert_eq!((&at.min_value, &at.max_value), (&Precision::Absent, &Precision::Absent));
+        assert_eq!(
+            (&at.min_value, &at.max_value),
+            (&Precision::Absent, &Precision::Absent)
+        );
         assert_eq!(
             day.max_value,
             Precision::Exact(ScalarValue::Date32(Some(19783)))

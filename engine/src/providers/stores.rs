@@ -80,7 +80,10 @@ impl StoreRegistry {
             DEFAULT_LISTING_TTL,
         ));
         let local = Url::parse("file:///").unwrap_or_else(|_| unreachable!("constant URL"));
-        registry.adopt(&local, Arc::new(object_store::local::LocalFileSystem::new()));
+        registry.adopt(
+            &local,
+            Arc::new(object_store::local::LocalFileSystem::new()),
+        );
         registry
     }
 
