@@ -72,7 +72,8 @@ echo "scheduler on $scheduler"
 for i in $(seq 1 "$executors"); do
   start "$logs/executor-$i.log" executor \
     executor --scheduler "$scheduler" --listen "$host:0" --cores "$cores"
-  echo "executor $i on $address ($cores cores)"
+  if [ "$cores" -eq 1 ]; then unit=core; else unit=cores; fi
+  echo "executor $i on $address ($cores $unit)"
 done
 cat <<TEXT
 

@@ -25,8 +25,9 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, expr_rewriter::unnormalize_col};
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_optimizer::pruning::PruningPredicate;
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion_datasource::TableSchema;
@@ -132,6 +133,12 @@ pub(crate) async fn scan(
         Some(p) => p.clone(),
         None => (0..schema.fields().len()).collect(),
     };
+    if files.is_empty() {
+        // No file can hold a row: one empty partition, as a listing table without files
+        // plans (a scan of no file groups has no partitions, which operators above that
+        // need some cannot be planned over).
+        return Ok(Arc::new(EmptyExec::new(Arc::new(schema.project(&asked)?))));
+    }
     let exact: Vec<Expr> = exact.iter().cloned().map(unnormalize_col).collect();
     let mut read = asked.clone();
     let mut seen: HashSet<usize> = read.iter().copied().collect();
@@ -214,15 +221,16 @@ fn prune_files(
         return files;
     };
     let schema = Arc::new(layout.table_schema.clone());
-    let pruning = DFSchema::try_from(Arc::clone(&schema))
-        .and_then(|df_schema| state.create_physical_expr(predicate, &df_schema))
-        .and_then(|predicate| PruningPredicate::try_new(predicate, Arc::clone(&schema)));
-    let Ok(pruning) = pruning else {
+    let predicate = DFSchema::try_from(Arc::clone(&schema))
+        .and_then(|df_schema| state.create_physical_expr(predicate, &df_schema));
+    // None when the filters cannot be evaluated on statistics or rule nothing out.
+    let Some(pruning) = predicate.ok().and_then(|predicate| {
+        PruningPredicateBuilder::new()
+            .with_file_schema(Arc::clone(&schema))
+            .build(predicate)
+    }) else {
         return files;
     };
-    if pruning.always_true() {
-        return files;
-    }
     let statistics = files
         .iter()
         .map(|file| {
