@@ -18,6 +18,7 @@ use ballista_executor::health::ExecutorHealth;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use strata_engine::catalog::S3Options;
+use strata_engine::providers::stores::StoreRegistry;
 
 /// What `strata executor` is asked to do.
 #[derive(Debug, Clone)]
@@ -90,7 +91,7 @@ pub async fn run(options: Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Re
             })
         });
     // Tasks read through strata's stores, with this executor's S3 settings.
-    let stores = crate::stores(options.s3.clone());
+    let stores = StoreRegistry::for_plans_of_others(options.s3.clone());
     let spill = work_dir.path().to_path_buf();
     let runtime: ballista_core::RuntimeProducer = Arc::new(move |_| {
         RuntimeEnvBuilder::new()

@@ -35,16 +35,6 @@ pub fn codec() -> Arc<dyn PhysicalExtensionCodec> {
     )))
 }
 
-/// The stores a scheduler or executor reads through: local folders, and S3 buckets made on
-/// first use from `s3`, the process's own settings. One registry for all sessions, so that
-/// a bucket's client and listings are shared by the tasks that read it. (A scheduler reads
-/// no data, but decoding a plan looks up the store of each scan.)
-pub(crate) fn stores(
-    s3: strata_engine::catalog::S3Options,
-) -> Arc<strata_engine::providers::stores::StoreRegistry> {
-    strata_engine::providers::stores::StoreRegistry::for_plans_of_others(s3)
-}
-
 /// Splits `HOST:PORT`, naming what is wrong with it.
 pub(crate) fn host_port(address: &str, what: &str) -> anyhow::Result<(String, u16)> {
     let (host, port) = address.rsplit_once(':').ok_or_else(|| {

@@ -13,6 +13,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use strata_engine::catalog::S3Options;
+use strata_engine::providers::stores::StoreRegistry;
 
 /// Listens on `listen` (port 0 picks a free port), calls `ready` with the address once it
 /// listens, and schedules queries until the process ends. `s3` are the scheduler's own S3
@@ -37,7 +38,7 @@ pub async fn run(
     config.grpc_server_max_encoding_message_size = crate::MAX_MESSAGE as u32;
     config.grpc_client_max_message_size = crate::MAX_MESSAGE as u32;
     // Ballista's sessions, over strata's stores.
-    let stores = crate::stores(s3);
+    let stores = StoreRegistry::for_plans_of_others(s3);
     config.override_session_builder = Some(Arc::new(move |session| {
         let state = default_session_builder(session)?;
         let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())

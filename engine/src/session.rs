@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::policy::{PathPolicy, Policy};
 use crate::providers::metrics::ScanCounters;
 use crate::providers::schema::{Shared, WarehouseCatalog};
-use crate::providers::stores::{DEFAULT_LISTING_TTL, StoreRegistry};
+use crate::providers::stores::{DEFAULT_LISTING_TTL, StoreRegistry, file_url};
 
 /// The name of the SQL catalog that holds the zones.
 pub const CATALOG_NAME: &str = "strata";
@@ -692,8 +692,4 @@ fn attach_file_reads(ctx: &SessionContext, shared: &Arc<Shared>) {
 fn next_fork() -> u64 {
     static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
-}
-
-fn file_url() -> Url {
-    Url::parse("file:///").unwrap_or_else(|_| unreachable!("constant URL"))
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::{Constraints, Statistics};
+use datafusion::common::{Constraints, DataFusionError, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
@@ -316,13 +316,20 @@ impl TableProvider for DeltaProvider {
         limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
         // On a cluster always (deltalake's scan cannot travel there; what a plain scan cannot
-        // read is refused), in a process where the switch is on and the table allows it.
+        // read is refused), in a process where the switch is on and the table allows it
+        // (else deltalake's scan reads it).
         let config = state.config_options();
-        if crate::optimizer::on_cluster(config)
-            || (crate::optimizer::enabled(config, "delta_scans_as_parquet")
-                && crate::providers::delta_parquet::cannot_read_plainly(&self.table, &self.name)
-                    .is_none())
-        {
+        let on_cluster = crate::optimizer::on_cluster(config);
+        if on_cluster || crate::optimizer::enabled(config, "delta_scans_as_parquet") {
+            match crate::providers::delta_parquet::cannot_read_plainly(&self.table, &self.name) {
+                Some(why) if on_cluster => {
+                    return Err(DataFusionError::External(Box::new(
+                        crate::error::Error::Unsupported(why),
+                    )));
+                }
+                Some(_) => return self.inner.scan(state, projection, filters, limit).await,
+                None => {}
+            }
             let refs: Vec<&Expr> = filters.iter().collect();
             let exact: Vec<Expr> = filters
                 .iter()

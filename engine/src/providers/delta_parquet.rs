@@ -40,7 +40,8 @@ use object_store::path::Path;
 use crate::error::Error;
 
 /// Plans a scan of `table`'s current snapshot as plain Parquet, with `schema` (the schema
-/// deltalake's provider gives the table, which queries were planned against). Of the
+/// deltalake's provider gives the table, which queries were planned against). The caller
+/// has asked [`cannot_read_plainly`] first. Of the
 /// query's `filters`, those the provider took as exact (`exact`: DataFusion applies no filter
 /// of its own for them) are applied here, above the scan; DataFusion keeps its own filter
 /// for the others. All of them prune files and row groups once pushed into the scan.
@@ -56,9 +57,6 @@ pub(crate) async fn scan(
     limit: Option<usize>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let refuse = |why: String| DataFusionError::External(Box::new(Error::Unsupported(why)));
-    if let Some(why) = cannot_read_plainly(table, name) {
-        return Err(refuse(why));
-    }
     let snapshot = table
         .snapshot()
         .map_err(|e| refuse(format!("{name} cannot be read as a Delta table: {e}")))?;
@@ -564,6 +562,10 @@ mod tests {
     async fn plan(table: &DeltaTable) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
         let state = datafusion::prelude::SessionContext::new().state();
+        // As the provider does on a cluster: refused when a plain scan cannot read it.
+        if let Some(why) = cannot_read_plainly(table, "curated.t") {
+            return Err(DataFusionError::External(Box::new(Error::Unsupported(why))));
+        }
         scan(table, "curated.t", &schema, &state, None, &[], &[], None).await
     }
 

@@ -49,6 +49,11 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The URL of the local file system's store.
+pub(crate) fn file_url() -> Url {
+    Url::parse("file:///").unwrap_or_else(|_| unreachable!("constant URL"))
+}
+
 /// The key of a URL's store: `s3://bucket`, `file://`.
 pub fn store_key(url: &Url) -> String {
     format!(
